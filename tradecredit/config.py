@@ -1,0 +1,296 @@
+"""The one typed configuration tree, loaded from ``configs/*.yaml``.
+
+Each YAML file is one section of :class:`PlatformConfig` (``simulator.yaml`` ->
+``PlatformConfig.simulator``). Unknown keys and unknown files are rejected, so a
+misspelt key fails at load with the file and the key named. Models carry no
+defaults for tunable numbers: the YAML files are the single place they live.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONFIG_DIR_ENV = "TRADECREDIT_CONFIG_DIR"
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+# An AR(1) persistence below 1 keeps each latent factor stationary.
+Persistence = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, malformed, or names an unknown key or value."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+M = TypeVar("M", bound=StrictModel)
+
+
+def _shares_sum_to_one(shares: dict[str, float], what: str) -> dict[str, float]:
+    total = sum(shares.values())
+    if not shares or abs(total - 1.0) > 1e-6:
+        raise ValueError(f"{what} shares must sum to 1, got {total:.6f}")
+    if any(v < 0 for v in shares.values()):
+        raise ValueError(f"{what} shares must be non-negative")
+    return shares
+
+
+# --------------------------------------------------------------------------- simulator
+
+
+class IndustrySpec(StrictModel):
+    share: Probability
+    quality: float = Field(description="baseline credit quality of the sector, in latent units")
+    revenue_per_employee: PositiveFloat
+
+
+class PopulationConfig(StrictModel):
+    initial_share: Probability = Field(description="share of buyers already trading in month 0")
+    countries: dict[str, Probability]
+    country_quality: dict[str, float]
+    industries: dict[str, IndustrySpec]
+    legal_forms: dict[str, Probability]
+    legal_form_quality: dict[str, float]
+    employees_log_mean: float
+    employees_log_sd: PositiveFloat
+    sole_proprietor_employees_log_mean: float
+    age_years_log_mean: float
+    age_years_log_sd: PositiveFloat
+    capital_per_employee_log_mean: float
+    capital_log_sd: PositiveFloat
+    paid_in_beta: tuple[PositiveFloat, PositiveFloat]
+    missing_employees_share: Probability
+
+    @model_validator(mode="after")
+    def _check(self) -> PopulationConfig:
+        _shares_sum_to_one(self.countries, "population.countries")
+        _shares_sum_to_one({k: v.share for k, v in self.industries.items()}, "population.industries")
+        _shares_sum_to_one(self.legal_forms, "population.legal_forms")
+        for name, table in (("country_quality", self.country_quality), ("legal_form_quality", self.legal_form_quality)):
+            source = self.countries if name == "country_quality" else self.legal_forms
+            missing = set(source) - set(table)
+            if missing:
+                raise ValueError(f"population.{name} lacks {sorted(missing)}")
+        if "sole_proprietor" not in self.legal_forms:
+            raise ValueError("population.legal_forms must include sole_proprietor")
+        return self
+
+
+class SellerConfig(StrictModel):
+    terms_days: dict[int, Probability]
+    extra_seller_prob: Probability = Field(description="chance of each further seller, up to max_per_buyer")
+    max_per_buyer: PositiveInt
+    popularity_concentration: PositiveFloat
+    relationship_sd: NonNegativeFloat = Field(description="how differently one buyer pays its sellers")
+
+    @model_validator(mode="after")
+    def _check(self) -> SellerConfig:
+        _shares_sum_to_one({str(k): v for k, v in self.terms_days.items()}, "sellers.terms_days")
+        return self
+
+
+class MacroShock(StrictModel):
+    start_month: Annotated[int, Field(ge=0)]
+    months: PositiveInt
+    size: float = Field(description="total move of the macro factor over the shock, in latent units")
+
+
+class QualityConfig(StrictModel):
+    """Latent credit quality q (higher is safer) = static + firm AR(1) + industry AR(1) + macro AR(1)."""
+
+    intercept: float
+    age_effect: float
+    size_effect: float
+    idiosyncratic_sd: NonNegativeFloat
+    firm_persistence: Persistence
+    firm_sd: NonNegativeFloat
+    industry_persistence: Persistence
+    industry_sd: NonNegativeFloat
+    industry_loading: float
+    macro_persistence: Persistence
+    macro_sd: NonNegativeFloat
+    macro_loading: float
+    macro_shock: MacroShock | None
+
+
+class DefaultConfig(StrictModel):
+    log_hazard_intercept: float = Field(description="log monthly default hazard at quality 0")
+    quality_sensitivity: PositiveFloat = Field(description="drop in log hazard per unit of quality")
+    insolvency_share: Probability
+    claim_share: Probability
+    claim_lag_days: tuple[PositiveInt, PositiveInt]
+    write_off_lag_days: tuple[PositiveInt, PositiveInt]
+
+
+class InvoiceConfig(StrictModel):
+    monthly_invoices_mean: PositiveFloat
+    volume_size_elasticity: float
+    volume_quality_elasticity: float
+    amount_log_mean: float
+    amount_log_sd: PositiveFloat
+    amount_size_elasticity: float
+
+
+class PaymentConfig(StrictModel):
+    """Each invoice falls in a lateness class; the class draw is what the truth is computed from."""
+
+    habit_sd: NonNegativeFloat = Field(description="buyer payment culture, unrelated to credit quality")
+    slip_intercept: float
+    slip_quality: float
+    severe_intercept: float
+    severe_quality: float
+    dispute_intercept: float
+    dispute_quality: float
+    dispute_severe_uplift: float
+    early_days: tuple[int, int]
+    slight_days: tuple[PositiveInt, PositiveInt]
+    severe_days: tuple[PositiveInt, PositiveInt]
+    late_threshold_days: PositiveInt
+    partial_intercept: float
+    partial_quality: float
+    partial_first_share: tuple[Probability, Probability]
+
+    @model_validator(mode="after")
+    def _check(self) -> PaymentConfig:
+        if self.slight_days[1] > self.late_threshold_days or self.severe_days[0] <= self.late_threshold_days:
+            raise ValueError("slight_days must end at or before late_threshold_days and severe_days start after it")
+        return self
+
+
+class RegistryEventRate(StrictModel):
+    log_rate: float = Field(description="log monthly rate at quality 0")
+    quality: float = Field(description="change in log rate per unit of quality (negative: distress raises it)")
+
+
+class FinancialsConfig(StrictModel):
+    filing_intercept: float
+    filing_size: float
+    sole_proprietor_filing_penalty: float
+    publication_lag_days: tuple[PositiveInt, PositiveInt]
+    field_missing_share: Probability
+    noise_sd: NonNegativeFloat
+
+
+class SimulatorConfig(StrictModel):
+    seed: int
+    buyers: PositiveInt
+    sellers: PositiveInt
+    months: PositiveInt
+    start: date
+    output_format: Literal["csv", "parquet"]
+    population: PopulationConfig
+    sellers_mix: SellerConfig
+    quality: QualityConfig
+    default: DefaultConfig
+    invoices: InvoiceConfig
+    payments: PaymentConfig
+    registry_events: dict[str, RegistryEventRate]
+    financials: FinancialsConfig
+
+    @model_validator(mode="after")
+    def _check(self) -> SimulatorConfig:
+        if self.start.day != 1:
+            raise ValueError("start must be the first day of a month")
+        from tradecredit.contract import REGISTRY_EVENT_TYPES
+
+        unknown = set(self.registry_events) - set(REGISTRY_EVENT_TYPES)
+        if unknown:
+            raise ValueError(f"registry_events has types outside the contract vocabulary: {sorted(unknown)}")
+        if "insolvency_filing" in self.registry_events:
+            raise ValueError("insolvency_filing is emitted with insolvencies, not at a rate: remove it")
+        return self
+
+
+# --------------------------------------------------------------------------- ledger loader
+
+
+class LedgerConfig(StrictModel):
+    financials_publication_lag_days: Annotated[int, Field(ge=0)] = Field(
+        description="assumed lag from period_end to publication when published_on is absent"
+    )
+    default_seller_id: str = Field(description="seller_id given to invoices of a ledger with one seller")
+    settlement_tolerance: NonNegativeFloat = Field(
+        description="an invoice counts as settled when payments reach amount minus this (rounding)"
+    )
+
+
+# --------------------------------------------------------------------------- the tree
+
+
+class PlatformConfig(StrictModel):
+    simulator: SimulatorConfig
+    ledger: LedgerConfig
+
+
+SECTIONS: dict[str, type[StrictModel]] = {
+    name: field.annotation for name, field in PlatformConfig.model_fields.items()  # type: ignore[misc]
+}
+
+
+def default_config_dir() -> Path:
+    """``$TRADECREDIT_CONFIG_DIR`` if set, else the repository's ``configs/``."""
+    env = os.environ.get(CONFIG_DIR_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def load_config(config_dir: Path | None = None) -> PlatformConfig:
+    """Load and validate every section file in ``config_dir``."""
+    config_dir = config_dir or default_config_dir()
+    if not config_dir.is_dir():
+        raise ConfigError(f"config folder {config_dir} does not exist (set {CONFIG_DIR_ENV} or pass --config-dir)")
+    present = {p.stem: p for p in sorted(config_dir.glob("*.y*ml"))}
+    unknown = set(present) - set(SECTIONS)
+    if unknown:
+        names = ", ".join(present[u].name for u in sorted(unknown))
+        raise ConfigError(f"{config_dir}: unknown config file(s) {names}; known sections: {', '.join(SECTIONS)}")
+    sections: dict[str, StrictModel] = {}
+    for name, model in SECTIONS.items():
+        path = present.get(name)
+        if path is None:
+            raise ConfigError(f"{config_dir}: missing config file {name}.yaml")
+        sections[name] = load_section(path, model)
+    return PlatformConfig(**sections)
+
+
+def load_section(path: Path, model: type[M]) -> M:
+    """Validate one YAML file against ``model``; errors name the file and the key."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the key, never echoing the input."""
+    problems = []
+    for err in exc.errors():
+        key = _location(err["loc"])
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{key}'")
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(message if key == "(top level)" else f"key '{key}': {message}")
+    return "; ".join(problems)

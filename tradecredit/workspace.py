@@ -1,0 +1,31 @@
+"""The workspace folder: everything a run produces lives under one root."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+WORKSPACE_ENV = "TRADECREDIT_WORKSPACE"
+DEFAULT_WORKSPACE = Path("workspace")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def resolve(cls, root: Path | None) -> Workspace:
+        """The given folder, else ``$TRADECREDIT_WORKSPACE``, else ``./workspace``."""
+        chosen = root or Path(os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE)
+        return cls(chosen.resolve())
+
+    @property
+    def simulated(self) -> Path:
+        """Simulated portfolios written by ``demo`` (a ledger folder plus its truth)."""
+        return self.root / "simulated"
+
+    @property
+    def ledger(self) -> Path:
+        """Normalised tables, rejects and load summary written by ``load``."""
+        return self.root / "ledger"
