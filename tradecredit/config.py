@@ -150,6 +150,8 @@ class PaymentConfig(StrictModel):
     slip_quality: float
     severe_intercept: float
     severe_quality: float
+    squeeze_below: float = Field(description="quality below which a liquidity squeeze sets in")
+    squeeze_slope: NonNegativeFloat = Field(description="extra late-payment logit per unit of quality below it")
     dispute_intercept: float
     dispute_quality: float
     dispute_severe_uplift: float

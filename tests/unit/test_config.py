@@ -1,0 +1,78 @@
+"""The typed config tree: loads the shipped configs, rejects what it does not know."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tradecredit.config import ConfigError, load_config
+
+
+@pytest.fixture
+def config_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "configs"
+    shutil.copytree(REPO / "configs", target)
+    return target
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path.name}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_shipped_configs_load(config):
+    assert config.simulator.buyers > 0
+    assert config.ledger.financials_publication_lag_days >= 0
+
+
+def test_misspelt_key_names_file_and_key(config_copy):
+    _edit(config_copy / "simulator.yaml", "\nsellers: ", "\nsellerz: ")
+    with pytest.raises(ConfigError) as err:
+        load_config(config_copy)
+    assert "simulator.yaml" in str(err.value) and "unknown key 'sellerz'" in str(err.value)
+
+
+def test_nested_misspelt_key_is_named_with_its_path(config_copy):
+    _edit(config_copy / "simulator.yaml", "  habit_sd:", "  habbit_sd:")
+    with pytest.raises(ConfigError, match=r"unknown key 'payments\.habbit_sd'"):
+        load_config(config_copy)
+
+
+def test_wrong_value_names_the_key(config_copy):
+    _edit(config_copy / "ledger.yaml", "financials_publication_lag_days: 120", "financials_publication_lag_days: -3")
+    with pytest.raises(ConfigError, match=r"ledger\.yaml: key 'financials_publication_lag_days'"):
+        load_config(config_copy)
+
+
+def test_shares_must_sum_to_one(config_copy):
+    _edit(config_copy / "simulator.yaml", "DE: 0.25, FR", "DE: 0.35, FR")
+    with pytest.raises(ConfigError, match="population.countries shares must sum to 1"):
+        load_config(config_copy)
+
+
+def test_unknown_registry_event_type_is_refused(config_copy):
+    _edit(config_copy / "simulator.yaml", "  name_change:", "  name_changed:")
+    with pytest.raises(ConfigError, match="name_changed"):
+        load_config(config_copy)
+
+
+def test_unknown_config_file_is_refused(config_copy):
+    (config_copy / "extra.yaml").write_text("a: 1\n")
+    with pytest.raises(ConfigError, match="unknown config file.*extra.yaml"):
+        load_config(config_copy)
+
+
+def test_missing_config_file_is_named(config_copy):
+    (config_copy / "ledger.yaml").unlink()
+    with pytest.raises(ConfigError, match="missing config file ledger.yaml"):
+        load_config(config_copy)
+
+
+def test_invalid_yaml_is_reported(config_copy):
+    (config_copy / "ledger.yaml").write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(config_copy)
