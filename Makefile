@@ -7,7 +7,7 @@ VENV := .venv
 # uv must use the machine's interpreter, never download one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean repro
 
 demo: install          ## run the whole platform end to end on a simulated portfolio
 	$(VENV)/bin/tradecredit demo
@@ -27,3 +27,6 @@ $(VENV)/.installed: uv.lock pyproject.toml | $(UV)
 
 clean:
 	rm -rf .tools $(VENV) workspace
+
+repro: install         ## reproduce the dvc.yaml pipeline
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro

@@ -241,10 +241,13 @@ SECTIONS: dict[str, type[StrictModel]] = {
 
 
 def default_config_dir() -> Path:
-    """``$TRADECREDIT_CONFIG_DIR`` if set, else the repository's ``configs/``."""
+    """``$TRADECREDIT_CONFIG_DIR`` if set, else ``./configs`` if it exists, else the shipped ``configs/``."""
     env = os.environ.get(CONFIG_DIR_ENV)
     if env:
         return Path(env)
+    local = Path.cwd() / "configs"
+    if local.is_dir():
+        return local
     return Path(__file__).resolve().parent.parent / "configs"
 
 
