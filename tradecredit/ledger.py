@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -116,8 +116,6 @@ class LoadSummary:
         return sum(t.rejected for t in self.tables.values())
 
     def to_json(self) -> str:
-        from dataclasses import asdict
-
         return json.dumps(asdict(self) | {"rows_rejected": self.rows_rejected}, indent=2) + "\n"
 
 
@@ -490,7 +488,12 @@ _DATE_COLUMNS_KNOWN_FROM = {
 
 
 def _normalise(accepted: dict[str, pl.DataFrame], cfg: LedgerConfig) -> tuple[dict[str, pl.DataFrame], int]:
-    """Derive payments from the paid_on shorthand, settlement dates and open amounts."""
+    """Derive payments from the paid_on shorthand, settlement dates and open amounts.
+
+    Point in time: ``settled_on``, ``paid_amount`` and ``outstanding_amount`` describe each
+    invoice as of the END of the data. They are for reporting and labels; a feature as of an
+    earlier date must recompute them from ``payments`` up to that date, or it sees the future.
+    """
     invoices = accepted["invoices"].with_columns(
         pl.col("seller_id").fill_null(cfg.default_seller_id),
         terms_days=(pl.col("due_on") - pl.col("issued_on")).dt.total_days().cast(pl.Int32),

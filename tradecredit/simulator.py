@@ -443,7 +443,8 @@ def simulate_portfolio(cfg: SimulatorConfig) -> SimulatedPortfolio:
 
     exposure_years = float(scored.sum()) / 12.0
     late_labelled = (due_on + np.timedelta64(pc.late_threshold_days, "D")) <= data_end
-    late_observed = severe | (defaulted_before & ~severe & (default_on[inv_buyer] <= settle_on))
+    # Late: the severe class, or never paid because the buyer defaulted first.
+    late_observed = severe | defaulted_before
     summary: dict[str, float | int | str] = {
         "buyers": n,
         "sellers": cfg.sellers,

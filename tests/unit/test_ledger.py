@@ -315,6 +315,13 @@ def test_written_outputs(tmp_path, config, good_tables):
     assert {"settled_on", "outstanding_amount", "paid_amount", "terms_days"} <= set(invoices.columns)
 
 
+def test_invalid_utf8_stops_the_load_naming_the_file(tmp_path, config, good_tables):
+    folder = write_ledger(tmp_path / "ledger", good_tables)
+    (folder / "buyers.csv").write_bytes(b"buyer_id,country\nB1,DE\nB\xff2,FR\n")
+    with pytest.raises(LedgerError, match=r"buyers\.csv cannot be read"):
+        load_ledger(folder, config.ledger)
+
+
 def test_missing_folder_is_an_error(tmp_path, config):
     with pytest.raises(LedgerError, match="does not exist"):
         load_ledger(Path(tmp_path / "nope"), config.ledger)
