@@ -65,6 +65,7 @@ class PopulationConfig(StrictModel):
     employees_log_mean: float
     employees_log_sd: PositiveFloat
     sole_proprietor_employees_log_mean: float
+    sole_proprietor_employees_log_sd: PositiveFloat
     age_years_log_mean: float
     age_years_log_sd: PositiveFloat
     capital_per_employee_log_mean: float
@@ -130,6 +131,7 @@ class DefaultConfig(StrictModel):
     insolvency_share: Probability
     claim_share: Probability
     claim_lag_days: tuple[PositiveInt, PositiveInt]
+    insolvency_filing_lead_days: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
     write_off_lag_days: tuple[PositiveInt, PositiveInt]
 
 
@@ -155,6 +157,8 @@ class PaymentConfig(StrictModel):
     dispute_intercept: float
     dispute_quality: float
     dispute_severe_uplift: float
+    dispute_after_issue_days: Annotated[int, Field(ge=0)] = Field(description="earliest dispute after issue")
+    severe_habit_weight: float = Field(description="how much payment habit moves the severe-lateness logit")
     early_days: tuple[int, int]
     slight_days: tuple[PositiveInt, PositiveInt]
     severe_days: tuple[PositiveInt, PositiveInt]
@@ -175,6 +179,26 @@ class RegistryEventRate(StrictModel):
     quality: float = Field(description="change in log rate per unit of quality (negative: distress raises it)")
 
 
+class StatementRatios(StrictModel):
+    """How filed figures respond to latent quality q (each with the statement noise added)."""
+
+    revenue_quality: float = Field(description="log revenue per unit of quality")
+    log_assets_to_revenue: float
+    debt_ratio_intercept: float = Field(description="logit of liabilities / assets at quality 0")
+    debt_ratio_quality: float
+    current_assets_share: tuple[Probability, Probability]
+    log_current_ratio_intercept: float
+    log_current_ratio_quality: float
+    cash_share_intercept: float = Field(description="logit of cash / current assets at quality 0")
+    cash_share_quality: float
+    receivables_share: tuple[Probability, Probability]
+    net_margin_intercept: float
+    net_margin_quality: float
+    net_margin_noise_scale: NonNegativeFloat = Field(description="net margin noise as a share of noise_sd")
+    cash_conversion_margin: tuple[float, float] = Field(description="operating cash flow above net income, per revenue")
+    interest_rate: tuple[NonNegativeFloat, NonNegativeFloat]
+
+
 class FinancialsConfig(StrictModel):
     filing_intercept: float
     filing_size: float
@@ -182,6 +206,7 @@ class FinancialsConfig(StrictModel):
     publication_lag_days: tuple[PositiveInt, PositiveInt]
     field_missing_share: Probability
     noise_sd: NonNegativeFloat
+    ratios: StatementRatios
 
 
 class SimulatorConfig(StrictModel):

@@ -168,7 +168,7 @@ def simulate_portfolio(cfg: SimulatorConfig) -> SimulatedPortfolio:
 
     log_emp = np.where(
         sole,
-        rng.normal(pop.sole_proprietor_employees_log_mean, pop.employees_log_sd * 0.5, n),
+        rng.normal(pop.sole_proprietor_employees_log_mean, pop.sole_proprietor_employees_log_sd, n),
         rng.normal(pop.employees_log_mean, pop.employees_log_sd, n),
     )
     employees = np.maximum(np.floor(np.exp(log_emp)), 0).astype(np.int64)
@@ -300,7 +300,7 @@ def simulate_portfolio(cfg: SimulatorConfig) -> SimulatedPortfolio:
     # A liquidity squeeze: below a quality level, firms stretch payables much harder.
     squeeze = pc.squeeze_slope * np.maximum(pc.squeeze_below - q_inv, 0.0)
     p_slip = _sigmoid(pc.slip_intercept + pc.slip_quality * q_inv + squeeze + habit + rel_habit[inv_rel])
-    severe_logit = pc.severe_intercept + pc.severe_quality * q_inv + squeeze + 0.5 * habit
+    severe_logit = pc.severe_intercept + pc.severe_quality * q_inv + squeeze + pc.severe_habit_weight * habit
     p_severe_clean = _sigmoid(severe_logit)
     p_severe_disputed = _sigmoid(severe_logit + pc.dispute_severe_uplift)
     disputed = rng.random(n_inv) < p_dispute
@@ -344,8 +344,9 @@ def simulate_portfolio(cfg: SimulatorConfig) -> SimulatedPortfolio:
     pay_order = np.lexsort((pay_on, pay_inv))
     invoice_ids = _ids("INV", n_inv, 9)
 
-    dispute_span = np.maximum((settle_on - issued_on).astype(int) - 3, 1)
-    disputed_on = issued_on + (3 + np.floor(rng.random(n_inv) * dispute_span)).astype("timedelta64[D]")
+    first_dispute_day = pc.dispute_after_issue_days
+    dispute_span = np.maximum((settle_on - issued_on).astype(int) - first_dispute_day, 1)
+    disputed_on = issued_on + (first_dispute_day + np.floor(rng.random(n_inv) * dispute_span)).astype("timedelta64[D]")
     dispute_known = disputed & (disputed_on <= data_end) & (disputed_on < default_on[inv_buyer])
 
     # ------------------------------------------------------------------ registry events
@@ -380,7 +381,7 @@ def simulate_portfolio(cfg: SimulatorConfig) -> SimulatedPortfolio:
         ce_type.append(np.full(within.sum(), name))
     # An insolvency is public through its filing, a few days before the court's decision.
     filers = defaulted[insolvent]
-    filing_on = np.maximum(default_on[filers] - _uniform_int(rng, (0, 14), filers.size).astype("timedelta64[D]"), start)
+    filing_on = np.maximum(default_on[filers] - _uniform_int(rng, dc.insolvency_filing_lead_days, filers.size).astype("timedelta64[D]"), start)
 
     registry = pl.DataFrame(
         {
@@ -492,7 +493,7 @@ def _simulate_financials(
     buyer_ids: np.ndarray,
 ) -> pl.DataFrame:
     """Yearly statements (period ending 31 December) from the firms that file, published with a lag."""
-    fc = cfg.financials
+    fc, r = cfg.financials, cfg.financials.ratios
     n, months = quality.shape
     files = rng.random(n) < _sigmoid(
         fc.filing_intercept + fc.filing_size * np.log1p(employees) - fc.sole_proprietor_filing_penalty * sole
@@ -513,15 +514,15 @@ def _simulate_financials(
         return rng.normal(0.0, fc.noise_sd * scale, k)
 
     revenue_per_employee = np.array([cfg.population.industries[i].revenue_per_employee for i in industries])
-    revenue = np.maximum(employees[fb], 1) * revenue_per_employee[industry_idx[fb]] * np.exp(0.15 * q + noise())
-    total_assets = revenue * np.exp(-0.2 + noise())
-    debt_ratio = _sigmoid(0.3 - 0.6 * q + noise())
+    revenue = np.maximum(employees[fb], 1) * revenue_per_employee[industry_idx[fb]] * np.exp(r.revenue_quality * q + noise())
+    total_assets = revenue * np.exp(r.log_assets_to_revenue + noise())
+    debt_ratio = _sigmoid(r.debt_ratio_intercept + r.debt_ratio_quality * q + noise())
     total_liabilities = total_assets * debt_ratio
-    current_assets = total_assets * rng.uniform(0.35, 0.65, k)
-    current_liabilities = current_assets / np.exp(0.25 + 0.3 * q + noise())
-    cash = current_assets * _sigmoid(-1.5 + 0.5 * q + noise())
-    receivables = current_assets * rng.uniform(0.3, 0.5, k)
-    net_income = revenue * (0.03 + 0.04 * q + noise(0.05))
+    current_assets = total_assets * rng.uniform(*r.current_assets_share, k)
+    current_liabilities = current_assets / np.exp(r.log_current_ratio_intercept + r.log_current_ratio_quality * q + noise())
+    cash = current_assets * _sigmoid(r.cash_share_intercept + r.cash_share_quality * q + noise())
+    receivables = current_assets * rng.uniform(*r.receivables_share, k)
+    net_income = revenue * (r.net_margin_intercept + r.net_margin_quality * q + noise(r.net_margin_noise_scale))
     values = {
         "revenue": revenue,
         "total_assets": total_assets,
@@ -533,8 +534,8 @@ def _simulate_financials(
         "inventory": np.maximum(current_assets - cash - receivables, 0.0),
         "equity": total_assets - total_liabilities,
         "net_income": net_income,
-        "operating_cash_flow": net_income + revenue * rng.uniform(0.01, 0.05, k),
-        "interest_expense": total_liabilities * rng.uniform(0.02, 0.06, k),
+        "operating_cash_flow": net_income + revenue * rng.uniform(*r.cash_conversion_margin, k),
+        "interest_expense": total_liabilities * rng.uniform(*r.interest_rate, k),
     }
     frame = pl.DataFrame({"buyer_id": buyer_ids[fb], "period_end": period_end, "published_on": published_on})
     columns = []
