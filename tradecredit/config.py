@@ -252,12 +252,21 @@ class LedgerConfig(StrictModel):
     )
 
 
+# --------------------------------------------------------------------------- labels
+
+
+class LabelsConfig(StrictModel):
+    default_days_past_due: PositiveInt = Field(description="days an invoice stays unpaid past due before the ledger calls a default")
+    late_days: PositiveInt = Field(description="days past due after which a payment is late (late_30d)")
+
+
 # --------------------------------------------------------------------------- the tree
 
 
 class PlatformConfig(StrictModel):
     simulator: SimulatorConfig
     ledger: LedgerConfig
+    labels: LabelsConfig
 
 
 SECTIONS: dict[str, type[StrictModel]] = {
