@@ -16,6 +16,8 @@ from typing import Annotated, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tradecredit.contract import REGISTRY_EVENT_TYPES
+
 CONFIG_DIR_ENV = "TRADECREDIT_CONFIG_DIR"
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -78,8 +80,10 @@ class PopulationConfig(StrictModel):
         _shares_sum_to_one(self.countries, "population.countries")
         _shares_sum_to_one({k: v.share for k, v in self.industries.items()}, "population.industries")
         _shares_sum_to_one(self.legal_forms, "population.legal_forms")
-        for name, table in (("country_quality", self.country_quality), ("legal_form_quality", self.legal_form_quality)):
-            source = self.countries if name == "country_quality" else self.legal_forms
+        for name, table, source in (
+            ("country_quality", self.country_quality, self.countries),
+            ("legal_form_quality", self.legal_form_quality, self.legal_forms),
+        ):
             missing = set(source) - set(table)
             if missing:
                 raise ValueError(f"population.{name} lacks {sorted(missing)}")
@@ -229,8 +233,6 @@ class SimulatorConfig(StrictModel):
     def _check(self) -> SimulatorConfig:
         if self.start.day != 1:
             raise ValueError("start must be the first day of a month")
-        from tradecredit.contract import REGISTRY_EVENT_TYPES
-
         unknown = set(self.registry_events) - set(REGISTRY_EVENT_TYPES)
         if unknown:
             raise ValueError(f"registry_events has types outside the contract vocabulary: {sorted(unknown)}")

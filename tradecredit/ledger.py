@@ -181,7 +181,7 @@ def _read(path: Path) -> pl.DataFrame:
 def _as_text(series: pl.Series) -> pl.Series:
     text = series.cast(pl.String) if series.dtype != pl.String else series
     text = text.str.strip_chars()
-    return text.set(text == "", None) if text.len() else text  # type: ignore[arg-type]
+    return text.set(text == "", None)  # type: ignore[arg-type]
 
 
 def _parse_date(series: pl.Series, fmt: str | None) -> pl.Series:
@@ -217,7 +217,7 @@ def _parse_number(series: pl.Series) -> pl.Series:
         pl.Float64, strict=False
     )
     # nan and inf parse as floats but are not amounts anyone can act on.
-    return values.set(~values.is_finite(), None) if values.len() else values  # type: ignore[arg-type]
+    return values.set(~values.is_finite(), None)  # type: ignore[arg-type]
 
 
 class _Checks:
@@ -504,20 +504,20 @@ def _normalise(accepted: dict[str, pl.DataFrame], cfg: LedgerConfig) -> tuple[di
     recorded = accepted.get("payments", pl.DataFrame(schema={"invoice_id": pl.String, "paid_on": pl.Date, "amount": pl.Float64}))
     payments = pl.concat([recorded.with_columns(source=pl.lit("payments")), shorthand]).sort("invoice_id", "paid_on")
 
-    # An invoice is settled on the date its payments reach its amount.
-    running = payments.join(invoices.select("invoice_id", invoice_amount="amount"), on="invoice_id").with_columns(
-        paid_to_date=pl.col("amount").cum_sum().over("invoice_id")
-    )
-    settled = (
-        running.filter(pl.col("paid_to_date") >= pl.col("invoice_amount") - cfg.settlement_tolerance)
+    # An invoice is settled on the date its payments reach its amount (payments are date-sorted).
+    per_invoice = (
+        payments.join(invoices.select("invoice_id", invoice_amount="amount"), on="invoice_id")
         .group_by("invoice_id")
-        .agg(settled_on=pl.col("paid_on").min())
+        .agg(
+            settled_on=pl.col("paid_on")
+            .filter(pl.col("amount").cum_sum() >= pl.col("invoice_amount") - cfg.settlement_tolerance)
+            .min(),
+            paid_amount=pl.col("amount").sum(),
+        )
     )
-    paid = payments.group_by("invoice_id").agg(paid_amount=pl.col("amount").sum())
     invoices = (
         invoices.drop("paid_on")
-        .join(settled, on="invoice_id", how="left")
-        .join(paid, on="invoice_id", how="left")
+        .join(per_invoice, on="invoice_id", how="left")
         .with_columns(pl.col("paid_amount").fill_null(0.0))
         .with_columns(outstanding_amount=(pl.col("amount") - pl.col("paid_amount")).clip(lower_bound=0.0))
     )

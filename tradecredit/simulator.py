@@ -320,8 +320,12 @@ def simulate_portfolio(cfg: SimulatorConfig) -> SimulatedPortfolio:
     settle_on = np.maximum(due_on + days_beyond_terms.astype("timedelta64[D]"), issued_on)
 
     # Truth: severe class (integrated over the dispute draw), or a default before a timely payment.
-    p_severe_class = p_slip * (p_dispute * p_severe_disputed + (1.0 - p_dispute) * p_severe_clean)
-    mean_timely_dbt = (1.0 - p_slip) * np.mean(pc.early_days) + p_slip * (1.0 - p_severe) * np.mean(pc.slight_days)
+    # Both terms integrate over the dispute draw: the truth is as of issue, before any dispute.
+    p_severe_given_slip = p_dispute * p_severe_disputed + (1.0 - p_dispute) * p_severe_clean
+    p_severe_class = p_slip * p_severe_given_slip
+    mean_timely_dbt = (1.0 - p_slip) * np.mean(pc.early_days) + p_slip * (1.0 - p_severe_given_slip) * np.mean(
+        pc.slight_days
+    )
     timely_days = np.maximum(terms + mean_timely_dbt, 0.0)
     p_default_first = 1.0 - np.exp(-hazard[inv_buyer, inv_month] * timely_days / DAYS_PER_MONTH)
     p_late_30d = p_severe_class + (1.0 - p_severe_class) * p_default_first

@@ -6,7 +6,6 @@ from datetime import date
 
 import polars as pl
 
-from tests.conftest import REPO
 from tradecredit.config import SimulatorConfig
 from tradecredit.features.labels import default_dates, label_default_12m, label_late
 from tradecredit.ledger import load_ledger
@@ -105,4 +104,3 @@ def test_simulated_labels_agree_with_the_simulators_defaults(tmp_path, config):
     rows = labelled.join(portfolio.buyer_month_truth, on=["buyer_id", "as_of_date"]).drop_nulls("default_12m")
     assert rows.height > 0 and not labelled["in_default"].any()
     assert abs(rows["default_12m"].mean() - rows["pd_12m"].mean()) < 0.01
-    assert (REPO / "configs" / "labels.yaml").exists()
