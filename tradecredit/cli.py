@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -10,14 +9,14 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from tradecredit.cli_support import Context, config_of, fail
 from tradecredit.config import (
-    ConfigError,
     PlatformConfig,
     SimulatorConfig,
     default_config_dir,
     describe_validation_error,
-    load_config,
 )
+from tradecredit.features import cli as features_cli
 from tradecredit.ledger import LedgerError, LoadSummary, format_summary, load_ledger, load_mapping, write_loaded_ledger
 from tradecredit.simulator import SimulationPaths, simulate_portfolio, write_portfolio
 from tradecredit.workspace import WORKSPACE_ENV, Workspace
@@ -28,20 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-@dataclass(frozen=True)
-class Context:
-    workspace: Workspace
-    config_dir: Path
-
-    def config(self) -> PlatformConfig:
-        return load_config(self.config_dir)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
+app.add_typer(features_cli.app, name="features")
 
 
 @app.callback()
@@ -62,13 +48,6 @@ def main(
     ] = None,
 ) -> None:
     ctx.obj = Context(workspace=Workspace.resolve(workspace), config_dir=config_dir or default_config_dir())
-
-
-def _config(ctx: typer.Context) -> PlatformConfig:
-    try:
-        return ctx.obj.config()
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
 
 
 def _simulator_config(
@@ -92,7 +71,7 @@ def _simulator_config(
     try:
         return SimulatorConfig.model_validate(merged)
     except ValidationError as exc:
-        raise _fail(f"simulator options: {describe_validation_error(exc)}") from None
+        raise fail(f"simulator options: {describe_validation_error(exc)}") from None
 
 
 def run_simulation(cfg: SimulatorConfig, out: Path) -> SimulationPaths:
@@ -135,11 +114,11 @@ def simulate(
     ] = None,
 ) -> None:
     """Simulate a portfolio: a ledger folder in the data contract, and the truth beside it."""
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     try:
         start_date = date.fromisoformat(start) if start else None
     except ValueError:
-        raise _fail(f"--start: '{start}' is not a date (YYYY-MM-01)") from None
+        raise fail(f"--start: '{start}' is not a date (YYYY-MM-01)") from None
     sim_cfg = _simulator_config(cfg.simulator, buyers, sellers, months, start_date, seed, output_format)
     run_simulation(sim_cfg, out)
 
@@ -154,11 +133,11 @@ def load(
     strict: Annotated[bool, typer.Option(help="Exit with status 1 if any row is rejected.")] = False,
 ) -> None:
     """Validate and normalise a ledger folder into the workspace (rejects and summary beside it)."""
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     try:
         summary = run_load(cfg, ledger_dir, ctx.obj.workspace, mapping)
     except LedgerError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if strict and summary.rows_rejected:
         typer.echo(f"{summary.rows_rejected:,} rows rejected (--strict): see rejects.csv", err=True)
         raise typer.Exit(code=1)
@@ -171,7 +150,7 @@ def demo(
     months: Annotated[int | None, typer.Option(help="Months of history.")] = None,
 ) -> None:
     """The main job, end to end on the built-in simulated portfolio."""
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     ws: Workspace = ctx.obj.workspace
     typer.echo(f"Workspace: {ws.root}")
     sim_cfg = _simulator_config(cfg.simulator, buyers, None, months, None, None, None)
@@ -181,9 +160,17 @@ def demo(
     try:
         summary = run_load(cfg, paths.ledger_dir, ws, None)
     except LedgerError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if summary.rows_rejected:
-        raise _fail(f"the simulated ledger had {summary.rows_rejected} rejected rows: a simulator or loader bug")
+        raise fail(f"the simulated ledger had {summary.rows_rejected} rejected rows: a simulator or loader bug")
+    typer.echo("\n== 3. Build point-in-time features")
+    features_cli.run_build(cfg, ws, None)
+    typer.echo("\n== 4. Register them in Feast and load the online store")
+    features_cli.run_apply(cfg, ws)
+    features_cli.run_materialize(cfg, ws)
+    typer.echo("\n== 5. Training sets (Feast point-in-time retrieval + contract labels)")
+    for name in features_cli.TRAINING_SETS:
+        features_cli.run_training_set(cfg, ws, name)
     typer.echo("\nDemo complete.")
 
 

@@ -606,3 +606,27 @@ def format_summary(summary: LoadSummary) -> str:
         lines.append(f"invoices paid more than their amount: {summary.overpaid_invoices:,}")
     lines.append(f"rows rejected in all: {summary.rows_rejected:,}")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class NormalisedLedger:
+    """The normalised tables a previous ``load`` wrote, and the span of dates they cover."""
+
+    tables: dict[str, pl.DataFrame]
+    data_start: date
+    data_end: date
+
+
+def read_normalised_ledger(folder: Path) -> NormalisedLedger:
+    """Read what :func:`write_loaded_ledger` wrote; an error says to run ``load`` first."""
+    summary_file = folder / "load_summary.json"
+    if not summary_file.exists():
+        raise LedgerError(f"no loaded ledger in {folder}: run 'tradecredit load LEDGER_DIR' first")
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    if not summary.get("data_start") or not summary.get("data_end"):
+        raise LedgerError(f"{summary_file}: the loaded ledger has no dated facts")
+    tables = {path.stem: pl.read_parquet(path) for path in sorted(folder.glob("*.parquet"))}
+    for required in ("buyers", "invoices"):
+        if required not in tables:
+            raise LedgerError(f"{folder}: {required}.parquet is missing: run 'tradecredit load LEDGER_DIR' again")
+    return NormalisedLedger(tables, date.fromisoformat(summary["data_start"]), date.fromisoformat(summary["data_end"]))

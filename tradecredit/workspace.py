@@ -29,3 +29,18 @@ class Workspace:
     def ledger(self) -> Path:
         """Normalised tables, rejects and load summary written by ``load``."""
         return self.root / "ledger"
+
+    @property
+    def features(self) -> Path:
+        """Feature snapshots written by ``features build``: one Parquet file per feature view."""
+        return self.root / "features"
+
+    @property
+    def feature_repo(self) -> Path:
+        """The Feast registry and the SQLite online store."""
+        return self.root / "feature_repo"
+
+    @property
+    def training_sets(self) -> Path:
+        """Training sets written by ``features training-set``."""
+        return self.root / "training_sets"
