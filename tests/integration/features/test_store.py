@@ -1,0 +1,131 @@
+"""The Feast store: online/offline parity (SQLite and a real Redis), staleness, training sets."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from tests.integration.features.conftest import build_into
+from tests.oracles.features_oracle import mismatches
+from tradecredit.config import SnapshotConfig
+from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, features_of_model
+from tradecredit.features.labels import default_dates, label_default_12m, label_late
+from tradecredit.features.store import REDIS_URL_ENV, apply_repo, historical_features, materialize, online_features
+from tradecredit.features.training_sets import default_training_set, late_training_set
+
+
+@pytest.fixture(scope="module")
+def monthly_built(small_portfolio, config, tmp_path_factory):
+    """The shipped config's grid: monthly calendar plus the day before each invoice."""
+    _, loaded = small_portfolio
+    return build_into(tmp_path_factory.mktemp("monthly"), loaded, config, config.features)
+
+
+def _parity(built, features_cfg, model):
+    store = apply_repo(built.paths, features_cfg)
+    materialize(store, built.data_end, features_cfg)
+    buyers = built.tables["buyers"]["buyer_id"].to_list()
+    online = online_features(store, model, buyers, features_cfg, read_at=datetime.combine(built.data_end, datetime.min.time(), UTC))
+    offline = historical_features(store, model, pl.DataFrame({"buyer_id": buyers, "as_of_ts": [built.data_end] * len(buyers)}))
+    names = [f.name for f in features_of_model(model)]
+    assert online.values.columns == ["buyer_id", *names] and offline.columns == ["buyer_id", "as_of_ts", *names]
+    problems = []
+    for on, off in zip(online.values.iter_rows(named=True), offline.iter_rows(named=True), strict=True):
+        assert on["buyer_id"] == off["buyer_id"]
+        problems += [f"{on['buyer_id']}: {m}" for m in mismatches(off, on, names)]
+    assert problems == []
+    # Non-trivial: most buyers have payment history online.
+    assert online.values["invoices_issued_365d"].drop_nulls().sum() > 100
+    return store, online
+
+
+@pytest.mark.parametrize("model", list(FEATURE_SERVICES))
+def test_online_equals_offline_on_sqlite(monthly_built, config, model):
+    _parity(monthly_built, config.features, model)
+
+
+def test_online_equals_offline_on_a_real_redis(monthly_built, config, redis_url, monkeypatch, tmp_path):
+    monkeypatch.setenv(REDIS_URL_ENV, redis_url)
+    redis_cfg = config.features.model_copy(update={"online_store": "redis", "project": "tc_redis_test"})
+    paths = type(monthly_built.paths)(monthly_built.paths.offline_dir, tmp_path / "repo")
+    built = type(monthly_built)(monthly_built.tables, monthly_built.data_start, monthly_built.data_end, paths, redis_cfg)
+    _parity(built, redis_cfg, "default")
+    import redis
+
+    host, port = redis_url.split(":")
+    assert redis.Redis(host=host, port=int(port)).dbsize() > 0, "features must really be in Redis"
+
+
+def test_stale_online_features_are_flagged(monthly_built, config):
+    store, fresh = _parity(monthly_built, config.features, "default")
+    assert not any(fresh.stale_features()[b] for b in ("B000001", "B000002"))
+    late_read = datetime.combine(monthly_built.data_end, datetime.min.time(), UTC) + timedelta(days=config.features.max_online_age_days + 1)
+    old = online_features(store, "default", ["B000001", "NOT_A_BUYER"], config.features, read_at=late_read)
+    stale = old.stale_features()
+    names = [f.name for f in features_of_model("default")]
+    assert stale["B000001"] == names, "every feature is older than the limit"
+    assert stale["NOT_A_BUYER"] == names, "a buyer with no online row is stale, not fresh"
+    ages = old.age_days().row(0, named=True)
+    assert ages["open_balance"] == pytest.approx(config.features.max_online_age_days + 1)
+
+
+def test_default_training_set_rows_labels_and_features(monthly_built, config):
+    store = apply_repo(monthly_built.paths, config.features)
+    ts = default_training_set(store, monthly_built.tables, config.labels, monthly_built.data_start, monthly_built.data_end)
+    frame = ts.frame
+    # Labels: recomputed here from the contract functions, censored and in-default rows excluded.
+    months = sorted({d.date() for d in frame["as_of_ts"].to_list()})
+    assert all(m.day == 1 for m in months)
+    defaults = default_dates(monthly_built.tables, config.labels.default_days_past_due, monthly_built.data_end)
+    entities = frame.select("buyer_id", as_of_date=pl.col("as_of_ts").dt.date())
+    expected = label_default_12m(entities, defaults, monthly_built.data_end)
+    assert not expected["censored"].any() and not expected["in_default"].any()
+    assert frame["default_12m"].to_list() == expected["default_12m"].cast(pl.Int8).to_list()
+    assert ts.candidates == frame.height + sum(ts.excluded.values())
+    assert ts.excluded["censored_window_past_data_end"] > 0
+    # Features are Feast's point-in-time values for those rows.
+    again = historical_features(store, "default", frame.select("buyer_id", "as_of_ts"))
+    assert frame.select(again.columns).equals(again)
+
+
+def test_late_training_set_uses_the_day_before_issue(monthly_built, config):
+    store = apply_repo(monthly_built.paths, config.features)
+    ts = late_training_set(store, monthly_built.tables, config.labels, monthly_built.data_end)
+    frame = ts.frame
+    assert (frame["as_of_ts"].dt.date() == frame["issued_on"] - timedelta(days=1)).all()
+    labels = label_late(monthly_built.tables["invoices"], config.labels.late_days, monthly_built.data_end)
+    assert ts.excluded["censored_outcome_unknown_at_data_end"] == labels["censored"].sum()
+    joined = frame.join(labels, on="invoice_id", suffix="_truth")
+    assert (joined["late_30d"] == joined["late_30d_truth"].cast(pl.Int8)).all()
+    # The invoice itself is not in the buyer's features: it was issued after the snapshot.
+    first = frame.sort("issued_on").group_by("buyer_id", maintain_order=True).first()
+    assert (first["invoices_issued_365d"].fill_null(0) == 0).all()
+    for f in ORDER_FEATURES:
+        assert f.name in frame.columns
+    row = frame.filter(pl.col("invoices_issued_365d") > 0).row(0, named=True)
+    assert row["amount_vs_usual_invoice"] == pytest.approx(row["order_amount"] / (row["amount_issued_365d"] / row["invoices_issued_365d"]))
+
+
+def test_monthly_grid_serves_the_latest_snapshot_at_or_before(monthly_built, config):
+    """Between snapshots, Feast answers with the latest one (a month start or an invoice eve)."""
+    store = apply_repo(monthly_built.paths, config.features)
+    buyer = "B000003"
+    invoices = monthly_built.tables["invoices"].filter(pl.col("buyer_id") == buyer)
+    eves = {d - timedelta(days=1) for d in invoices["issued_on"].to_list()}
+    when = date(monthly_built.data_start.year, monthly_built.data_start.month, 20) + timedelta(days=62)
+    grid = sorted({d for d in eves if d <= when} | {date(when.year, when.month, 1)})
+    latest = grid[-1]
+    got = historical_features(store, "default", pl.DataFrame({"buyer_id": [buyer, buyer], "as_of_ts": [when, latest]}))
+    a, b = got.row(0, named=True), got.row(1, named=True)
+    names = [f.name for f in features_of_model("default")]
+    assert {n: a[n] for n in names} == {n: b[n] for n in names}
+
+
+def test_weekly_calendar_snapshots_mondays(small_portfolio, config, tmp_path):
+    _, loaded = small_portfolio
+    weekly = config.features.model_copy(update={"snapshots": SnapshotConfig(calendar="weekly", before_invoice_dates=False)})
+    built = build_into(tmp_path, loaded, config, weekly)
+    days = pl.read_parquet(built.paths.view_file("firmographics"))["snapshot_ts"].dt.date().unique().to_list()
+    assert all(d.weekday() == 0 or d == built.data_end for d in days)
