@@ -12,7 +12,8 @@ export UV_PYTHON_DOWNLOADS := never
 demo: install          ## run the whole platform end to end on a simulated portfolio
 	$(VENV)/bin/tradecredit demo
 
-test: install          ## run the whole test suite
+test: install          ## run the whole test suite (installs the Debian servers the tests start)
+	.ci/system-packages
 	$(VENV)/bin/pytest
 
 install: $(VENV)/.installed

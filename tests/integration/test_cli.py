@@ -21,10 +21,11 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
     return subprocess.run([TRADECREDIT, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300)
 
 
-def test_demo_simulates_and_loads_with_zero_rejects(tmp_path):
+def test_demo_simulates_loads_and_serves_features(tmp_path):
     ws = tmp_path / "ws"
     result = run("--workspace", str(ws), "demo", "--buyers", "300", "--months", "18")
     assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
     assert "rows rejected in all: 0" in result.stdout
     assert "Demo complete." in result.stdout
     summary = json.loads((ws / "ledger" / "load_summary.json").read_text())
@@ -32,6 +33,42 @@ def test_demo_simulates_and_loads_with_zero_rejects(tmp_path):
     assert summary["tables"]["buyers"]["accepted"] == 300
     assert (ws / "simulated" / "truth" / "buyer_month_pd.parquet").exists()
     assert pl.read_parquet(ws / "ledger" / "invoices.parquet").height == summary["tables"]["invoices"]["accepted"]
+
+    # Features: built, applied, materialized; training sets written.
+    build = json.loads((ws / "features" / "build_summary.json").read_text())
+    assert build["buyers"] == 300 and build["as_of_end"] == summary["data_end"]
+    assert (ws / "feature_repo" / "online_store.db").exists()
+    default = pl.read_parquet(ws / "training_sets" / "default.parquet")
+    late = pl.read_parquet(ws / "training_sets" / "late.parquet")
+    assert default.height > 0 and set(default["default_12m"].unique()) <= {0, 1}
+    assert late.height > 0 and late["late_30d"].null_count() == 0
+
+    # features get: a CSV of entity rows in, point-in-time features out, in order.
+    entities = tmp_path / "entities.csv"
+    entities.write_text(f"buyer_id,as_of_ts\nB000002,{summary['data_end']}T08:00:00+08:00\nB000001,2020-01-01\n")
+    got = run("--workspace", str(ws), "features", "get", "--entities", str(entities), "--out", str(tmp_path / "f.parquet"))
+    assert got.returncode == 0, got.stderr
+    frame = pl.read_parquet(tmp_path / "f.parquet")
+    assert frame["buyer_id"].to_list() == ["B000002", "B000001"]
+    assert frame["open_balance"][0] is not None and frame["open_balance"][1] is None  # 2020: before any snapshot
+
+    online = run("--workspace", str(ws), "features", "online", "B000001")
+    assert online.returncode == 0, online.stderr
+    doc = json.loads(online.stdout)
+    assert doc["buyer_id"] == "B000001" and doc["features_as_of_ts"].startswith(summary["data_end"])
+    assert doc["stale"] is True  # the simulated data ended long before today
+
+
+def test_feature_commands_fail_with_messages(tmp_path):
+    ws = tmp_path / "ws"
+    no_ledger = run("--workspace", str(ws), "features", "build")
+    assert no_ledger.returncode == 2 and "run 'tradecredit load" in no_ledger.stderr
+    no_build = run("--workspace", str(ws), "features", "materialize")
+    assert no_build.returncode == 2 and "run 'tradecredit features build'" in no_build.stderr
+    bad = run("--workspace", str(ws), "features", "training-set", "sideways")
+    assert bad.returncode == 2 and "default, late" in bad.stderr
+    for r in (no_ledger, no_build, bad):
+        assert "Traceback" not in r.stderr
 
 
 def test_simulate_csv_then_load_it(tmp_path):
