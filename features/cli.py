@@ -208,8 +208,7 @@ def online(
         raise fail(str(exc)) from None
     stale = result.stale_features()
     stamps = result.feature_ts.to_dicts()
-    for row, ts in zip(result.values.to_dicts(), stamps, strict=True):
-        buyer = row.pop("buyer_id")
+    for buyer, row, ts in zip(result.buyer_ids, result.rows(), stamps, strict=True):
         known = [t for k, t in ts.items() if k != "buyer_id" and t is not None]
         doc = {
             "buyer_id": buyer,

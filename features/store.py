@@ -46,6 +46,8 @@ _TS_TYPE = pl.Datetime("us", "UTC")
 
 
 def repo_config(paths: FeaturePaths, cfg: FeaturesConfig) -> RepoConfig:
+    # Feast resolves relative paths against repo_path: keep every path absolute.
+    paths = FeaturePaths(paths.offline_dir.resolve(), paths.repo_dir.resolve())
     if cfg.online_store == "redis":
         address = os.environ.get(REDIS_URL_ENV)
         if not address:
@@ -218,45 +220,67 @@ class OnlineFeatures:
     """Online features of some buyers, with each feature's snapshot time and age.
 
     Feast does not apply TTLs to online reads, so age is checked here: a feature whose
-    snapshot is older than ``max_online_age_days`` (or absent) is listed as stale.
+    snapshot is older than ``max_age_days`` (or absent) is listed as stale.
     """
 
-    values: pl.DataFrame  # buyer_id, then the model's features
-    feature_ts: pl.DataFrame  # buyer_id, then each feature's snapshot time (null: never materialized)
+    buyer_ids: list[str]
+    names: list[str]
+    response: dict[str, list[Any]]  # Feast's columns: each feature, and "<feature>__ts" in epoch seconds
     read_at: datetime
     max_age_days: int
 
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per buyer, feature name to value: the serving path, no frame building."""
+        columns = [self.response[n] for n in self.names]
+        return [dict(zip(self.names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+    @property
+    def values(self) -> pl.DataFrame:
+        """``buyer_id``, then the model's features, typed as in the catalogue."""
+        schema = {"buyer_id": pl.String, **{n: POLARS_TYPES[FEATURE_TYPES[n]] for n in self.names}}
+        return pl.DataFrame({"buyer_id": self.buyer_ids, **{n: self.response[n] for n in self.names}}, schema=schema)
+
+    @property
+    def feature_ts(self) -> pl.DataFrame:
+        """``buyer_id``, then each feature's snapshot time (null: never materialized)."""
+        # Feast reports 0 (the epoch) for a buyer it has no row for.
+        stamps = {n: [datetime.fromtimestamp(s, UTC) if s else None for s in self.response[f"{n}__ts"]] for n in self.names}
+        return pl.DataFrame({"buyer_id": self.buyer_ids, **stamps}, schema={"buyer_id": pl.String, **dict.fromkeys(self.names, _TS_TYPE)})
+
     def age_days(self) -> pl.DataFrame:
         read_at = pl.lit(self.read_at).cast(_TS_TYPE)
-        return self.feature_ts.select(
-            "buyer_id", *[((read_at - pl.col(c)).dt.total_seconds() / 86400).alias(c) for c in self.feature_ts.columns[1:]]
-        )
+        ts = self.feature_ts
+        return ts.select("buyer_id", *[((read_at - pl.col(c)).dt.total_seconds() / 86400).alias(c) for c in self.names])
 
     def stale_features(self) -> dict[str, list[str]]:
         """Per buyer, the features that are missing or older than the limit."""
-        ages = self.age_days()
-        out = {}
-        for row in ages.iter_rows(named=True):
-            buyer = row.pop("buyer_id")
-            out[buyer] = [name for name, age in row.items() if age is None or age > self.max_age_days]
-        return out
+        limit = self.read_at.timestamp() - self.max_age_days * 86400
+        stamps = [self.response[f"{n}__ts"] for n in self.names]
+        return {
+            buyer: [n for n, ts in zip(self.names, row, strict=True) if not ts or ts < limit]
+            for buyer, row in zip(self.buyer_ids, zip(*stamps, strict=True), strict=True)
+        }
+
+
+class OnlineFeatureReader:
+    """Reads one model's features from the online store; holds the feature service so each
+    read is one Feast call (looking the service up in the registry costs more than the read)."""
+
+    def __init__(self, store: FeatureStore, model: str, cfg: FeaturesConfig) -> None:
+        self.store = store
+        self.service = store.get_feature_service(FEATURE_SERVICES[model][0])
+        self.names = [f.name for f in features_of_model(model)]
+        self.max_age_days = cfg.max_online_age_days
+
+    def read(self, buyer_ids: list[str], read_at: datetime | None = None) -> OnlineFeatures:
+        response = self.store.get_online_features(
+            features=self.service, entity_rows=[{"buyer_id": b} for b in buyer_ids]
+        ).to_dict(include_event_timestamps=True)
+        return OnlineFeatures(list(buyer_ids), self.names, response, read_at or datetime.now(UTC), self.max_age_days)
 
 
 def online_features(
     store: FeatureStore, model: str, buyer_ids: list[str], cfg: FeaturesConfig, read_at: datetime | None = None
 ) -> OnlineFeatures:
-    service_name, _ = FEATURE_SERVICES[model]
-    response = store.get_online_features(
-        features=store.get_feature_service(service_name), entity_rows=[{"buyer_id": b} for b in buyer_ids]
-    ).to_dict(include_event_timestamps=True)
-    names = [f.name for f in features_of_model(model)]
-    values = pl.DataFrame(
-        {"buyer_id": response["buyer_id"], **{n: response[n] for n in names}},
-        schema={"buyer_id": pl.String, **{n: POLARS_TYPES[FEATURE_TYPES[n]] for n in names}},
-    )
-    # Feast reports 0 (the epoch) for a buyer it has no row for.
-    stamps = {
-        n: [datetime.fromtimestamp(s, UTC) if s else None for s in response[f"{n}__ts"]] for n in names
-    }
-    feature_ts = pl.DataFrame({"buyer_id": response["buyer_id"], **stamps}, schema={"buyer_id": pl.String, **{n: _TS_TYPE for n in names}})
-    return OnlineFeatures(values, feature_ts, read_at or datetime.now(UTC), cfg.max_online_age_days)
+    """One-off read; a service keeps an :class:`OnlineFeatureReader` instead."""
+    return OnlineFeatureReader(store, model, cfg).read(buyer_ids, read_at)
