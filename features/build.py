@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from tradecredit.config import FeaturesConfig, SnapshotConfig
-from tradecredit.contract import REGISTRY_EVENT_TYPES
+from tradecredit.contract import FINANCIAL_FIELDS, REGISTRY_EVENT_TYPES
 from tradecredit.features.catalog import (
     DAYS_SINCE_TYPES,
     EXECUTIVE_TURNOVER_TYPES,
@@ -94,7 +94,7 @@ _OPTIONAL_TABLES = {
         "buyer_id": pl.String,
         "period_end": pl.Date,
         "published_on": pl.Date,
-        **{c: pl.Float64 for c in ("revenue", "total_assets", "total_liabilities", "current_assets", "current_liabilities", "cash", "equity", "net_income")},
+        **dict.fromkeys(FINANCIAL_FIELDS, pl.Float64),
     },
 }
 
@@ -105,14 +105,12 @@ def build_features(
     settlement_tolerance: float,
     data_start: date,
     as_of_end: date,
-    grid: pl.DataFrame | None = None,
 ) -> FeatureTables:
-    """Compute every view's features on the snapshot grid (or the ``buyer_id, as_of`` pairs given).
+    """Compute every view's features on the snapshot grid.
 
     ``tables`` are the normalised ledger tables; facts dated after ``as_of_end`` never enter.
     """
-    if grid is None:
-        grid = snapshot_grid(tables["buyers"], tables["invoices"], data_start, as_of_end, cfg.snapshots)
+    grid = snapshot_grid(tables["buyers"], tables["invoices"], data_start, as_of_end, cfg.snapshots)
     con = duckdb.connect()
     try:
         con.execute("SET preserve_insertion_order = false")

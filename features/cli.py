@@ -187,7 +187,12 @@ def get(
         result = historical_features(store, model, frame)
     except FeatureStoreError as exc:
         raise fail(f"{entities.name}: {exc}") from None
-    _write_table(result, out)
+    # Other columns of the entity file (a request id, a label) come back beside the features.
+    extras = [c for c in frame.columns if c not in ("buyer_id", "as_of_ts")]
+    clash = [c for c in extras if c in result.columns]
+    if clash:
+        raise fail(f"{entities.name}: column(s) {', '.join(clash)} have a feature's name; rename them")
+    _write_table(pl.concat([result, frame.select(extras)], how="horizontal"), out)
     typer.echo(f"Wrote {result.height:,} rows x {result.width - 2} features: {out}")
 
 

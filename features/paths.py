@@ -21,12 +21,8 @@ class FeaturePaths:
         return self.offline_dir / f"{view}.parquet"
 
 
-def write_feature_tables(tables: FeatureTables, paths: FeaturePaths) -> list[Path]:
+def write_feature_tables(tables: FeatureTables, paths: FeaturePaths) -> None:
     """Write each view's snapshot rows as the Parquet file its Feast source reads."""
     paths.offline_dir.mkdir(parents=True, exist_ok=True)
-    written = []
     for view, frame in tables.views.items():
-        target = paths.view_file(view)
-        frame.write_parquet(target)
-        written.append(target)
-    return written
+        frame.write_parquet(paths.view_file(view))

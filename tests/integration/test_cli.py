@@ -45,11 +45,12 @@ def test_demo_simulates_loads_and_serves_features(tmp_path):
 
     # features get: a CSV of entity rows in, point-in-time features out, in order.
     entities = tmp_path / "entities.csv"
-    entities.write_text(f"buyer_id,as_of_ts\nB000002,{summary['data_end']}T08:00:00+08:00\nB000001,2020-01-01\n")
+    entities.write_text(f"buyer_id,as_of_ts,request\nB000002,{summary['data_end']}T08:00:00+08:00,r1\nB000001,2020-01-01,r2\n")
     got = run("--workspace", str(ws), "features", "get", "--entities", str(entities), "--out", str(tmp_path / "f.parquet"))
     assert got.returncode == 0, got.stderr
     frame = pl.read_parquet(tmp_path / "f.parquet")
     assert frame["buyer_id"].to_list() == ["B000002", "B000001"]
+    assert frame["request"].to_list() == ["r1", "r2"], "the file's other columns come back"
     assert frame["open_balance"][0] is not None and frame["open_balance"][1] is None  # 2020: before any snapshot
 
     online = run("--workspace", str(ws), "features", "online", "B000001")

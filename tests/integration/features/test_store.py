@@ -10,6 +10,7 @@ import pytest
 from tests.integration.features.conftest import build_into
 from tests.oracles.features_oracle import mismatches
 from tradecredit.config import SnapshotConfig
+from tradecredit.features.build import calendar_dates
 from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, features_of_model
 from tradecredit.features.labels import default_dates, label_default_12m, label_late
 from tradecredit.features.store import REDIS_URL_ENV, apply_repo, historical_features, materialize, online_features
@@ -114,13 +115,16 @@ def test_monthly_grid_serves_the_latest_snapshot_at_or_before(monthly_built, con
     buyer = "B000003"
     invoices = monthly_built.tables["invoices"].filter(pl.col("buyer_id") == buyer)
     eves = {d - timedelta(days=1) for d in invoices["issued_on"].to_list()}
-    when = date(monthly_built.data_start.year, monthly_built.data_start.month, 20) + timedelta(days=62)
-    grid = sorted({d for d in eves if d <= when} | {date(when.year, when.month, 1)})
-    latest = grid[-1]
+    months = set(calendar_dates(monthly_built.data_start, monthly_built.data_end, "monthly"))
+    grid = sorted(eves | months)
+    # A date strictly between two snapshots, so Feast must fall back to the earlier one.
+    latest, following = next((a, b) for a, b in zip(grid, grid[1:]) if (b - a).days > 1)
+    when = latest + timedelta(days=1)
     got = historical_features(store, "default", pl.DataFrame({"buyer_id": [buyer, buyer], "as_of_ts": [when, latest]}))
     a, b = got.row(0, named=True), got.row(1, named=True)
     names = [f.name for f in features_of_model("default")]
     assert {n: a[n] for n in names} == {n: b[n] for n in names}
+    assert when < following
 
 
 def test_weekly_calendar_snapshots_mondays(small_portfolio, config, tmp_path):
