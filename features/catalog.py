@@ -193,6 +193,13 @@ def features_of_model(model: str) -> tuple[FeatureDef, ...]:
     return tuple(f for f in FEATURES if f.view in views)
 
 
+def model_input_features(model: str) -> tuple[FeatureDef, ...]:
+    """Every input of a model, in the order the model takes them: the late-payment model
+    adds the order's features in front of the buyer's."""
+    buyer = features_of_model(model)
+    return (*ORDER_FEATURES, *buyer) if model == "late" else buyer
+
+
 def feature_table_markdown() -> str:
     """The README's feature table: one row per feature, generated from this catalogue."""
     sources = {v.name: v.source for v in VIEWS} | {"order": "the order (late-payment model only)"}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import polars as pl
 import typer
 
-from tradecredit.cli_support import config_of, fail
+from tradecredit.cli_support import config_of, fail, read_table, write_table
 from tradecredit.config import PlatformConfig
 from tradecredit.features.build import build_features
 from tradecredit.features.catalog import FEATURE_SERVICES, FEATURES, feature_table_markdown
@@ -116,26 +116,6 @@ def run_materialize(cfg: PlatformConfig, ws: Workspace) -> None:
     )
 
 
-def _read_table(path: Path) -> pl.DataFrame:
-    if not path.exists():
-        raise fail(f"{path} does not exist")
-    if path.suffix == ".parquet":
-        return pl.read_parquet(path)
-    if path.suffix == ".csv":
-        return pl.read_csv(path, infer_schema=False)
-    raise fail(f"{path.name}: use a .csv or .parquet file")
-
-
-def _write_table(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        frame.write_parquet(path)
-    elif path.suffix == ".csv":
-        frame.write_csv(path)
-    else:
-        raise fail(f"{path.name}: use a .csv or .parquet file")
-
-
 Model = Annotated[str, typer.Option("--service", help="Feature service: default (all views) or late.")]
 
 
@@ -181,7 +161,7 @@ def get(
 
     _check_model(model)
     cfg = config_of(ctx)
-    frame = _read_table(entities)
+    frame = read_table(entities)
     try:
         store = open_store(paths_of(ctx.obj.workspace), cfg.features)
         result = historical_features(store, model, frame)
@@ -192,7 +172,7 @@ def get(
     clash = [c for c in extras if c in result.columns]
     if clash:
         raise fail(f"{entities.name}: column(s) {', '.join(clash)} have a feature's name; rename them")
-    _write_table(pl.concat([result, frame.select(extras)], how="horizontal"), out)
+    write_table(pl.concat([result, frame.select(extras)], how="horizontal"), out)
     typer.echo(f"Wrote {result.height:,} rows x {result.width - 2} features: {out}")
 
 
@@ -254,7 +234,8 @@ def run_training_set(cfg: PlatformConfig, ws: Workspace, name: str) -> TrainingS
     ws.training_sets.mkdir(parents=True, exist_ok=True)
     target = ws.training_sets / f"{name}.parquet"
     result.frame.write_parquet(target)
-    summary = result.summary() | {"seconds": round(time.perf_counter() - started, 2), "written_at": datetime.now().astimezone().isoformat(timespec="seconds")}
+    # Labels are complete up to the build's last date: training places its slices from it.
+    summary = result.summary() | {"data_end": as_of_end.isoformat(), "seconds": round(time.perf_counter() - started, 2), "written_at": datetime.now().astimezone().isoformat(timespec="seconds")}
     (ws.training_sets / f"{name}_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     excluded = ", ".join(f"{reason}: {count:,}" for reason, count in result.excluded.items())
     typer.echo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
 import typer
 
 from tradecredit.config import ConfigError, PlatformConfig, load_config
@@ -31,3 +32,24 @@ def config_of(ctx: typer.Context) -> PlatformConfig:
         return ctx.obj.config()
     except ConfigError as exc:
         raise fail(str(exc)) from None
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """A user's CSV (every column read as text, parsed later with row-level errors) or Parquet file."""
+    if not path.exists():
+        raise fail(f"{path} does not exist")
+    if path.suffix == ".parquet":
+        return pl.read_parquet(path)
+    if path.suffix == ".csv":
+        return pl.read_csv(path, infer_schema=False)
+    raise fail(f"{path.name}: use a .csv or .parquet file")
+
+
+def write_table(frame: pl.DataFrame, path: Path) -> None:
+    if path.suffix not in (".parquet", ".csv"):
+        raise fail(f"{path.name}: use a .csv or .parquet file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.write_parquet(path)
+    else:
+        frame.write_csv(path)

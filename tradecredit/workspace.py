@@ -44,3 +44,13 @@ class Workspace:
     def training_sets(self) -> Path:
         """Training sets written by ``features training-set``."""
         return self.root / "training_sets"
+
+    @property
+    def mlflow(self) -> Path:
+        """The MLflow tracking and registry database (SQLite) and its artifact store."""
+        return self.root / "mlflow"
+
+    @property
+    def models(self) -> Path:
+        """Per-model summaries, metrics and reports written by ``train``, ``evaluate`` and ``promote``."""
+        return self.root / "models"
