@@ -78,3 +78,18 @@ def config() -> PlatformConfig:
 @pytest.fixture
 def good_tables() -> dict[str, list[dict[str, str]]]:
     return {name: [dict(r) for r in rows] for name, rows in GOOD_LEDGER.items()}
+
+
+def quick_config_dir(folder: Path, trials: int = 3) -> Path:
+    """A copy of configs/ whose model searches are short: commands run as users run them,
+    without minutes of tuning (the search itself is tested in tests/model)."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(REPO / "configs", folder)
+    training = yaml.safe_load((folder / "training.yaml").read_text(encoding="utf-8"))
+    for model in ("default", "late"):
+        training[model]["tuning"].update({"trials": trials, "timeout_seconds": 60, "max_rounds": 150})
+    (folder / "training.yaml").write_text(yaml.safe_dump(training), encoding="utf-8")
+    return folder

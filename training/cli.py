@@ -236,7 +236,7 @@ def run_evaluate(cfg: PlatformConfig, ws: Workspace, model: str, version: str | 
     from tradecredit.training.evaluate import benchmark_predict, evaluate_predictions, fit_benchmark
     from tradecredit.training.report import write_plots
     from tradecredit.training.splits import HOLDOUT, SLICE, TEST, TRAIN
-    from tradecredit.training.train import truth_column
+    from tradecredit.training.train import training_rows, truth_column
 
     _check_model(model)
     client, found, credit_model = _registered(cfg, ws, model, version, registry.CHALLENGER)
@@ -246,7 +246,7 @@ def run_evaluate(cfg: PlatformConfig, ws: Workspace, model: str, version: str | 
     model_cfg = cfg.training.model(model)
     heldout = frame.filter((pl.col(SLICE) == TEST) & pl.col(HOLDOUT))
     seen = frame.filter((pl.col(SLICE) == TEST) & ~pl.col(HOLDOUT))
-    train_rows = frame.filter(pl.col(SLICE) == TRAIN)
+    train_rows = training_rows(frame.filter(pl.col(SLICE) == TRAIN), model, model_cfg, cfg.training.lightgbm.seed)
     x = credit_model.matrix(heldout)
     label = heldout[credit_model.label].to_numpy().astype(int)
     benchmark = fit_benchmark(credit_model.matrix(train_rows), train_rows[credit_model.label].to_numpy(), cfg.training.lightgbm.seed)
@@ -259,7 +259,7 @@ def run_evaluate(cfg: PlatformConfig, ws: Workspace, model: str, version: str | 
     folder = ws.models / model / "evaluation"
     write_plots(credit_model, evaluation, label, prob, bench, truth_values, x.head(2000), folder)
     metrics = evaluation.flat_metrics()
-    result = {"model": model, "registered_model": found.name, "version": found.version, "split": plan.as_dict(),
+    result = {"model": model, "registered_model": found.name, "version": str(found.version), "split": plan.as_dict(),
               "same_data_as_training": same_data, **_headline(metrics)}
     (folder / "metrics.json").write_text(json.dumps(_ready(result), indent=2) + "\n", encoding="utf-8")
     (folder / "all_metrics.json").write_text(json.dumps(_ready(metrics), indent=2) + "\n", encoding="utf-8")
@@ -299,7 +299,7 @@ def run_promote(cfg: PlatformConfig, ws: Workspace, model: str) -> GateDecision:
         heldout[challenger_model.label].to_numpy().astype(int), float(run_metrics["benchmark_auc"]), model_cfg,
         cfg.training.lightgbm.seed,
     )
-    evidence = decision.evidence | {"champion_version": champion.version if champion else None}
+    evidence = decision.evidence | {"champion_version": str(champion.version) if champion else None}
     tags = {
         "gate_decision": decision.decision,
         "gate_reasons": "; ".join(decision.reasons) or "all checks passed",
@@ -315,7 +315,7 @@ def run_promote(cfg: PlatformConfig, ws: Workspace, model: str) -> GateDecision:
     out = ws.models / model
     out.mkdir(parents=True, exist_ok=True)
     (out / "promotion.json").write_text(
-        json.dumps(_ready({"version": challenger.version, **tags, "evidence": evidence}), indent=2) + "\n", encoding="utf-8"
+        json.dumps(_ready({"version": str(challenger.version), **tags, "evidence": evidence}), indent=2) + "\n", encoding="utf-8"
     )
     if decision.decision == PROMOTED:
         was = f" (was version {champion.version})" if champion and champion.version != challenger.version else ""

@@ -182,6 +182,15 @@ def tune(
     )
 
 
+def training_rows(train_slice: pl.DataFrame, model: str, cfg: ModelTrainingConfig, seed: int) -> pl.DataFrame:
+    """The train slice, or its seeded sample when ``max_train_rows`` caps it; evaluation refits
+    the benchmark on exactly these rows."""
+    if cfg.max_train_rows and train_slice.height > cfg.max_train_rows:
+        # Sorted after sampling: the same rows in the same order give the same model anywhere.
+        return train_slice.sample(cfg.max_train_rows, seed=seed).sort(DATE_COLUMNS[model], "buyer_id", maintain_order=True)
+    return train_slice
+
+
 def final_params(tuned: dict[str, float | int], base: dict[str, object]) -> dict[str, object]:
     return base | tuned | {"bagging_freq": 1}
 
@@ -222,10 +231,7 @@ def train(
     data = prepare(training_set, model, data_end, cfg, late_days)
     monotone = [cfg.monotone.get(f, 0) for f in data.features]
     base = _base_params(lightgbm_cfg, monotone)
-    train_rows, cal_rows = data.rows(TRAIN), data.rows(CALIBRATION)
-    if cfg.max_train_rows and train_rows.height > cfg.max_train_rows:
-        # Keep time order: a sorted sample trains the same model on every machine.
-        train_rows = train_rows.sample(cfg.max_train_rows, seed=lightgbm_cfg.seed).sort(DATE_COLUMNS[model], "buyer_id")
+    train_rows, cal_rows = training_rows(data.rows(TRAIN), model, cfg, lightgbm_cfg.seed), data.rows(CALIBRATION)
     x_train, y_train = model_matrix(train_rows, data.features, data.categories, model), train_rows[label].to_numpy()
     x_cal, y_cal = model_matrix(cal_rows, data.features, data.categories, model), cal_rows[label].to_numpy()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tests.conftest import GOOD_LEDGER, REPO, write_ledger
+from tests.conftest import GOOD_LEDGER, REPO, quick_config_dir, write_ledger
 
 TRADECREDIT = str(Path(sys.executable).parent / "tradecredit")
 
@@ -21,22 +21,24 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
     return subprocess.run([TRADECREDIT, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300)
 
 
-def test_demo_simulates_loads_and_serves_features(tmp_path):
+def test_demo_simulates_loads_trains_and_scores(tmp_path):
     ws = tmp_path / "ws"
-    result = run("--workspace", str(ws), "demo", "--buyers", "300", "--months", "18")
+    configs = quick_config_dir(tmp_path / "configs")
+    # 40 months: the default model's split needs a year of label and a year of gap after training.
+    result = run("--workspace", str(ws), "--config-dir", str(configs), "demo", "--buyers", "400", "--months", "40")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr
     assert "rows rejected in all: 0" in result.stdout
     assert "Demo complete." in result.stdout
     summary = json.loads((ws / "ledger" / "load_summary.json").read_text())
     assert summary["rows_rejected"] == 0
-    assert summary["tables"]["buyers"]["accepted"] == 300
+    assert summary["tables"]["buyers"]["accepted"] == 400
     assert (ws / "simulated" / "truth" / "buyer_month_pd.parquet").exists()
     assert pl.read_parquet(ws / "ledger" / "invoices.parquet").height == summary["tables"]["invoices"]["accepted"]
 
     # Features: built, applied, materialized; training sets written.
     build = json.loads((ws / "features" / "build_summary.json").read_text())
-    assert build["buyers"] == 300 and build["as_of_end"] == summary["data_end"]
+    assert build["buyers"] == 400 and build["as_of_end"] == summary["data_end"]
     assert (ws / "feature_repo" / "online_store.db").exists()
     default = pl.read_parquet(ws / "training_sets" / "default.parquet")
     late = pl.read_parquet(ws / "training_sets" / "late.parquet")
@@ -58,6 +60,38 @@ def test_demo_simulates_loads_and_serves_features(tmp_path):
     doc = json.loads(online.stdout)
     assert doc["buyer_id"] == "B000001" and doc["features_as_of_ts"].startswith(summary["data_end"])
     assert doc["stale"] is True  # the simulated data ended long before today
+
+    # Models: both trained, evaluated and registered; the demo printed their headline metrics.
+    for model in ("default", "late"):
+        assert f"Trained {model} model version 1 (alias challenger): out-of-time AUC" in result.stdout
+        trained = json.loads((ws / "models" / model / "train_summary.json").read_text())
+        assert trained["version"] == "1" and 0.5 < trained["metrics"]["test_auc"] <= 1
+        assert (ws / "models" / model / "evaluation" / "metrics.json").exists()
+        assert (ws / "models" / model / "promotion.json").exists()
+    assert (ws / "mlflow" / "mlflow.db").exists()
+
+    # score default: the entity file's rows, in order, with a grade from the master scale.
+    scored_path = tmp_path / "scored.csv"
+    scored = run("--workspace", str(ws), "--config-dir", str(configs), "score", "default", "--entities", str(entities),
+                 "--out", str(scored_path), "--model-version", "1")
+    assert scored.returncode == 0, scored.stderr
+    scores = pl.read_csv(scored_path)
+    assert scores.columns[:4] == ["buyer_id", "as_of_ts", "pd_12m", "grade"] and scores["buyer_id"].to_list() == ["B000002", "B000001"]
+    assert scores["pd_12m"].is_between(0, 1).all() and scores["grade"].is_between(1, 10).all()
+
+    # score late: invoices of the loaded ledger by id; an unknown id is an error that names it.
+    invoice_ids = pl.read_parquet(ws / "ledger" / "invoices.parquet")["invoice_id"].head(5)
+    invoices_file = tmp_path / "invoices.csv"
+    pl.DataFrame({"invoice_id": invoice_ids}).write_csv(invoices_file)
+    late = run("--workspace", str(ws), "--config-dir", str(configs), "score", "late", "--invoices", str(invoices_file),
+               "--out", str(tmp_path / "late.parquet"), "--model-version", "1")
+    assert late.returncode == 0, late.stderr
+    p_late = pl.read_parquet(tmp_path / "late.parquet")
+    assert p_late["invoice_id"].to_list() == invoice_ids.to_list() and p_late["p_late"].is_between(0, 1).all()
+    invoices_file.write_text("invoice_id\nNOT-AN-INVOICE\n")
+    unknown = run("--workspace", str(ws), "--config-dir", str(configs), "score", "late", "--invoices", str(invoices_file),
+                  "--out", str(tmp_path / "late.parquet"), "--model-version", "1")
+    assert unknown.returncode == 2 and "NOT-AN-INVOICE" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
 def test_feature_commands_fail_with_messages(tmp_path):
