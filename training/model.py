@@ -19,7 +19,7 @@ import polars as pl
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import StratifiedGroupKFold
 
 BOOSTER_FILE = "model.txt"
 META_FILE = "model.json"
@@ -92,7 +92,14 @@ def choose_calibrator(raw: np.ndarray, label: np.ndarray, groups: np.ndarray, fo
     """Pick Platt or isotonic by out-of-fold log loss (folds by buyer, so a buyer's months stay
     together), then fit the winner on the whole calibration slice. In-sample, isotonic always
     wins: it can memorise; out of fold it wins only when the curve really bends."""
-    splitter = GroupKFold(n_splits=min(folds, len(np.unique(groups))))
+    events = int(label.sum())
+    if min(events, len(label) - events) < folds:
+        raise ValueError(
+            f"the calibration slice has {events} events in {len(label)} rows: too few to choose a calibration "
+            f"over {folds} folds; use a longer history, more buyers or more calibration_months"
+        )
+    # Stratified: with a PD of 2% a plain fold can hold no default at all.
+    splitter = StratifiedGroupKFold(n_splits=folds)
     losses: dict[str, float] = {}
     for method, fit in CALIBRATION_METHODS.items():
         fold_losses = []

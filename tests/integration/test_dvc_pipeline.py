@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, quick_config_dir
 
 BIN = Path(sys.executable).parent
 
@@ -27,27 +28,39 @@ def test_dvc_repro_runs_stages_and_follows_params(tmp_path):
     project.mkdir()
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(REPO / name, project / name)
-    for folder in ("configs", "tradecredit", "features", ".dvc"):
+    for folder in ("tradecredit", "features", "training", ".dvc"):
         shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
+    quick_config_dir(project / "configs")
     sim_cfg = project / "configs" / "simulator.yaml"
-    sim_cfg.write_text(sim_cfg.read_text().replace("\nbuyers: 5000", "\nbuyers: 150").replace("\nmonths: 36", "\nmonths: 12"))
+    # 40 months: the shortest history the default model's split accepts (see configs/training.yaml).
+    sim_cfg.write_text(sim_cfg.read_text().replace("\nbuyers: 5000", "\nbuyers: 400").replace("\nmonths: 48", "\nmonths: 40"))
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
 
     first = _dvc(project, "repro")
     assert first.returncode == 0, first.stdout + first.stderr
     summary = json.loads((project / "workspace" / "ledger" / "load_summary.json").read_text())
-    assert summary["tables"]["buyers"]["accepted"] == 150 and summary["rows_rejected"] == 0
+    assert summary["tables"]["buyers"]["accepted"] == 400 and summary["rows_rejected"] == 0
     assert (project / "dvc.lock").exists()
     assert (project / "workspace" / "features" / "build_summary.json").exists()
-    # 12 months: every default_12m window reaches past the data, so only the late set has rows.
-    assert pl.read_parquet(project / "workspace" / "training_sets" / "default.parquet").height == 0
+    assert pl.read_parquet(project / "workspace" / "training_sets" / "default.parquet").height > 0
     assert pl.read_parquet(project / "workspace" / "training_sets" / "late.parquet").height > 0
+    metrics = _dvc(project, "metrics", "show", "--json")
+    assert metrics.returncode == 0, metrics.stderr
+    shown = json.loads(metrics.stdout)
+    files = next(iter(shown.values()))["data"]
+    for model in ("default", "late"):
+        for kind in ("metrics.json", "evaluation/metrics.json"):
+            assert 0.5 < files[f"workspace/models/{model}/{kind}"]["data"]["test_auc"] <= 1
 
     again = _dvc(project, "repro")
     assert again.returncode == 0 and "Running stage" not in again.stdout
 
-    sim_cfg.write_text(sim_cfg.read_text().replace("\nbuyers: 150", "\nbuyers: 160"))
+    # A late-model parameter reruns the late model's stages and nothing upstream.
+    training_cfg = project / "configs" / "training.yaml"
+    tuned = yaml.safe_load(training_cfg.read_text())
+    tuned["late"]["tuning"]["early_stopping_rounds"] -= 5
+    training_cfg.write_text(yaml.safe_dump(tuned))
     changed = _dvc(project, "repro")
-    assert changed.returncode == 0 and "Running stage 'simulate'" in changed.stdout
-    summary = json.loads((project / "workspace" / "ledger" / "load_summary.json").read_text())
-    assert summary["tables"]["buyers"]["accepted"] == 160
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    assert "Running stage 'train_late'" in changed.stdout and "Running stage 'evaluate_late'" in changed.stdout
+    assert "Running stage 'simulate'" not in changed.stdout and "Running stage 'train_default'" not in changed.stdout

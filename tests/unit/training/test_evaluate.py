@@ -62,3 +62,11 @@ def test_calibrator_choice_follows_the_shape_of_the_curve():
     step = (rng.random(20000) < np.where(raw > 0.5, 0.4, 0.02)).astype(int)  # a cliff no sigmoid of raw fits
     choice = choose_calibrator(raw, step, groups, 5)
     assert choice.calibrator.method == "isotonic" and choice.cv_log_loss["isotonic"] < choice.cv_log_loss["platt"]
+
+
+def test_too_few_events_to_choose_a_calibration_is_a_clear_error():
+    raw = np.linspace(-3, 3, 200)
+    label = np.zeros(200, dtype=int)
+    label[:3] = 1
+    with pytest.raises(ValueError, match="3 events in 200 rows"):
+        choose_calibrator(raw, label, np.arange(200) % 40, 5)
