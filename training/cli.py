@@ -126,7 +126,7 @@ def run_train(cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | 
     metrics = trained.evaluation.flat_metrics() | {
         "calibration_log_loss_raw": trained.calibration_log_loss["raw"],
         "calibration_log_loss_calibrated": trained.calibration_log_loss["calibrated"],
-        "tuning_best_validation_log_loss": trained.tuning.best_validation_log_loss,
+        "tuning_best_validation_auc": trained.tuning.best_validation_auc,
         "tuning_trials_completed": trained.tuning.trials_completed,
         "tuning_trials_pruned": trained.tuning.trials_pruned,
         "tuning_seconds": trained.tuning.seconds,
@@ -415,10 +415,7 @@ def score_default(
     version: Version = None,
 ) -> None:
     """12-month PD and grade for each (buyer_id, as_of_ts), with the champion or --model-version."""
-    cfg = config_of(ctx)
-    scored = score_default_rows(cfg, ctx.obj.workspace, read_table(entities), version)
-    write_table(scored, out)
-    typer.echo(f"Scored {scored.height:,} rows with model version {scored['model_version'][0] if scored.height else '-'}: {out}")
+    _write_scores(score_default_rows(config_of(ctx), ctx.obj.workspace, read_table(entities), version), out)
 
 
 @score_app.command("late")
@@ -429,7 +426,10 @@ def score_late(
     version: Version = None,
 ) -> None:
     """Probability that each invoice is paid 30+ days late, as of the day before its issue date."""
-    cfg = config_of(ctx)
-    scored = score_late_rows(cfg, ctx.obj.workspace, read_table(invoices), version)
+    _write_scores(score_late_rows(config_of(ctx), ctx.obj.workspace, read_table(invoices), version), out)
+
+
+def _write_scores(scored: pl.DataFrame, out: Path) -> None:
     write_table(scored, out)
-    typer.echo(f"Scored {scored.height:,} invoices with model version {scored['model_version'][0] if scored.height else '-'}: {out}")
+    version = scored["model_version"][0] if scored.height else "-"
+    typer.echo(f"Scored {scored.height:,} rows with model version {version}: {out}")

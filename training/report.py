@@ -89,6 +89,10 @@ def _roc(label: np.ndarray, prob: np.ndarray, benchmark: np.ndarray, truth: np.n
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, out-of-time test, held-out buyers")
     ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -104,10 +108,7 @@ def _calibration(deciles: pl.DataFrame, path: Path) -> Path:
     ax.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=0.8, label="perfect calibration")
     ax.set(xlabel="mean predicted", ylabel="observed rate", title="Calibration by risk decile")
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _shap_summary(model: CreditModel, x: pd.DataFrame, path: Path) -> Path:
@@ -138,10 +139,7 @@ def _grade_plot(grades: pl.DataFrame, path: Path) -> Path:
     ax.set(xlabel="grade (1 best)", ylabel="12-month default rate", title="Predicted against observed by grade")
     ax.set_xticks(g)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _table(frame: pl.DataFrame, columns: list[str]) -> str:

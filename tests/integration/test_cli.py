@@ -102,7 +102,13 @@ def test_feature_commands_fail_with_messages(tmp_path):
     assert no_build.returncode == 2 and "run 'tradecredit features build'" in no_build.stderr
     bad = run("--workspace", str(ws), "features", "training-set", "sideways")
     assert bad.returncode == 2 and "default, late" in bad.stderr
-    for r in (no_ledger, no_build, bad):
+    no_set = run("--workspace", str(ws), "train", "default")
+    assert no_set.returncode == 2 and "run 'tradecredit features training-set default'" in no_set.stderr
+    no_model = run("--workspace", str(ws), "train", "sideways")
+    assert no_model.returncode == 2 and "choose default, late" in no_model.stderr
+    no_challenger = run("--workspace", str(ws), "promote", "late")
+    assert no_challenger.returncode == 2 and "no 'challenger' version" in no_challenger.stderr
+    for r in (no_ledger, no_build, bad, no_set, no_model, no_challenger):
         assert "Traceback" not in r.stderr
 
 
