@@ -126,7 +126,7 @@ def run_train(cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | 
     metrics = trained.evaluation.flat_metrics() | {
         "calibration_log_loss_raw": trained.calibration_log_loss["raw"],
         "calibration_log_loss_calibrated": trained.calibration_log_loss["calibrated"],
-        "tuning_best_validation_auc": trained.tuning.best_validation_auc,
+        "tuning_best_validation_log_loss": trained.tuning.best_validation_log_loss,
         "tuning_trials_completed": trained.tuning.trials_completed,
         "tuning_trials_pruned": trained.tuning.trials_pruned,
         "tuning_seconds": trained.tuning.seconds,

@@ -97,7 +97,7 @@ def prepare(training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTr
 class TuningResult:
     params: dict[str, float | int]
     rounds: int
-    best_validation_auc: float
+    best_validation_log_loss: float
     trials_completed: int
     trials_pruned: int
     seconds: float
@@ -106,9 +106,9 @@ class TuningResult:
 def _base_params(lightgbm_cfg: LightGbmConfig, monotone: list[int]) -> dict[str, object]:
     return {
         "objective": "binary",
-        # Tuning and early stopping rank by AUC: the calibrator sets the level afterwards, and log
-        # loss on later months mostly measures how far the default rate moved, not ranking.
-        "metric": "auc",
+        # Tuning and early stopping use log loss, a smooth proper score: with a few hundred
+        # validation defaults, AUC's noise picked worse models (see the README).
+        "metric": "binary_logloss",
         "verbosity": -1,
         # Determinism: LightGBM's multithreaded histogram building is not reproducible unless told.
         "deterministic": True,
@@ -131,7 +131,7 @@ def tune(
     train_set: lgb.Dataset, valid_set: lgb.Dataset, tuning: TuningConfig, base: dict[str, object]
 ) -> TuningResult:
     """TPE over the configured space, each trial early-stopped and pruned on the calibration
-    slice's AUC (held-out buyers, later months)."""
+    slice's log loss (held-out buyers, later months)."""
     space = tuning.search_space
     started = time.perf_counter()
 
@@ -157,18 +157,18 @@ def tune(
             valid_names=[VALID_NAME],
             callbacks=[
                 lgb.early_stopping(tuning.early_stopping_rounds, verbose=False),
-                LightGBMPruningCallback(trial, "auc", valid_name=VALID_NAME),
+                LightGBMPruningCallback(trial, "binary_logloss", valid_name=VALID_NAME),
             ],
         )
         trial.set_user_attr("rounds", booster.best_iteration or booster.current_iteration())
-        return float(booster.best_score[VALID_NAME]["auc"])
+        return float(booster.best_score[VALID_NAME]["binary_logloss"])
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # lgb.train re-applies each trial's parameters to the validation set built on the training
     # set's bins and says so every time; the bins are what we want shared.
     warnings.filterwarnings("ignore", message="Overriding the parameters from Reference Dataset")
     study = optuna.create_study(
-        direction="maximize",
+        direction="minimize",
         sampler=optuna.samplers.TPESampler(seed=tuning.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
     )
@@ -178,7 +178,7 @@ def tune(
     return TuningResult(
         params=dict(best.params),
         rounds=int(best.user_attrs["rounds"]),
-        best_validation_auc=float(best.value),
+        best_validation_log_loss=float(best.value),
         trials_completed=states.count(optuna.trial.TrialState.COMPLETE),
         trials_pruned=states.count(optuna.trial.TrialState.PRUNED),
         seconds=time.perf_counter() - started,
