@@ -382,6 +382,16 @@ class SearchSpace(StrictModel):
         return self
 
 
+class TrialParams(StrictModel):
+    num_leaves: Annotated[int, Field(ge=2)]
+    max_depth: Annotated[int, Field(ge=1)]
+    learning_rate: PositiveFloat
+    min_child_samples: PositiveInt
+    lambda_l2: PositiveFloat
+    feature_fraction: Annotated[float, Field(gt=0, le=1)]
+    bagging_fraction: Annotated[float, Field(gt=0, le=1)]
+
+
 class TuningConfig(StrictModel):
     trials: PositiveInt
     timeout_seconds: PositiveInt = Field(description="the study stops starting trials after this long")
@@ -392,6 +402,19 @@ class TuningConfig(StrictModel):
         description="cap on trees x leaves x depth^2 (TreeSHAP's cost per explained row); caps each trial's rounds"
     )
     search_space: SearchSpace
+    first_trial: TrialParams = Field(
+        description="a known-good setting tried first: TPE samples at random for its first 10 trials"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TuningConfig:
+        space = self.search_space.model_dump()
+        outside = [k for k, v in self.first_trial.model_dump().items() if not space[k][0] <= v <= space[k][1]]
+        if outside:
+            raise ValueError(f"first_trial is outside the search space for {', '.join(outside)}")
+        if self.first_trial.num_leaves > 2**self.first_trial.max_depth:
+            raise ValueError("first_trial: num_leaves cannot exceed 2^max_depth")
+        return self
 
 
 class LightGbmConfig(StrictModel):

@@ -192,7 +192,7 @@ def model_card(
         "|---|---|---|",
         *[f"| {k} | {m[k]:.4f} | {b[k]:.4f} |" for k in ("auc", "gini", "ks", "brier", "log_loss", "ece", "pr_auc")],
         "",
-        f"The model beats the benchmark's AUC by {m['auc'] - b['auc']:+.4f}. Rows {m['rows']:.0f}, events {m['positives']:.0f} "
+        f"AUC against the benchmark: {m['auc'] - b['auc']:+.4f}. Rows {m['rows']:.0f}, events {m['positives']:.0f} "
         f"(observed rate {m['observed_rate']:.4f}, mean predicted {m['mean_predicted']:.4f})."
         + (f" On test rows of buyers it trained on, AUC is {evaluation.seen_buyers_auc:.4f}." if evaluation.seen_buyers_auc else ""),
     ]

@@ -172,6 +172,9 @@ def tune(
         sampler=optuna.samplers.TPESampler(seed=tuning.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
     )
+    # TPE samples at random until it has 10 trials; with a budget of a dozen, a known-good first
+    # trial keeps the search from ending on a random draw.
+    study.enqueue_trial(tuning.first_trial.model_dump())
     study.optimize(objective, n_trials=tuning.trials, timeout=tuning.timeout_seconds)
     states = [t.state for t in study.trials]
     best = study.best_trial
