@@ -76,3 +76,24 @@ def test_invalid_yaml_is_reported(config_copy):
     (config_copy / "ledger.yaml").write_text("a: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(config_copy)
+
+
+def test_training_config_refuses_what_it_cannot_train(config_copy):
+    training = config_copy / "training.yaml"
+    original = training.read_text()
+    cases = {
+        "    gap_days: 365\n": ("    gap_days: 200\n", "gap_days \\(200\\) must be at least label_horizon_days"),
+        "    late_share_90d: 1\n": ("    late_share_9d: 1\n", "features the default model does not use: late_share_9d"),
+        "learning_rate: 0.03, min_child_samples: 300": ("learning_rate: 0.5, min_child_samples: 300", "first_trial is outside the search space for learning_rate"),
+    }
+    for old, (new, message) in cases.items():
+        training.write_text(original)
+        _edit(training, old, new)
+        with pytest.raises(ConfigError, match=message):
+            load_config(config_copy)
+
+
+def test_master_scale_must_rise(config_copy):
+    _edit(config_copy / "policy.yaml", "{grade: 2, max_pd: 0.003", "{grade: 2, max_pd: 0.001")
+    with pytest.raises(ConfigError, match="max_pd must rise strictly"):
+        load_config(config_copy)
