@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
+import polars as pl
 from sklearn.metrics import roc_auc_score
 
 from tradecredit.config import ModelTrainingConfig
@@ -26,8 +28,8 @@ class GateDecision:
 def gate(
     challenger: CreditModel,
     champion: CreditModel | None,
-    test_rows_x: object,
-    test_rows_frame: object,
+    test_rows_x: pd.DataFrame,
+    test_rows_frame: pl.DataFrame,
     label: np.ndarray,
     benchmark_auc: float,
     cfg: ModelTrainingConfig,
@@ -36,13 +38,14 @@ def gate(
     """``test_rows_frame``: the challenger's test rows (held-out buyers) as a polars frame;
     ``test_rows_x`` the same rows as the challenger's input matrix."""
     reasons: list[str] = []
-    prob = challenger.calibrator(challenger.raw_score(test_rows_x))  # type: ignore[arg-type]
+    prob = challenger.calibrator(challenger.raw_score(test_rows_x))
     auc = float(roc_auc_score(label, prob))
     evidence: dict[str, float | int | str | None] = {"test_rows": int(len(label)), "test_events": int(label.sum()), "challenger_auc": auc}
 
     if champion is not None:
         try:
-            champion_auc: float | None = float(roc_auc_score(label, champion.predict(test_rows_frame)))  # type: ignore[arg-type]
+            # The champion builds its own input: its feature list may differ from the challenger's.
+            champion_auc: float | None = float(roc_auc_score(label, champion.predict(test_rows_frame)))
         except ModelInputError as exc:
             champion_auc = None
             evidence["champion_unusable"] = str(exc)
@@ -67,7 +70,7 @@ def gate(
 
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(label), size=min(cfg.sweep_rows, len(label)), replace=False))
-    x_sample = test_rows_x.iloc[sample].reset_index(drop=True)  # type: ignore[attr-defined]
+    x_sample = test_rows_x.iloc[sample].reset_index(drop=True)
     sweep = monotone_sweep(challenger, x_sample)
     evidence |= {"monotone_features": sweep.features_checked, "monotone_rows": sweep.rows, "monotone_violations": sweep.violations}
     if sweep.violations:

@@ -129,9 +129,8 @@ def version_by(client: MlflowClient, registered_model: str, version: str | None,
 def load_version(client: MlflowClient, registered_model: str, version: str) -> CreditModel:
     """The native model of a registered version (the booster, not the pyfunc)."""
     with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{registered_model}/{version}", dst_path=tmp, tracking_uri=client._tracking_client.tracking_uri
-        )
+        # connect() set the tracking and registry URIs this resolves models:/ against.
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{registered_model}/{version}", dst_path=tmp)
         return CreditModel.load(Path(local) / "artifacts" / MODEL_ARTIFACT)
 
 
