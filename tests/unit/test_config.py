@@ -97,3 +97,9 @@ def test_master_scale_must_rise(config_copy):
     _edit(config_copy / "policy.yaml", "{grade: 2, max_pd: 0.003", "{grade: 2, max_pd: 0.001")
     with pytest.raises(ConfigError, match="max_pd must rise strictly"):
         load_config(config_copy)
+
+
+def test_policy_refuses_a_limit_share_that_rises_with_risk(config_copy):
+    _edit(config_copy / "policy.yaml", "grade_share: [1.0, 1.0, 0.9", "grade_share: [1.0, 0.8, 0.9")
+    with pytest.raises(ConfigError, match="never rising as grades worsen"):
+        load_config(config_copy)
