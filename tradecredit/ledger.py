@@ -617,12 +617,26 @@ class NormalisedLedger:
     data_end: date
 
 
-def read_normalised_ledger(folder: Path) -> NormalisedLedger:
-    """Read what :func:`write_loaded_ledger` wrote; an error says to run ``load`` first."""
+def _load_summary(folder: Path) -> dict[str, object]:
     summary_file = folder / "load_summary.json"
     if not summary_file.exists():
         raise LedgerError(f"no loaded ledger in {folder}: run 'tradecredit load LEDGER_DIR' first")
-    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    return json.loads(summary_file.read_text(encoding="utf-8"))
+
+
+def read_normalised_table(folder: Path, name: str, columns: list[str]) -> pl.DataFrame:
+    """Some columns of one normalised table, without reading the others."""
+    _load_summary(folder)
+    path = folder / f"{name}.parquet"
+    if not path.exists():
+        raise LedgerError(f"{folder}: {name}.parquet is missing: run 'tradecredit load LEDGER_DIR' again")
+    return pl.read_parquet(path, columns=columns)
+
+
+def read_normalised_ledger(folder: Path) -> NormalisedLedger:
+    """Read what :func:`write_loaded_ledger` wrote; an error says to run ``load`` first."""
+    summary_file = folder / "load_summary.json"
+    summary = _load_summary(folder)
     if not summary.get("data_start") or not summary.get("data_end"):
         raise LedgerError(f"{summary_file}: the loaded ledger has no dated facts")
     tables = {path.stem: pl.read_parquet(path) for path in sorted(folder.glob("*.parquet"))}

@@ -98,8 +98,7 @@ def run_train(cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | 
     from tradecredit.training import registry
     from tradecredit.training.report import model_card, write_plots
     from tradecredit.training.splits import TEST
-    from tradecredit.training.train import TrainingError, train, truth_column
-    from tradecredit.training.evaluate import benchmark_predict
+    from tradecredit.training.train import TrainingError, train
 
     _check_model(model)
     frame, data_end = read_training_set(ws, model)
@@ -112,13 +111,8 @@ def run_train(cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | 
 
     out = ws.models / model
     report_dir = out / "report"
-    heldout = trained.data.rows(TEST, holdout=True)
-    x_test = trained.model.matrix(heldout)
-    label = heldout[trained.model.label].to_numpy().astype(int)
-    files = write_plots(
-        trained.model, trained.evaluation, label, trained.model.calibrator(trained.model.raw_score(x_test)),
-        benchmark_predict(trained.benchmark, x_test), truth_column(heldout, truth), x_test.head(2000), report_dir,
-    )
+    x_test = trained.model.matrix(trained.data.rows(TEST, holdout=True))
+    files = write_plots(trained.model, trained.evaluation, x_test.head(2000), report_dir)
     client = registry.connect(ws)
     experiment = registry.experiment_id(client, EXPERIMENTS[model], ws)
     cfg_hash = config_sha256(cfg)
@@ -215,48 +209,40 @@ def _registered(cfg: PlatformConfig, ws: Workspace, model: str, version: str | N
     return client, found, registry.load_version(client, found.name, found.version)
 
 
-def _test_rows_of(client: Any, found: Any, ws: Workspace, model: str) -> tuple[pl.DataFrame, Any, bool]:
-    """The training set with the version's own split re-applied, and whether the data is
-    still the data it was trained on (fingerprint)."""
+def _test_rows_of(client: Any, found: Any, ws: Workspace, model: str) -> tuple[pl.DataFrame, Any, bool, date]:
+    """The training set with the version's own split re-applied, whether the data is still the
+    data it was trained on (fingerprint), and the training set's data end."""
     from tradecredit.training import registry
     from tradecredit.training.splits import SplitPlan, assign_slices
     from tradecredit.training.train import fingerprint
 
-    frame, _ = read_training_set(ws, model)
+    frame, data_end = read_training_set(ws, model)
     plan = SplitPlan.from_dict(registry.run_dict(client, found.run_id, "split.json"))
     same_data = fingerprint(frame) == client.get_run(found.run_id).data.tags.get("data_fingerprint")
-    return assign_slices(frame, plan), plan, same_data
+    return assign_slices(frame, plan), plan, same_data, data_end
 
 
 def run_evaluate(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None = None, truth_dir: Path | None = None) -> dict[str, Any]:
     """Evaluate a registered version (default: the challenger) on its out-of-time test slice of
     the current training set; write WORKSPACE/models/MODEL/evaluation/ (metrics.json, plots, tables)."""
     from tradecredit.training import registry
-    from tradecredit.training.evaluate import benchmark_predict, evaluate_predictions, fit_benchmark
+    from tradecredit.training.evaluate import fit_benchmark
     from tradecredit.training.report import write_plots
     from tradecredit.training.splits import HOLDOUT, SLICE, TEST, TRAIN
-    from tradecredit.training.train import training_rows, truth_column
+    from tradecredit.training.train import evaluate_slices, training_rows
 
     _check_model(model)
     client, found, credit_model = _registered(cfg, ws, model, version, registry.CHALLENGER)
-    frame, plan, same_data = _test_rows_of(client, found, ws, model)
-    _, data_end = read_training_set(ws, model)
+    frame, plan, same_data, data_end = _test_rows_of(client, found, ws, model)
     truth = read_truth(truth_dir, ws, model, data_end, explicit=truth_dir is not None)
     model_cfg = cfg.training.model(model)
-    heldout = frame.filter((pl.col(SLICE) == TEST) & pl.col(HOLDOUT))
-    seen = frame.filter((pl.col(SLICE) == TEST) & ~pl.col(HOLDOUT))
-    train_rows = training_rows(frame.filter(pl.col(SLICE) == TRAIN), model, model_cfg, cfg.training.lightgbm.seed)
-    x = credit_model.matrix(heldout)
-    label = heldout[credit_model.label].to_numpy().astype(int)
-    benchmark = fit_benchmark(credit_model.matrix(train_rows), train_rows[credit_model.label].to_numpy(), cfg.training.lightgbm.seed)
-    prob, bench = credit_model.calibrator(credit_model.raw_score(x)), benchmark_predict(benchmark, x)
-    truth_values = truth_column(heldout, truth)
-    evaluation = evaluate_predictions(
-        label, prob, bench, truth_values, model_cfg.ece_bins, cfg.policy if model == "default" else None,
-        seen[credit_model.label].to_numpy().astype(int), credit_model.predict(seen) if seen.height else None,
-    )
+    seed = cfg.training.lightgbm.seed
+    train_rows = training_rows(frame.filter(pl.col(SLICE) == TRAIN), model, model_cfg, seed)
+    benchmark = fit_benchmark(credit_model.matrix(train_rows), train_rows[credit_model.label].to_numpy(), seed)
+    evaluation = evaluate_slices(credit_model, frame, benchmark, truth, model_cfg, cfg.policy)
     folder = ws.models / model / "evaluation"
-    write_plots(credit_model, evaluation, label, prob, bench, truth_values, x.head(2000), folder)
+    heldout = frame.filter((pl.col(SLICE) == TEST) & pl.col(HOLDOUT))
+    write_plots(credit_model, evaluation, credit_model.matrix(heldout.head(2000)), folder)
     metrics = evaluation.flat_metrics()
     result = {"model": model, "registered_model": found.name, "version": str(found.version), "split": plan.as_dict(),
               "same_data_as_training": same_data, **_headline(metrics)}
@@ -264,7 +250,7 @@ def run_evaluate(cfg: PlatformConfig, ws: Workspace, model: str, version: str | 
     (folder / "all_metrics.json").write_text(json.dumps(_ready(metrics), indent=2) + "\n", encoding="utf-8")
     note = "" if same_data else " (the training set changed since this version was trained)"
     typer.echo(
-        f"Evaluated {model} version {found.version} on {len(label):,} out-of-time rows of held-out buyers{note}: "
+        f"Evaluated {model} version {found.version} on {len(evaluation.label):,} out-of-time rows of held-out buyers{note}: "
         f"AUC {metrics['test_auc']:.4f}, ECE {metrics['test_ece']:.4f}, benchmark AUC {metrics['benchmark_auc']:.4f}. {folder}"
     )
     return result
@@ -280,7 +266,7 @@ def run_promote(cfg: PlatformConfig, ws: Workspace, model: str) -> GateDecision:
     _check_model(model)
     model_cfg = cfg.training.model(model)
     client, challenger, challenger_model = _registered(cfg, ws, model, None, registry.CHALLENGER)
-    frame, _, same_data = _test_rows_of(client, challenger, ws, model)
+    frame, _, same_data, _ = _test_rows_of(client, challenger, ws, model)
     if not same_data:
         raise fail(
             f"the {model} training set changed since version {challenger.version} was trained, so its test rows "
@@ -327,7 +313,9 @@ def run_promote(cfg: PlatformConfig, ws: Workspace, model: str) -> GateDecision:
 
 
 def score_default_rows(cfg: PlatformConfig, ws: Workspace, entities: pl.DataFrame, version: str | None) -> pl.DataFrame:
-    """``buyer_id, as_of_ts, pd_12m, grade, model_version`` for each entity row, in order."""
+    """``buyer_id, as_of_ts, pd_12m, grade, model_version, features_found`` for each entity row,
+    in order. ``features_found`` is false for a row with no feature snapshot at all (an unknown
+    buyer, or a time before its first snapshot): its PD is the model's answer for a blank."""
     from tradecredit.features.cli import paths_of
     from tradecredit.features.paths import FeatureStoreError
     from tradecredit.features.store import historical_features, open_store
@@ -340,9 +328,13 @@ def score_default_rows(cfg: PlatformConfig, ws: Workspace, entities: pl.DataFram
     except FeatureStoreError as exc:
         raise fail(str(exc)) from None
     pd_12m = credit_model.predict(features)
+    found_any = features.select(pl.any_horizontal(pl.col(credit_model.features).is_not_null()).alias("f"))["f"]
+    if not found_any.all():
+        typer.echo(f"{(~found_any).sum():,} row(s) have no feature snapshot (unknown buyer or before its first): "
+                   "scored from blanks, marked features_found = false", err=True)
     return features.select("buyer_id", "as_of_ts").with_columns(
         pd_12m=pl.Series(pd_12m), grade=pl.Series(grade_of(pd_12m, cfg.policy)).cast(pl.Int64),
-        model_version=pl.lit(str(found.version)),
+        model_version=pl.lit(str(found.version)), features_found=found_any,
     )
 
 
@@ -353,7 +345,7 @@ def score_late_rows(cfg: PlatformConfig, ws: Workspace, invoice_ids: pl.DataFram
     from tradecredit.features.paths import FeatureStoreError
     from tradecredit.features.store import historical_features, open_store
     from tradecredit.features.training_sets import order_features
-    from tradecredit.ledger import LedgerError, read_normalised_ledger
+    from tradecredit.ledger import LedgerError, read_normalised_table
     from tradecredit.training import registry
 
     if "invoice_id" not in invoice_ids.columns:
@@ -363,12 +355,11 @@ def score_late_rows(cfg: PlatformConfig, ws: Workspace, invoice_ids: pl.DataFram
         raise fail(f"the invoices file has empty invoice_id on line(s) {', '.join(map(str, rows))}")
     _, found, credit_model = _registered(cfg, ws, "late", version, registry.CHAMPION)
     try:
-        invoices = read_normalised_ledger(ws.ledger).tables["invoices"]
+        invoices = read_normalised_table(ws.ledger, "invoices", ["invoice_id", "buyer_id", "issued_on", "amount", "terms_days"])
     except LedgerError as exc:
         raise fail(str(exc)) from None
     wanted = invoice_ids.select(pl.col("invoice_id").cast(pl.String))
-    joined = wanted.join(invoices.select("invoice_id", "buyer_id", "issued_on", "amount", "terms_days"),
-                         on="invoice_id", how="left", maintain_order="left")
+    joined = wanted.join(invoices, on="invoice_id", how="left", maintain_order="left")
     unknown = joined.filter(pl.col("buyer_id").is_null())["invoice_id"].to_list()
     if unknown:
         shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")

@@ -98,6 +98,11 @@ class Evaluation:
     oracle: dict[str, float] | None  # truth on the rows that have one, and the model on those rows
     deciles: pl.DataFrame
     grades: pl.DataFrame | None
+    # The headline rows' outcomes and scores, kept for the plots (truth: NaN where none).
+    label: np.ndarray
+    prob: np.ndarray
+    benchmark_prob: np.ndarray
+    truth: np.ndarray | None
 
     def flat_metrics(self) -> dict[str, float]:
         flat = {f"test_{k}": v for k, v in self.metrics.items()}
@@ -146,6 +151,10 @@ def evaluate_predictions(
         oracle=oracle,
         deciles=rate_table(label, prob, risk_deciles(prob), "decile"),
         grades=rate_table(label, prob, grade_of(prob, policy), "grade") if policy is not None else None,
+        label=label,
+        prob=prob,
+        benchmark_prob=benchmark_prob,
+        truth=truth,
     )
 
 

@@ -1,5 +1,9 @@
 """MLflow: where runs, models and aliases live. SQLite in the workspace unless
-``MLFLOW_TRACKING_URI`` names a server (MLflow's deprecated file store is never used)."""
+``TRADECREDIT_MLFLOW_TRACKING_URI`` names a server (MLflow's deprecated file store is never used).
+
+MLflow's own ``MLFLOW_TRACKING_URI`` is not read: ``mlflow.set_tracking_uri`` writes it into
+the process environment, so it cannot tell a user's server from the last workspace used.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from mlflow.models import infer_signature
 from tradecredit.training.model import CreditModel
 from tradecredit.workspace import Workspace
 
-TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+TRACKING_URI_ENV = "TRADECREDIT_MLFLOW_TRACKING_URI"
 CHALLENGER, CHAMPION = "challenger", "champion"
 MODEL_ARTIFACT = "credit_model"
 # Loading the pyfunc needs these (and the tradecredit package itself, which defines the wrapper).
@@ -41,6 +45,10 @@ def tracking_uri(ws: Workspace) -> str:
         return env
     ws.mlflow.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{ws.mlflow / 'mlflow.db'}"
+
+
+def artifact_root(ws: Workspace) -> str:
+    return (ws.mlflow / "artifacts").resolve().as_uri()
 
 
 def connect(ws: Workspace) -> MlflowClient:
@@ -60,8 +68,8 @@ def experiment_id(client: MlflowClient, name: str, ws: Workspace) -> str:
     if found is not None:
         return found.experiment_id
     # With a database backend the default artifact root is ./mlruns under whatever folder
-    # the command ran in: pin it to the workspace.
-    location = None if os.environ.get(TRACKING_URI_ENV) else (ws.mlflow / "artifacts").resolve().as_uri()
+    # the command ran in: pin it to the workspace (a server keeps its own artifact root).
+    location = None if os.environ.get(TRACKING_URI_ENV) else artifact_root(ws)
     return client.create_experiment(name, artifact_location=location)
 
 

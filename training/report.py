@@ -58,13 +58,11 @@ class ReportFiles:
     tables: list[Path]
 
 
-def write_plots(
-    model: CreditModel, evaluation: Evaluation, label: np.ndarray, prob: np.ndarray, benchmark_prob: np.ndarray,
-    truth: np.ndarray | None, explain_x: pd.DataFrame, folder: Path,
-) -> ReportFiles:
+def write_plots(model: CreditModel, evaluation: Evaluation, explain_x: pd.DataFrame, folder: Path) -> ReportFiles:
     folder.mkdir(parents=True, exist_ok=True)
+    e = evaluation
     plots = [
-        _roc(label, prob, benchmark_prob, truth, folder / "roc.png"),
+        _roc(e.label, e.prob, e.benchmark_prob, e.truth, folder / "roc.png"),
         _calibration(evaluation.deciles, folder / "calibration.png"),
         _shap_summary(model, explain_x, folder / "shap_summary.png"),
     ]

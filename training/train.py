@@ -257,7 +257,7 @@ def train(
     trained = CreditModel(model, label, booster, data.features, data.categories, choice.calibrator, dict(cfg.monotone))
 
     benchmark = fit_benchmark(x_train, y_train, lightgbm_cfg.seed)
-    evaluation = evaluate_slice(trained, data, benchmark, truth, cfg, policy)
+    evaluation = evaluate_slices(trained, data.frame, benchmark, truth, cfg, policy)
     test_rows = data.rows(TEST, holdout=True)
     cost = explain_cost(trained, trained.matrix(test_rows.head(200)))
     slice_rows = {
@@ -280,16 +280,18 @@ def truth_column(rows: pl.DataFrame, truth: pl.DataFrame | None) -> np.ndarray |
     return joined["truth"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
 
 
-def evaluate_slice(
+def evaluate_slices(
     model: CreditModel,
-    data: PreparedData,
+    sliced: pl.DataFrame,
     benchmark: Pipeline,
     truth: pl.DataFrame | None,
     cfg: ModelTrainingConfig,
     policy: PolicyConfig,
 ) -> Evaluation:
-    """The model and the benchmark on the test slice's held-out buyers; seen buyers beside."""
-    heldout, seen = data.rows(TEST, holdout=True), data.rows(TEST, holdout=False)
+    """The model and the benchmark on the test slice's held-out buyers of a frame carrying
+    ``slice`` and ``holdout_buyer``; the test rows of seen buyers beside."""
+    test = sliced.filter(pl.col(SLICE) == TEST)
+    heldout, seen = test.filter(pl.col(HOLDOUT)), test.filter(~pl.col(HOLDOUT))
     x = model.matrix(heldout)
     return evaluate_predictions(
         label=heldout[model.label].to_numpy().astype(int),

@@ -78,6 +78,8 @@ def test_demo_simulates_loads_trains_and_scores(tmp_path):
     scores = pl.read_csv(scored_path)
     assert scores.columns[:4] == ["buyer_id", "as_of_ts", "pd_12m", "grade"] and scores["buyer_id"].to_list() == ["B000002", "B000001"]
     assert scores["pd_12m"].is_between(0, 1).all() and scores["grade"].is_between(1, 10).all()
+    # 2020 is before any snapshot: scored, but flagged and said, never passed off as a real score.
+    assert scores["features_found"].to_list() == [True, False] and "1 row(s) have no feature snapshot" in scored.stderr
 
     # score late: invoices of the loaded ledger by id; an unknown id is an error that names it.
     invoice_ids = pl.read_parquet(ws / "ledger" / "invoices.parquet")["invoice_id"].head(5)

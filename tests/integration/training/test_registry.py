@@ -47,6 +47,9 @@ def test_train_registers_a_challenger_that_loads_back_identically_and_promotes(w
 
     run = client.get_run(summary["run_id"])
     assert run.data.tags["config_sha256"] and run.data.metrics["test_auc"] > 0.5
+    # Everything the run stored lives in the workspace, never in ./mlruns of the caller.
+    assert run.info.artifact_uri.startswith(registry.artifact_root(workspace))
+    assert (workspace.mlflow / "artifacts").is_dir()
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"model_card.md", "split.json", "config", "report/roc.png", "report/calibration.png",
             "report/shap_summary.png", "report/grade_table.png"} <= artifacts
