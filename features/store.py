@@ -273,10 +273,23 @@ class OnlineFeatureReader:
         self.max_age_days = cfg.max_online_age_days
 
     def read(self, buyer_ids: list[str], read_at: datetime | None = None) -> OnlineFeatures:
-        response = self.store.get_online_features(
-            features=self.service, entity_rows=[{"buyer_id": b} for b in buyer_ids]
-        ).to_dict(include_event_timestamps=True)
-        return OnlineFeatures(list(buyer_ids), self.names, response, read_at or datetime.now(UTC), self.max_age_days)
+        response = self.store.get_online_features(features=self.service, entity_rows=[{"buyer_id": b} for b in buyer_ids])
+        return OnlineFeatures(list(buyer_ids), self.names, scalar_columns(response.proto), read_at or datetime.now(UTC), self.max_age_days)
+
+
+def scalar_columns(proto: Any) -> dict[str, list[Any]]:
+    """Feast's ``to_dict(include_event_timestamps=True)`` for scalar features, in a third of its
+    time (it dispatches on every value's type; the service reads 100 features per buyer). A test
+    holds the two equal."""
+    columns: dict[str, list[Any]] = {}
+    for name, vector in zip(proto.metadata.feature_names.val, proto.results, strict=True):
+        values = []
+        for v in vector.values:
+            kind = v.WhichOneof("val")
+            values.append(None if kind is None else getattr(v, kind))
+        columns[name] = values
+        columns[name + "__ts"] = [ts.seconds for ts in vector.event_timestamps]
+    return columns
 
 
 def online_features(

@@ -83,40 +83,65 @@ def premium_rate(pd_12m: float, policy: PolicyConfig) -> float:
     return max(ins.floor_rate, pd_12m * policy.lgd * (1 + ins.loading) + ins.expense_rate)
 
 
-def decide(pd_12m: float, facts: BuyerFacts, requested: float | None, policy: PolicyConfig) -> CreditDecision:
-    """The whole policy for one buyer and an optional requested amount (an order or a limit)."""
+def decide(
+    pd_12m: float,
+    facts: BuyerFacts,
+    requested: float | None,
+    policy: PolicyConfig,
+    requested_limit: float | None = None,
+    refer_because: str | None = None,
+) -> CreditDecision:
+    """The whole policy for one buyer.
+
+    ``requested`` is an order amount (new exposure); ``requested_limit`` a credit line asked
+    for. The line granted is the smaller of the recommended and the requested limit; an order
+    is decided against what that line leaves after the current exposure. With only a line
+    asked for, the decision is on the line. ``refer_because`` forces a referral (stale
+    features, an explanation that failed its check) without hiding the numbers.
+    """
     if not 0.0 <= pd_12m <= 1.0 or not math.isfinite(pd_12m):
         raise ValueError(f"pd_12m must be a probability, got {pd_12m}")
-    if requested is not None and (not math.isfinite(requested) or requested < 0):
-        raise ValueError(f"the requested amount must be zero or more, got {requested}")
+    for name, value in (("requested amount", requested), ("requested limit", requested_limit)):
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise ValueError(f"the {name} must be zero or more, got {value}")
     grade = int(grade_of(np.array([pd_12m]), policy)[0])
     tier = str(tier_of(np.array([grade]), policy)[0])
     capacity = capacity_of(facts, policy)
     limit = recommended_limit(grade, capacity, policy)
+    line = limit if requested_limit is None else min(limit, requested_limit)
     exposure = max(0.0, facts.exposure)
-    available = max(0.0, limit - exposure)
-    asked = requested or 0.0
+    available = max(0.0, line - exposure)
     limits = policy.limits
+    on_line = requested is None and requested_limit is not None
+    asked = (requested_limit if on_line else requested) or 0.0
+    room = limit if on_line else available
+    what = "requested limit" if on_line else "requested"
+    decision: Decision
     if grade >= limits.decline_from_grade:
         decision, approved, reason = "decline", 0.0, f"grade {grade} is at or past the decline grade {limits.decline_from_grade}"
     elif grade >= limits.refer_from_grade:
         decision, approved, reason = "refer", 0.0, f"grade {grade} needs a credit analyst (refer from grade {limits.refer_from_grade})"
+    elif refer_because is not None:
+        decision, approved, reason = "refer", 0.0, refer_because
     elif capacity.source == "none":
         decision, approved, reason = "refer", 0.0, "no revenue, equity or purchase history to size a limit"
-    elif asked <= available:
-        decision, approved, reason = "approve", asked, f"within the available limit ({available:,.0f})"
-    elif available > 0:
-        decision, approved, reason = "partial", available, f"requested {asked:,.0f}; {available:,.0f} is available under the limit"
+    elif asked <= room:
+        decision, approved = "approve", asked
+        reason = f"within the recommended limit ({limit:,.0f})" if on_line else f"within the available limit ({available:,.0f})"
+    elif room > 0:
+        decision, approved = "partial", room
+        reason = f"{what} {asked:,.0f}; {room:,.0f} is {'the recommended limit' if on_line else 'available under the limit'}"
     else:
-        decision, approved, reason = "refer", 0.0, f"exposure {exposure:,.0f} already uses the whole limit ({limit:,.0f})"
+        decision, approved, reason = "refer", 0.0, f"exposure {exposure:,.0f} already uses the whole limit ({line:,.0f})"
     rate = premium_rate(pd_12m, policy)
     turnover = (facts.usual_monthly_purchases or 0.0) * policy.insurance.turnover_months
     if turnover <= 0:
         turnover = asked  # a buyer without history: the order itself is the turnover
+    new_exposure = 0.0 if on_line else approved  # a line is not yet drawn
     return CreditDecision(
         pd_12m=pd_12m, grade=grade, tier=tier, capacity=capacity, recommended_limit=limit, exposure=exposure,
         available_limit=available, requested=requested, decision=decision, approved_amount=approved, reason=reason,
-        expected_loss=pd_12m * policy.lgd * (exposure + approved),
+        expected_loss=pd_12m * policy.lgd * (exposure + new_exposure),
         cover_ratio=policy.insurance.cover_ratio_by_tier[tier],  # type: ignore[index]
         premium_rate=rate, insured_turnover=turnover, premium=rate * turnover,
     )

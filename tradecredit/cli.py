@@ -17,6 +17,7 @@ from tradecredit.config import (
     describe_validation_error,
 )
 from tradecredit.features import cli as features_cli
+from tradecredit.serving import cli as serving_cli
 from tradecredit.training import cli as training_cli
 from tradecredit.ledger import LedgerError, LoadSummary, format_summary, load_ledger, load_mapping, write_loaded_ledger
 from tradecredit.simulator import SimulationPaths, simulate_portfolio, write_portfolio
@@ -177,9 +178,12 @@ def demo(
         training_cli.run_train(cfg, ws, name)
         training_cli.run_evaluate(cfg, ws, name)
         training_cli.run_promote(cfg, ws, name)
-    typer.echo(f"\nMLflow runs, model cards and plots: mlflow ui --backend-store-uri {training_cli.tracking_uri_of(ws)}")
+    typer.echo(f"MLflow runs, model cards and plots: mlflow ui --backend-store-uri {training_cli.tracking_uri_of(ws)}")
+    typer.echo("\n== 7. Start the scoring service (BentoML) and assess a few buyers over HTTP")
+    serving_cli.run_demo_service(cfg, ws, ctx.obj.config_dir)
     typer.echo("\nDemo complete.")
 
 
 # After the commands above, so --help lists the pipeline in order.
 training_cli.register(app)
+serving_cli.register(app)

@@ -505,6 +505,40 @@ class TrainingConfig(StrictModel):
 # --------------------------------------------------------------------------- the tree
 
 
+# --------------------------------------------------------------------------- serving
+
+
+class OrderBounds(StrictModel):
+    max_amount: PositiveFloat = Field(description="an order or requested limit above this is refused as absurd (400)")
+    max_terms_days: PositiveInt = Field(description="payment terms above this are refused (400)")
+
+
+class DecisionLogConfig(StrictModel):
+    synchronous: Literal["full", "normal"] = Field(
+        description="SQLite synchronous mode of the WAL log: full survives power loss, normal only a process crash"
+    )
+    busy_timeout_ms: PositiveInt = Field(description="how long a writer waits for another worker's write")
+
+
+class ServingConfig(StrictModel):
+    port: Annotated[int, Field(ge=1, le=65535)]
+    host: str = Field(description="address to listen on; loopback unless you mean to expose the service")
+    workers: PositiveInt = Field(description="BentoML worker processes (one per core)")
+    threads_per_worker: PositiveInt = Field(
+        description="requests a worker computes at once: scoring and SHAP run in C and a commit waits on the disk, both without the GIL"
+    )
+    max_concurrency: PositiveInt = Field(description="requests in flight per worker; one more gets 503")
+    max_batch_size: PositiveInt = Field(description="buyers in one batch request; more gets 413")
+    max_request_bytes: PositiveInt = Field(description="largest request body; more gets 413")
+    top_reasons: PositiveInt = Field(description="reasons returned per model")
+    access_log: bool = Field(description="log a line per HTTP request (the decision log records every decision anyway)")
+    additivity_tolerance: PositiveFloat = Field(
+        description="largest |base + sum(contributions) - raw score| (log-odds) before an explanation is marked unavailable"
+    )
+    orders: OrderBounds
+    decision_log: DecisionLogConfig
+
+
 class PlatformConfig(StrictModel):
     simulator: SimulatorConfig
     ledger: LedgerConfig
@@ -512,6 +546,7 @@ class PlatformConfig(StrictModel):
     features: FeaturesConfig
     policy: PolicyConfig
     training: TrainingConfig
+    serving: ServingConfig
 
 
 SECTIONS: dict[str, type[StrictModel]] = {

@@ -54,3 +54,12 @@ class Workspace:
     def models(self) -> Path:
         """Per-model summaries, metrics and reports written by ``train``, ``evaluate`` and ``promote``."""
         return self.root / "models"
+
+    @property
+    def serving(self) -> Path:
+        """The scoring service's decision log (``decisions.db``)."""
+        return self.root / "serving"
+
+    @property
+    def decision_log(self) -> Path:
+        return self.serving / "decisions.db"

@@ -7,10 +7,12 @@ in the registry wraps the same class for portability.
 
 from __future__ import annotations
 
+import functools
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
@@ -160,6 +162,27 @@ class CreditModel:
             else:
                 columns.append(x[f].to_numpy(dtype=float))
         return np.column_stack(columns) if columns else np.empty((len(x), 0))
+
+    @functools.cached_property
+    def _level_codes(self) -> dict[str, dict[str, int]]:
+        return {f: {level: i for i, level in enumerate(levels)} for f, levels in self.categories.items()}
+
+    def rows_array(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """:meth:`array` straight from feature dicts (one per row), with no frame in between:
+        the scoring service's path. Text becomes its training level's code (an unseen level is
+        missing), None is missing. A test holds it equal to ``array(matrix(frame))``."""
+        out = np.full((len(rows), len(self.features)), np.nan)
+        for j, f in enumerate(self.features):
+            levels = self._level_codes.get(f)
+            for i, row in enumerate(rows):
+                value = row.get(f)
+                if value is None:
+                    continue
+                if levels is None:
+                    out[i, j] = float(value)
+                elif (code := levels.get(str(value))) is not None:
+                    out[i, j] = code
+        return out
 
     def raw_score(self, x: pd.DataFrame) -> np.ndarray:
         return self.booster.predict(x, raw_score=True)

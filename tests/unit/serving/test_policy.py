@@ -33,6 +33,23 @@ def test_partial_refer_and_decline(config):
     assert decide(0.002, unknown, 1.0, config.policy).reason.startswith("no revenue")
 
 
+def test_a_requested_limit_caps_the_line_and_an_order_uses_what_it_leaves(config):
+    line_only = decide(0.002, FACTS, None, config.policy, requested_limit=80_000.0)  # recommended 100,000
+    assert (line_only.decision, line_only.approved_amount) == ("approve", 80_000.0)
+    assert line_only.expected_loss == pytest.approx(0.002 * 0.45 * 30_000)  # an undrawn line adds no exposure
+    too_big = decide(0.002, FACTS, None, config.policy, requested_limit=150_000.0)
+    assert (too_big.decision, too_big.approved_amount) == ("partial", 100_000.0)
+    both = decide(0.002, FACTS, 60_000.0, config.policy, requested_limit=80_000.0)  # line 80,000 - exposure 30,000
+    assert (both.available_limit, both.decision, both.approved_amount) == (50_000.0, "partial", 50_000.0)
+
+
+def test_a_forced_referral_keeps_the_numbers(config):
+    d = decide(0.002, FACTS, 10_000.0, config.policy, refer_because="features are stale")
+    assert (d.decision, d.reason, d.approved_amount) == ("refer", "features are stale", 0.0)
+    assert d.recommended_limit == 100_000 and d.premium_rate > 0
+    assert decide(0.5, FACTS, 1.0, config.policy, refer_because="x").decision == "decline"  # decline still wins
+
+
 def test_capacity_falls_back_in_order(config):
     by_equity = decide(0.002, BuyerFacts(None, 200_000.0, 20_000.0, 0.0), None, config.policy)
     by_purchases = decide(0.002, BuyerFacts(None, None, 20_000.0, 0.0), None, config.policy)

@@ -1,0 +1,103 @@
+"""``tradecredit serve``: the scoring service, and the demo's look at it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tradecredit.cli_support import config_of, fail
+from tradecredit.config import PlatformConfig
+from tradecredit.workspace import Workspace
+
+DEMO_REQUESTS: list[dict[str, Any]] = [
+    {"order": {"amount": 25000, "terms_days": 60}, "requested_limit": 100000},
+    {"order": {"amount": 5000, "terms_days": 30}},
+    {},
+]
+
+
+def check_servable(cfg: PlatformConfig, ws: Workspace, as_of: str | None) -> None:
+    """Fail with a message before starting BentoML when the service could not start."""
+    from tradecredit.serving.process import AS_OF_ENV, parse_as_of
+    from tradecredit.training.registry import CHAMPION, RegistryError, connect, version_by
+
+    try:
+        parse_as_of(as_of)
+    except ValueError as exc:
+        raise fail(str(exc).replace(AS_OF_ENV, "--as-of")) from None
+    if not (ws.feature_repo / "registry.db").exists():
+        raise fail(f"no feature store in {ws.root}: run `tradecredit features apply` and `features materialize` first")
+    client = connect(ws)
+    for name in ("default", "late"):
+        registered = getattr(cfg.training, name).registered_model
+        try:
+            version_by(client, registered, None, CHAMPION)
+        except RegistryError:
+            raise fail(f"no champion version of {registered}: run `tradecredit train {name}` and `tradecredit promote {name}`") from None
+
+
+def built_as_of(ws: Workspace) -> str | None:
+    summary = ws.features / "build_summary.json"
+    if not summary.exists():
+        return None
+    return str(json.loads(summary.read_text(encoding="utf-8"))["as_of_end"])
+
+
+def run_demo_service(cfg: PlatformConfig, ws: Workspace, config_dir: Path) -> None:
+    """Start the real service, assess a few buyers over HTTP, print one full answer, stop it."""
+    import polars as pl
+
+    from tradecredit.serving.process import ServerError, running_server
+
+    check_servable(cfg, ws, None)
+    as_of = built_as_of(ws)
+    buyers = pl.read_parquet(ws.ledger / "buyers.parquet", columns=["buyer_id"])["buyer_id"].head(len(DEMO_REQUESTS)).to_list()
+    try:
+        with running_server(ws, config_dir, as_of=as_of) as server:
+            typer.echo(f"Scoring service up at {server.url} (clock {as_of}; OpenAPI at {server.url}/docs.json)")
+            answers = []
+            for buyer, extra in zip(buyers, DEMO_REQUESTS, strict=False):
+                status, body = server.post("/assess", {"buyer_id": buyer, **extra})
+                if status != 200:
+                    raise fail(f"the service answered {status} for {buyer}: {body}")
+                answers.append(body)
+                typer.echo(
+                    f"  {buyer}: PD {body['pd_12m']:.2%}, grade {body['grade']} ({body['tier']}), limit {body['recommended_limit']:,.0f}, "
+                    f"decision {body['decision']} ({body['decision_reason']}), premium rate {body['insurance']['premium_rate']:.2%}"
+                )
+            typer.echo("One full response:")
+            typer.echo(json.dumps(answers[0], indent=2, ensure_ascii=False))
+    except ServerError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"Decisions logged in {ws.decision_log}. Start the service yourself with: tradecredit --workspace {ws.root} serve --as-of {as_of}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        ctx: typer.Context,
+        port: Annotated[int | None, typer.Option(help="Port (default from configs/serving.yaml).")] = None,
+        host: Annotated[str | None, typer.Option(help="Address to listen on (default from configs/serving.yaml: loopback).")] = None,
+        as_of: Annotated[
+            str | None,
+            typer.Option(
+                "--as-of",
+                help="Assess as if now were this date (YYYY-MM-DD, end of day UTC) or ISO time: for a simulated or "
+                "historical portfolio. Default: the wall clock.",
+            ),
+        ] = None,
+    ) -> None:
+        """Start the scoring service (BentoML) on the champion models and the online features."""
+        from tradecredit.serving.process import serve_command, serve_environment
+
+        cfg = config_of(ctx)
+        ws: Workspace = ctx.obj.workspace
+        check_servable(cfg, ws, as_of)
+        chosen_host, chosen_port = host or cfg.serving.host, port or cfg.serving.port
+        typer.echo(f"Serving {ws.root} at http://{chosen_host}:{chosen_port} (OpenAPI: /docs.json; Ctrl-C stops it)")
+        completed = subprocess.run(serve_command(chosen_host, chosen_port), env=serve_environment(ws, ctx.obj.config_dir, as_of), check=False)
+        raise typer.Exit(code=completed.returncode)
