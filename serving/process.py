@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -76,9 +77,16 @@ class RunningServer:
         return post_json(self.url + path, body, timeout)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-        """Stop the whole process group (the arbiter and its workers)."""
+        """Stop the server: SIGTERM lets BentoML's arbiter stop its workers; any other signal
+        goes to every process of the tree, since the workers would outlive a killed arbiter."""
         if self.process.poll() is not None:
             return
+        if sig != signal.SIGTERM:
+            import psutil
+
+            for child in psutil.Process(self.process.pid).children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.send_signal(sig)
         try:
             os.killpg(self.process.pid, sig)
             self.process.wait(timeout=timeout)

@@ -91,5 +91,8 @@ def quick_config_dir(folder: Path, trials: int = 3) -> Path:
     training = yaml.safe_load((folder / "training.yaml").read_text(encoding="utf-8"))
     for model in ("default", "late"):
         training[model]["tuning"].update({"trials": trials, "timeout_seconds": 60, "max_rounds": 150})
+        # A few hundred buyers leave a few dozen test events: ECE there is mostly noise, and the
+        # demo's service step needs champions. The gate's ECE rule is tested in tests/integration/training.
+        training[model]["max_ece"] = 0.05
     (folder / "training.yaml").write_text(yaml.safe_dump(training), encoding="utf-8")
     return folder

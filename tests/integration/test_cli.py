@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import polars as pl
 
-from tests.conftest import GOOD_LEDGER, REPO, quick_config_dir, write_ledger
+from tests.conftest import GOOD_LEDGER, REPO, write_ledger
+from tests.integration.conftest import run
 
-TRADECREDIT = str(Path(sys.executable).parent / "tradecredit")
-
-
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECREDIT_")} | (env or {})
-    return subprocess.run([TRADECREDIT, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300)
-
-
-def test_demo_simulates_loads_trains_and_scores(tmp_path):
-    ws = tmp_path / "ws"
-    configs = quick_config_dir(tmp_path / "configs")
-    # 40 months: the default model's split needs a year of label and a year of gap after training.
-    result = run("--workspace", str(ws), "--config-dir", str(configs), "demo", "--buyers", "400", "--months", "40")
-    assert result.returncode == 0, result.stderr
+def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
+    ws, configs, result = demo_run.workspace, demo_run.configs, demo_run.result
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr
     assert "rows rejected in all: 0" in result.stdout
     assert "Demo complete." in result.stdout
@@ -69,6 +54,15 @@ def test_demo_simulates_loads_trains_and_scores(tmp_path):
         assert (ws / "models" / model / "evaluation" / "metrics.json").exists()
         assert (ws / "models" / model / "promotion.json").exists()
     assert (ws / "mlflow" / "mlflow.db").exists()
+
+    # The service: started for real, a few buyers assessed over HTTP, one full answer printed.
+    assert "== 7. Start the scoring service" in result.stdout and "Scoring service up at http://127.0.0.1:" in result.stdout
+    printed = result.stdout.split("One full response:\n", 1)[1].split("\nDecisions logged", 1)[0]
+    answer = json.loads(printed)
+    assert answer["model_versions"] == {"tradecredit-default-12m": "1", "tradecredit-late-30d": "1"}
+    assert answer["late_payment"] is not None and answer["explanation"]["available"] is True
+    assert answer["assessed_at"].startswith(summary["data_end"]) and answer["freshness"]["stale"] is False
+    assert (ws / "serving" / "decisions.db").exists()
 
     # score default: the entity file's rows, in order, with a grade from the master scale.
     scored_path = tmp_path / "scored.csv"

@@ -88,3 +88,33 @@ def test_the_model_beats_chance_and_the_card_numbers_are_consistent(trained_defa
     assert trained_default.explain.trees >= 1 and trained_default.explain.explain_ms_per_row > 0
     grades = trained_default.evaluation.grades
     assert grades is not None and int(grades["rows"].sum()) == int(m["rows"])
+
+
+def test_the_service_array_from_feature_dicts_equals_the_frame_path(trained_default):
+    model = trained_default.model
+    rows = trained_default.data.rows(TEST, holdout=True).head(300)
+    dicts = rows.to_dicts()
+    for name in model.categories:  # an unseen level and a missing one: both become missing
+        dicts[0][name], dicts[1][name] = "NEVER-SEEN", None
+    expected = model.array(model.matrix(pl.DataFrame(dicts, schema=rows.schema)))
+    np.testing.assert_array_equal(model.rows_array(dicts), expected)
+
+
+def test_a_constrained_features_shap_value_moves_only_in_its_direction(trained_default):
+    """What makes a reason's direction agree with the constraints: sweeping a constrained
+    feature across its observed range moves its TreeSHAP value one way only, so a worse value
+    can never be explained as lowering the risk while a better one raises it."""
+    model = trained_default.model
+    x = model.array(_test_x(trained_default).head(400))
+    checked = 0
+    for feature, sign in model.monotone.items():
+        j = model.features.index(feature)
+        observed = x[:, j][~np.isnan(x[:, j])]
+        grid = np.unique(np.quantile(observed, np.linspace(0, 1, 11)))
+        for row in x[:25]:
+            sweep = np.repeat(row[None, :], len(grid), axis=0)
+            sweep[:, j] = grid
+            phi = model.booster.predict(sweep, pred_contrib=True)[:, j]
+            assert np.all(np.diff(phi) * sign >= -1e-12), f"{feature}: SHAP value moves against its constraint {sign}"
+            checked += int(np.ptp(phi) > 0)
+    assert checked > 25, "the constrained features must move their SHAP values, or this test proves nothing"

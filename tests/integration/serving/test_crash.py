@@ -1,0 +1,61 @@
+"""Durability: kill -9 the server in the middle of a load; after a restart, every decision a
+caller was told about is in the log."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from tests.integration.serving.conftest import data_end
+from tradecredit.serving.decision_log import read_decisions
+from tradecredit.serving.process import post_json, start_server
+from tradecredit.workspace import Workspace
+
+
+def test_kill_9_mid_load_loses_no_acknowledged_decision(demo_run):
+    ws = Workspace(demo_run.workspace)
+    server = start_server(ws, demo_run.configs, as_of=data_end(demo_run.workspace))
+    acknowledged: list[str] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            body = {"buyer_id": f"B{(worker * 50 + i) % 400 + 1:06d}", "order": {"amount": 1000 + i, "terms_days": 30}}
+            try:
+                status, answer = post_json(server.url + "/assess", body, timeout=10)
+            except OSError as exc:  # the server is gone: expected once it is killed
+                failures.append(type(exc).__name__)
+                continue
+            if status == 200:
+                with lock:
+                    acknowledged.append(answer["decision_id"])
+
+    threads = [threading.Thread(target=load, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        while len(acknowledged) < 150:
+            threads[0].join(0.05)
+        server.stop(signal.SIGKILL)  # the whole process group, no chance to flush anything
+        threads[0].join(1.0)  # the load goes on against the dead server for a moment
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        server.stop(signal.SIGKILL)
+    assert len(acknowledged) >= 150 and failures, "the load must still be running when the server dies"
+
+    restarted = start_server(ws, demo_run.configs, as_of=data_end(demo_run.workspace))
+    try:
+        status, after = restarted.post("/assess", {"buyer_id": "B000001"})
+        assert status == 200
+    finally:
+        restarted.stop()
+    logged = {row["decision_id"] for row in read_decisions(ws.decision_log)}
+    missing = set(acknowledged) - logged
+    assert not missing, f"{len(missing)} acknowledged decisions are not in the log"
+    assert after["decision_id"] in logged, "the restarted server appends to the same log"

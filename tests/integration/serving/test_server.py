@@ -1,0 +1,114 @@
+"""The real service: ``bentoml serve`` on loopback, called over HTTP as an ERP would."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.request
+
+import jsonschema
+import pytest
+
+from tradecredit.serving.process import post_json
+from tradecredit.training.registry import CHAMPION, connect, version_by
+from tradecredit.workspace import Workspace
+
+ERROR_KEYS = {"status", "code", "message", "field"}
+
+
+def announce_a_huge_body(url: str, length: int) -> tuple[int, dict]:
+    """Send headers announcing ``length`` bytes and the start of the body: the service answers
+    413 from the headers, before reading (and buffering) a body it would refuse anyway."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.putrequest("POST", "/assess")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(length))
+    connection.endheaders(b'{"buyer_id": "B000001", "pad": "')
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.read()
+
+
+def assert_error(status: int, body: dict, expected_status: int, code: str, field: str | None = None, secret: str | None = None):
+    assert status == expected_status, body
+    assert set(body) == {"error"} and set(body["error"]) == ERROR_KEYS, body
+    assert body["error"]["status"] == expected_status and body["error"]["code"] == code, body
+    if field is not None:
+        assert body["error"]["field"] == field, body
+    if secret is not None:
+        assert secret not in json.dumps(body), "an error never echoes the input"
+
+
+@pytest.fixture(scope="module")
+def openapi(server) -> dict:
+    status, raw = get(server.url + "/docs.json")
+    assert status == 200
+    return json.loads(raw)
+
+
+def validate(openapi: dict, path: str, status: int, body: dict) -> None:
+    """Check a response against the schema the served OpenAPI document gives for it."""
+    schema = openapi["paths"][path]["post"]["responses"][str(status)]["content"]["application/json"]["schema"]
+    # Refs point at #/components/... or the schema's own #/$defs/...: both resolve against this root.
+    jsonschema.validate(body, {**schema, "components": openapi.get("components", {})})
+
+
+def test_health_readiness_and_the_recorded_versions(server, demo_run):
+    assert get(server.url + "/livez")[0] == 200 and get(server.url + "/readyz")[0] == 200
+    status, body = server.post("/status", {})
+    client = connect(Workspace(demo_run.workspace))
+    champions = {name: str(version_by(client, name, None, CHAMPION).version) for name in ("tradecredit-default-12m", "tradecredit-late-30d")}
+    assert status == 200 and body["model_versions"] == champions and body["ready"] is True
+
+
+def test_assess_answers_what_the_openapi_document_says(server, openapi):
+    status, body = server.post("/assess", {"buyer_id": "B000001", "order": {"amount": 20000, "terms_days": 60}, "requested_limit": 50000})
+    assert status == 200, body
+    validate(openapi, "/assess", 200, body)
+    assert body["late_payment"]["explanation"]["available"] is True and body["explanation"]["reasons"]
+    status, batch = server.post("/assess_batch", {"requests": [{"buyer_id": "B000002"}, {"buyer_id": "NOBODY"}]})
+    assert status == 200
+    validate(openapi, "/assess_batch", 200, batch)
+    assert (batch["assessed"], batch["failed"]) == (1, 1) and batch["results"][1]["error"]["code"] == "unknown_buyer"
+    for code in ("400", "404", "413", "415", "503"):
+        assert "ErrorBody" in json.dumps(openapi["paths"]["/assess"]["post"]["responses"][code])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "field"),
+    [
+        ({"order": {"amount": 1, "terms_days": 30}}, 400, "invalid_field", "buyer_id"),
+        ({"buyer_id": "B000001", "order": {"amount": "SECRET-lots", "terms_days": 30}}, 400, "invalid_field", "order.amount"),
+        ({"buyer_id": "B000001", "order": {"amount": -5, "terms_days": 30}}, 400, "invalid_field", "order.amount"),
+        ({"buyer_id": "B000001", "order": {"amount": 5e15, "terms_days": 30}}, 400, "invalid_field", "order.amount"),
+        ({"buyer_id": "B000001", "order": {"amount": 5, "terms_days": 9999}}, 400, "invalid_field", "order.terms_days"),
+        ({"buyer_id": "B000001", "requested_limit": -1}, 400, "invalid_field", "requested_limit"),
+        ({"buyer_id": "B000001", "order": {"amount": 5, "terms_days": 30, "SECRET": 1}}, 400, "invalid_field", "order.SECRET"),
+        ({"buyer_id": "SECRET<script>"}, 400, "invalid_field", "buyer_id"),
+        ({"buyer_id": "NOT-A-BUYER"}, 404, "unknown_buyer", "buyer_id"),
+    ],
+)
+def test_bad_requests_get_one_error_shape(server, body, status, code, field):
+    got_status, got = server.post("/assess", body)
+    assert_error(got_status, got, status, code, field, secret="<script>" if "<script>" in json.dumps(body) else None)
+
+
+def test_bodies_that_never_reach_the_model(server, served_config):
+    status, body = post_json(server.url + "/assess", b"\x80\x04\x95 pickled", headers={"Content-Type": "application/vnd.bentoml+pickle"})
+    assert_error(status, body, 415, "unsupported_media_type")
+    status, body = post_json(server.url + "/assess", b"{not json SECRET")
+    assert_error(status, body, 400, "invalid_json", secret="SECRET")
+    status, body = post_json(server.url + "/assess", b"[1, 2]")
+    assert status == 400 and set(body) == {"error"}
+    too_many = {"requests": [{"buyer_id": "B000001"}] * (served_config.serving.max_batch_size + 1)}
+    status, body = server.post("/assess_batch", too_many)
+    assert_error(status, body, 413, "too_large", "requests")
+    status, body = announce_a_huge_body(server.url, served_config.serving.max_request_bytes + 1)
+    assert_error(status, body, 413, "too_large")
+    status, body = server.post("/no_such_endpoint", {})
+    assert_error(status, body, 404, "not_found")

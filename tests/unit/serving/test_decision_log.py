@@ -1,0 +1,47 @@
+"""The decision log: appended rows come back whole, a batch is one transaction, threads share it."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from tradecredit.serving.decision_log import DecisionLog, DecisionRecord, read_decisions
+
+
+def record(i: int, buyer: str = "B1") -> DecisionRecord:
+    return DecisionRecord(
+        decision_id=f"d{i}", logged_at="2026-01-01T00:00:00+00:00", assessed_at="2026-01-01T00:00:00+00:00", request_id="r",
+        endpoint="assess", buyer_id=buyer, request={"buyer_id": buyer}, features={"default": {"open_balance": 1.5, "revenue": None}},
+        features_as_of="2025-12-31T00:00:00+00:00", stale=False, default_model="m:1", late_model=None, pd_12m=0.01, grade=4,
+        decision="approve", response={"pd_12m": 0.01},
+    )
+
+
+def test_rows_come_back_whole_and_in_order(tmp_path):
+    log = DecisionLog(tmp_path / "d.db")
+    log.append([record(1), record(2, "B2")])
+    rows = list(read_decisions(tmp_path / "d.db"))
+    assert [r["decision_id"] for r in rows] == ["d1", "d2"]
+    assert rows[0]["features"] == {"default": {"open_balance": 1.5, "revenue": None}} and rows[0]["stale"] is False
+    assert [r["decision_id"] for r in read_decisions(tmp_path / "d.db", "B2")] == ["d2"]
+    assert log.count() == 2
+
+
+def test_a_failed_batch_leaves_nothing_behind(tmp_path):
+    log = DecisionLog(tmp_path / "d.db")
+    log.append([record(1)])
+    with pytest.raises(sqlite3.IntegrityError):
+        log.append([record(2), record(1)])  # d1 again: the whole batch rolls back
+    assert [r["decision_id"] for r in read_decisions(tmp_path / "d.db")] == ["d1"]
+
+
+def test_threads_and_a_second_connection_append_side_by_side(tmp_path):
+    logs = [DecisionLog(tmp_path / "d.db"), DecisionLog(tmp_path / "d.db")]  # two workers' connections
+    threads = [threading.Thread(target=lambda k=k: [logs[k % 2].append([record(k * 100 + i)]) for i in range(50)]) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({r["decision_id"] for r in read_decisions(tmp_path / "d.db")}) == 200
