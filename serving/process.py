@@ -77,24 +77,30 @@ class RunningServer:
         return post_json(self.url + path, body, timeout)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-        """Stop the server: SIGTERM lets BentoML's arbiter stop its workers; any other signal
-        goes to every process of the tree, since the workers would outlive a killed arbiter."""
+        """Stop the server and every process it started. BentoML's workers run in sessions of
+        their own, so they are found by ancestry: SIGTERM lets the arbiter stop them gracefully,
+        any other signal (a test's SIGKILL) reaches them directly, and whatever still runs after
+        the grace period is killed."""
+        import psutil
+
         if self.process.poll() is not None:
             return
+        workers = psutil.Process(self.process.pid).children(recursive=True)
         if sig != signal.SIGTERM:
-            import psutil
-
-            for child in psutil.Process(self.process.pid).children(recursive=True):
+            for worker in workers:
                 with contextlib.suppress(psutil.NoSuchProcess):
-                    child.send_signal(sig)
-        try:
+                    worker.send_signal(sig)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
+        try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        for worker in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
 
 
 def post_json(url: str, body: Any, timeout: float = 30.0, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:

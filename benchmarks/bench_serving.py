@@ -1,0 +1,193 @@
+"""Scoring-service figures over HTTP on loopback, with the load from a second process, and the
+in-process floor beside them (goals: one buyer p99 under 20 ms at concurrency 1; 300 requests/s
+or more at concurrency 16 with no errors; a 1,000-buyer batch under 1 s; all on 2 cores).
+
+Without --workspace it runs `tradecredit demo` (5,000 buyers) first. Requests carry an order,
+so both models score and explain; buyers rotate through the portfolio.
+
+    .venv/bin/python benchmarks/bench_serving.py [--workspace DIR] [--seconds 15] [--synchronous full|normal]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from measure import TRADECREDIT
+
+from tradecredit.config import default_config_dir, load_config
+from tradecredit.serving.cli import built_as_of
+from tradecredit.serving.engine import Clock, open_assessor, score_and_explain
+from tradecredit.serving.process import parse_as_of, running_server
+from tradecredit.serving.schemas import AssessRequest
+from tradecredit.workspace import Workspace
+
+
+def body_for(i: int, buyers: list[str]) -> bytes:
+    return json.dumps({"buyer_id": buyers[i % len(buyers)], "order": {"amount": 10_000 + i % 5_000, "terms_days": 60}}).encode()
+
+
+def client_loop(url: str, buyers: list[str], seconds: float, keep_alive: bool, offset: int, out: list, lock: threading.Lock) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    latencies, statuses, i = [], [], offset
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        i += 1
+        headers = {"Content-Type": "application/json"} | ({} if keep_alive else {"Connection": "close"})
+        started = time.perf_counter()
+        try:
+            connection.request("POST", "/assess", body=body_for(i, buyers), headers=headers)
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+        except OSError:
+            statuses.append(0)
+        latencies.append(time.perf_counter() - started)
+        if not keep_alive or statuses[-1] == 0:
+            connection.close()
+            connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    with lock:
+        out.append((latencies, statuses))
+
+
+def load(url: str, buyers: list[str], concurrency: int, seconds: float, keep_alive: bool, queue: multiprocessing.Queue) -> None:
+    """Runs in its own process: ``concurrency`` closed-loop clients for ``seconds``."""
+    out: list = []
+    lock = threading.Lock()
+    threads = [threading.Thread(target=client_loop, args=(url, buyers, seconds, keep_alive, k * 100_000, out, lock)) for k in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    queue.put(([x for lat, _ in out for x in lat], [s for _, st in out for s in st], elapsed))
+
+
+def from_second_process(url: str, buyers: list[str], concurrency: int, seconds: float, keep_alive: bool) -> dict[str, float]:
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    process = multiprocessing.get_context("spawn").Process(target=load, args=(url, buyers, concurrency, seconds, keep_alive, queue))
+    process.start()
+    latencies, statuses, elapsed = queue.get()
+    process.join()
+    latencies.sort()
+    return {
+        "requests": len(latencies), "per_second": len(latencies) / elapsed, "errors": sum(s != 200 for s in statuses),
+        "p50_ms": latencies[len(latencies) // 2] * 1000, "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+    }
+
+
+def percentiles(samples: list[float]) -> str:
+    samples = sorted(samples)
+    return f"p50 {samples[len(samples) // 2] * 1000:6.2f} ms   p99 {samples[int(len(samples) * 0.99)] * 1000:6.2f} ms"
+
+
+def in_process_floor(ws: Workspace, config_dir: Path, as_of: str, buyers: list[str]) -> dict[str, float]:
+    cfg = load_config(config_dir)
+    assessor = open_assessor(ws, cfg, Clock(parse_as_of(as_of)), with_log=True)
+    default, late = assessor.models["default"].model, assessor.models["late"].model
+    n = 500
+    requests = [AssessRequest.model_validate_json(body_for(i, buyers)) for i in range(n)]
+    for r in requests[:30]:
+        assessor.assess([r], "assess")
+    timings: dict[str, list[float]] = {k: [] for k in ("feature lookup (Feast)", "score both models", "TreeSHAP both models", "full assessment + log")}
+    for r in requests:
+        t = time.perf_counter()
+        online = assessor.reader.read([r.buyer_id], assessor.clock.now())
+        timings["feature lookup (Feast)"].append(time.perf_counter() - t)
+        row = online.rows()[0]
+        x_default = default.rows_array([row])
+        x_late = late.rows_array([{**row, "order_amount": r.order.amount, "order_terms_days": 60, "amount_vs_usual_invoice": 1.0, "issue_month": 12}])
+        t = time.perf_counter()
+        default.booster.predict(x_default, raw_score=True)
+        late.booster.predict(x_late, raw_score=True)
+        timings["score both models"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        default.booster.predict(x_default, pred_contrib=True)
+        late.booster.predict(x_late, pred_contrib=True)
+        timings["TreeSHAP both models"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        assessor.assess([r], "assess")
+        timings["full assessment + log"].append(time.perf_counter() - t)
+    print("\nIn process (one thread, no HTTP), one buyer with an order:")
+    for name, samples in timings.items():
+        print(f"  {name:<26} {percentiles(samples)}")
+    batch = [AssessRequest(buyer_id=b) for b in buyers[:1000]]
+    assessor.assess(batch, "assess_batch")
+    t = time.perf_counter()
+    assessor.assess(batch, "assess_batch")
+    batch_s = time.perf_counter() - t
+    t = time.perf_counter()
+    assessor.reader.read([b.buyer_id for b in batch], assessor.clock.now())
+    read_s = time.perf_counter() - t
+    x = default.rows_array(assessor.reader.read([b.buyer_id for b in batch], assessor.clock.now()).rows())
+    t = time.perf_counter()
+    score_and_explain(default, x)
+    explain_s = time.perf_counter() - t
+    print(f"  batch of {len(batch):,} (no orders): {batch_s:.2f} s, of which the Feast read {read_s:.2f} s, score + TreeSHAP {explain_s:.3f} s")
+    assessor.log.close()  # type: ignore[union-attr]
+    return {"floor_p50_ms": statistics.median(timings["full assessment + log"]) * 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=Path, help="a workspace with champions and materialized features")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--synchronous", choices=("full", "normal"), help="override the decision log's synchronous mode")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace((args.workspace or Path(tmp) / "ws").resolve())
+        if not (ws.mlflow / "mlflow.db").exists():
+            print("Building a 5,000-buyer demo workspace first (tradecredit demo) ...")
+            subprocess.run([TRADECREDIT, "--workspace", str(ws.root), "demo"], check=True, stdout=subprocess.DEVNULL)
+        config_dir = Path(tmp) / "configs"
+        shutil.copytree(default_config_dir(), config_dir)
+        if args.synchronous:
+            serving = yaml.safe_load((config_dir / "serving.yaml").read_text())
+            serving["decision_log"]["synchronous"] = args.synchronous
+            (config_dir / "serving.yaml").write_text(yaml.safe_dump(serving))
+        cfg = load_config(config_dir)
+        as_of = built_as_of(ws)
+        assert as_of is not None
+        import polars as pl
+
+        buyers = pl.read_parquet(ws.ledger / "buyers.parquet", columns=["buyer_id"])["buyer_id"].to_list()
+        print(f"{len(buyers):,} buyers; clock {as_of}; {cfg.serving.workers} workers x {cfg.serving.threads_per_worker} threads; "
+              f"decision log synchronous={cfg.serving.decision_log.synchronous}; {datetime.now(UTC):%Y-%m-%d}")
+        floor = in_process_floor(ws, config_dir, as_of, buyers)
+        with running_server(ws, config_dir, as_of=as_of) as server:
+            from_second_process(server.url, buyers, 4, 3, True)  # warm both workers
+            print("\nOver HTTP on loopback (load from a second process, closed loop):")
+            one = from_second_process(server.url, buyers, 1, args.seconds, True)
+            print(f"  concurrency 1, keep-alive:   p50 {one['p50_ms']:6.2f} ms   p99 {one['p99_ms']:6.2f} ms   "
+                  f"{one['per_second']:6.1f} req/s   errors {one['errors']}   (service overhead over the floor: {one['p50_ms'] - floor['floor_p50_ms']:.2f} ms at p50)")
+            for keep_alive in (False, True):
+                many = from_second_process(server.url, buyers, 16, args.seconds, keep_alive)
+                label = "keep-alive" if keep_alive else "new connection per request"
+                print(f"  concurrency 16, {label + ':':<27} {many['per_second']:6.1f} req/s   p50 {many['p50_ms']:6.1f} ms   "
+                      f"p99 {many['p99_ms']:6.1f} ms   errors {many['errors']} of {many['requests']:,}")
+            for with_orders in (False, True):
+                items = [{"buyer_id": b} | ({"order": {"amount": 5000, "terms_days": 30}} if with_orders else {}) for b in buyers[:1000]]
+                seconds = []
+                for _ in range(5):
+                    t = time.perf_counter()
+                    status, answer = server.post("/assess_batch", {"requests": items}, timeout=120)
+                    seconds.append(time.perf_counter() - t)
+                    assert status == 200 and answer["assessed"] == len(items), (status, answer.get("error"))
+                print(f"  batch of {len(items):,} buyers{' with orders' if with_orders else ''}: median {statistics.median(seconds):.2f} s over 5 calls")
+
+
+if __name__ == "__main__":
+    main()
