@@ -77,8 +77,9 @@ def load(url: str, buyers: list[str], concurrency: int, seconds: float, keep_ali
 
 
 def from_second_process(url: str, buyers: list[str], concurrency: int, seconds: float, keep_alive: bool) -> dict[str, float]:
-    queue: multiprocessing.Queue = multiprocessing.Queue()
-    process = multiprocessing.get_context("spawn").Process(target=load, args=(url, buyers, concurrency, seconds, keep_alive, queue))
+    context = multiprocessing.get_context("spawn")  # a clean interpreter, not a fork of this one
+    queue = context.Queue()
+    process = context.Process(target=load, args=(url, buyers, concurrency, seconds, keep_alive, queue))
     process.start()
     latencies, statuses, elapsed = queue.get()
     process.join()

@@ -125,7 +125,9 @@ def decide(
         decision, approved, reason = "refer", 0.0, refer_because
     elif capacity.source == "none":
         decision, approved, reason = "refer", 0.0, "no revenue, equity or purchase history to size a limit"
-    elif asked <= room:
+    elif requested is None and requested_limit is None and room > 0:
+        decision, approved, reason = "approve", 0.0, f"nothing requested; {room:,.0f} is available under the limit"
+    elif asked <= room and (asked > 0 or room > 0):
         decision, approved = "approve", asked
         reason = f"within the recommended limit ({limit:,.0f})" if on_line else f"within the available limit ({available:,.0f})"
     elif room > 0:

@@ -43,6 +43,14 @@ def test_a_requested_limit_caps_the_line_and_an_order_uses_what_it_leaves(config
     assert (both.available_limit, both.decision, both.approved_amount) == (50_000.0, "partial", 50_000.0)
 
 
+def test_with_nothing_requested_the_decision_says_whether_room_is_left(config):
+    room = decide(0.002, FACTS, None, config.policy)
+    assert (room.decision, room.approved_amount) == ("approve", 0.0) and "70,000 is available" in room.reason
+    full = BuyerFacts(revenue=1_000_000.0, equity=None, usual_monthly_purchases=20_000.0, exposure=150_000.0)
+    used_up = decide(0.002, full, None, config.policy)
+    assert used_up.decision == "refer" and "uses the whole limit" in used_up.reason
+
+
 def test_a_forced_referral_keeps_the_numbers(config):
     d = decide(0.002, FACTS, 10_000.0, config.policy, refer_because="features are stale")
     assert (d.decision, d.reason, d.approved_amount) == ("refer", "features are stale", 0.0)
