@@ -252,11 +252,13 @@ class OnlineFeatures:
         return ts.select("buyer_id", *[((read_at - pl.col(c)).dt.total_seconds() / 86400).alias(c) for c in self.names])
 
     def stale_features(self) -> dict[str, list[str]]:
-        """Per buyer, the features that are missing or older than the limit."""
-        limit = self.read_at.timestamp() - self.max_age_days * 86400
+        """Per buyer, the features that are missing, older than the limit, or dated after the
+        read time (a snapshot from the reader's future holds facts its as-of time cannot know)."""
+        now = self.read_at.timestamp()
+        limit = now - self.max_age_days * 86400
         stamps = [self.response[f"{n}__ts"] for n in self.names]
         return {
-            buyer: [n for n, ts in zip(self.names, row, strict=True) if not ts or ts < limit]
+            buyer: [n for n, ts in zip(self.names, row, strict=True) if not ts or ts < limit or ts > now]
             for buyer, row in zip(self.buyer_ids, zip(*stamps, strict=True), strict=True)
         }
 

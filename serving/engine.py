@@ -87,26 +87,18 @@ class BuyerFreshness:
     known: bool
 
 
-def freshness(online: OnlineFeatures, now: datetime, max_age_days: int) -> list[BuyerFreshness]:
-    """Per buyer: the oldest snapshot time among its features, and the features that are
-    missing, older than the limit, or dated after the clock (a snapshot from the clock's
-    future would leak facts the as-of time could not know)."""
-    stamps = np.array([[s or 0 for s in online.response[f"{n}__ts"]] for n in online.names], dtype=float).T
-    now_s = now.timestamp()
+def freshness(online: OnlineFeatures, now: datetime) -> list[BuyerFreshness]:
+    """Per buyer: the oldest snapshot time among its features, its age, and the stale features
+    (missing, older than the limit, or dated after the clock: ``OnlineFeatures.stale_features``)."""
+    stale = online.stale_features()
     out = []
-    for row in stamps.reshape(len(online.buyer_ids), len(online.names)):
-        present = row > 0
-        if not present.any():
-            out.append(BuyerFreshness(None, None, list(online.names), known=False))
+    for i, buyer in enumerate(online.buyer_ids):
+        stamps = [s for s in (online.response[f"{n}__ts"][i] for n in online.names) if s]
+        if not stamps:
+            out.append(BuyerFreshness(None, None, stale[buyer], known=False))
             continue
-        oldest = float(row[present].min())
-        bad = (~present) | (row < now_s - max_age_days * 86400) | (row > now_s)
-        out.append(
-            BuyerFreshness(
-                datetime.fromtimestamp(oldest, UTC), (now_s - oldest) / 86400,
-                [n for n, b in zip(online.names, bad, strict=True) if b], known=True,
-            )
-        )
+        oldest = min(stamps)
+        out.append(BuyerFreshness(datetime.fromtimestamp(oldest, UTC), (now.timestamp() - oldest) / 86400, stale[buyer], known=True))
     return out
 
 
@@ -192,7 +184,7 @@ class Assessor:
         todo = [i for i, r in enumerate(results) if r is None]
         buyer_ids = list(dict.fromkeys(items[i].buyer_id for i in todo))
         online = self.reader.read(buyer_ids, now) if buyer_ids else None
-        fresh = dict(zip(buyer_ids, freshness(online, now, self.cfg.features.max_online_age_days), strict=True)) if online else {}
+        fresh = dict(zip(buyer_ids, freshness(online, now), strict=True)) if online else {}
         rows = dict(zip(buyer_ids, online.rows(), strict=True)) if online else {}
         for i in todo:
             if not fresh[items[i].buyer_id].known:

@@ -45,6 +45,10 @@ def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
     doc = json.loads(online.stdout)
     assert doc["buyer_id"] == "B000001" and doc["features_as_of_ts"].startswith(summary["data_end"])
     assert doc["stale"] is True  # the simulated data ended long before today
+    # Feast's SQLite store converts event times through local time: every command runs in UTC,
+    # so a reader in another time zone sees the same snapshot time.
+    shanghai = run("--workspace", str(ws), "features", "online", "B000001", env={"TZ": "Asia/Shanghai"})
+    assert json.loads(shanghai.stdout)["features_as_of_ts"] == doc["features_as_of_ts"]
 
     # Models: both trained, evaluated and registered; the demo printed their headline metrics.
     for model in ("default", "late"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -70,6 +70,9 @@ def test_stale_online_features_are_flagged(monthly_built, config):
     assert stale["NOT_A_BUYER"] == names, "a buyer with no online row is stale, not fresh"
     ages = old.age_days().row(0, named=True)
     assert ages["open_balance"] == pytest.approx(config.features.max_online_age_days + 1)
+    early_read = datetime.combine(monthly_built.data_end, datetime.min.time(), UTC) - timedelta(days=1)
+    future = online_features(store, "default", ["B000001"], config.features, read_at=early_read)
+    assert future.stale_features()["B000001"] == names, "a snapshot dated after the read time is not fresh"
 
 
 def test_default_training_set_rows_labels_and_features(monthly_built, config):
