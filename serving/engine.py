@@ -190,7 +190,8 @@ class Assessor:
             if not fresh[items[i].buyer_id].known:
                 results[i] = ApiError(
                     404, "unknown_buyer",
-                    f"buyer '{items[i].buyer_id}' has no features in the online store: load its ledger and materialize, "
+                    # The id is not repeated: an error never echoes input (a batch item carries its buyer_id).
+                    "this buyer has no features in the online store: load its ledger and materialize, "
                     "or check the id (no cold-start score is given; see the README)",
                     f"{prefix}{i}.buyer_id" if prefix else "buyer_id",
                 )

@@ -539,6 +539,27 @@ class ServingConfig(StrictModel):
     decision_log: DecisionLogConfig
 
 
+# --------------------------------------------------------------------------- monitoring
+
+
+class DriftConfig(StrictModel):
+    bins: Annotated[int, Field(ge=2)] = Field(description="reference quantile bins per numeric feature (10: deciles)")
+    moderate_psi: PositiveFloat = Field(description="PSI from which a shift is moderate")
+    major_psi: PositiveFloat = Field(description="PSI from which a shift is major")
+    alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(description="significance level of the PSI test")
+    empty_bin_share: Annotated[float, Field(gt=0.0, lt=0.01)] = Field(description="share an empty bin counts as")
+
+    @model_validator(mode="after")
+    def _check(self) -> DriftConfig:
+        if self.major_psi <= self.moderate_psi:
+            raise ValueError("major_psi must be above moderate_psi")
+        return self
+
+
+class MonitoringConfig(StrictModel):
+    drift: DriftConfig
+
+
 class PlatformConfig(StrictModel):
     simulator: SimulatorConfig
     ledger: LedgerConfig
@@ -547,6 +568,7 @@ class PlatformConfig(StrictModel):
     policy: PolicyConfig
     training: TrainingConfig
     serving: ServingConfig
+    monitoring: MonitoringConfig
 
 
 SECTIONS: dict[str, type[StrictModel]] = {

@@ -88,14 +88,14 @@ def test_assess_answers_what_the_openapi_document_says(server, openapi):
         ({"buyer_id": "B000001", "order": {"amount": 5e15, "terms_days": 30}}, 400, "invalid_field", "order.amount"),
         ({"buyer_id": "B000001", "order": {"amount": 5, "terms_days": 9999}}, 400, "invalid_field", "order.terms_days"),
         ({"buyer_id": "B000001", "requested_limit": -1}, 400, "invalid_field", "requested_limit"),
-        ({"buyer_id": "B000001", "order": {"amount": 5, "terms_days": 30, "SECRET": 1}}, 400, "invalid_field", "order.SECRET"),
+        ({"buyer_id": "B000001", "order": {"amount": 5, "terms_days": 30, "extra": "SECRET"}}, 400, "invalid_field", "order.extra"),
         ({"buyer_id": "SECRET<script>"}, 400, "invalid_field", "buyer_id"),
-        ({"buyer_id": "NOT-A-BUYER"}, 404, "unknown_buyer", "buyer_id"),
+        ({"buyer_id": "SECRET-BUYER"}, 404, "unknown_buyer", "buyer_id"),
     ],
 )
 def test_bad_requests_get_one_error_shape(server, body, status, code, field):
     got_status, got = server.post("/assess", body)
-    assert_error(got_status, got, status, code, field, secret="<script>" if "<script>" in json.dumps(body) else None)
+    assert_error(got_status, got, status, code, field, secret="SECRET")
 
 
 def test_bodies_that_never_reach_the_model(server, served_config):
