@@ -8,6 +8,8 @@ import urllib.request
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tradecredit.serving.process import post_json
 from tradecredit.training.registry import CHAMPION, connect, version_by
@@ -112,3 +114,28 @@ def test_bodies_that_never_reach_the_model(server, served_config):
     assert_error(status, body, 413, "too_large")
     status, body = server.post("/no_such_endpoint", {})
     assert_error(status, body, 404, "not_found")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+near_valid = st.fixed_dictionaries(
+    {"buyer_id": st.one_of(st.sampled_from(["B000001", "B000002", ""]), st.text(max_size=70), st.integers())},
+    optional={
+        "order": st.one_of(json_values, st.fixed_dictionaries({"amount": json_values, "terms_days": json_values})),
+        "requested_limit": json_values,
+    },
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(json_values, near_valid), path=st.sampled_from(["/assess", "/assess_batch"]))
+def test_any_json_gets_an_answer_or_a_4xx_in_our_shape(server, body, path):
+    """Fuzzing: whatever JSON arrives, the service answers 200 or a 4xx with our error body,
+    never a 5xx and never a traceback."""
+    status, answer = post_json(server.url + path, json.dumps(body).encode())
+    assert status in (200, 400, 404, 413), (status, answer)
+    if status != 200:
+        assert set(answer) == {"error"} and set(answer["error"]) == ERROR_KEYS, answer
