@@ -19,6 +19,7 @@ from tradecredit.config import (
     describe_validation_error,
 )
 from tradecredit.features import cli as features_cli
+from tradecredit.monitoring import cli as monitoring_cli
 from tradecredit.serving import cli as serving_cli
 from tradecredit.training import cli as training_cli
 from tradecredit.ledger import LedgerError, LoadSummary, format_summary, load_ledger, load_mapping, write_loaded_ledger
@@ -194,3 +195,4 @@ def demo(
 # After the commands above, so --help lists the pipeline in order.
 training_cli.register(app)
 serving_cli.register(app)
+monitoring_cli.register(app)

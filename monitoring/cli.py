@@ -1,0 +1,96 @@
+"""``tradecredit monitor``: score the portfolio as of a date and measure drift."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+
+from tradecredit.cli_support import config_of, fail
+from tradecredit.config import PlatformConfig
+from tradecredit.workspace import Workspace
+
+
+def runs_folder(ws: Workspace) -> Path:
+    return ws.root / "monitoring" / "runs"
+
+
+def score_history(ws: Workspace) -> pl.DataFrame:
+    """Every monitoring run's scores, oldest first (each row carries its model version)."""
+    files = sorted(runs_folder(ws).glob("*/scores.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no monitoring runs in {runs_folder(ws)}: run `tradecredit monitor --as-of DATE`")
+    return pl.concat([pl.read_parquet(f) for f in files]).sort("as_of_ts", "buyer_id")
+
+
+def run_monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> dict[str, Any]:
+    """Score every active buyer as of ``as_of`` with the default champion; PSI of the score and
+    of each feature against the champion's training rows. Writes ``WORKSPACE/monitoring/runs/DATE/``."""
+    from tradecredit.features.cli import paths_of
+    from tradecredit.features.store import historical_features, open_store
+    from tradecredit.monitoring.portfolio import SCORE, drift, score_portfolio
+    from tradecredit.training import registry
+    from tradecredit.training.cli import read_training_set
+    from tradecredit.training.splits import SLICE, TRAIN, SplitPlan, assign_slices
+
+    client = registry.connect(ws)
+    name = cfg.training.default.registered_model
+    try:
+        champion = registry.version_by(client, name, None, registry.CHAMPION)
+    except registry.RegistryError:
+        raise fail(f"no champion version of {name}: run `tradecredit train default` and `tradecredit promote default`") from None
+    model = registry.load_version(client, name, str(champion.version))
+    buyers = pl.read_parquet(ws.ledger / "buyers.parquet", columns=["buyer_id"])
+    entities = buyers.with_columns(as_of_ts=pl.lit(as_of))
+    features = historical_features(open_store(paths_of(ws), cfg.features), "default", entities)
+    portfolio = score_portfolio(features, model, str(champion.version), as_of, cfg.policy)
+    if portfolio.scores.height == 0:
+        raise fail(f"no active buyer as of {as_of}: no feature snapshot then, or nothing invoiced in the year before")
+    frame, _ = read_training_set(ws, "default")
+    plan = SplitPlan.from_dict(registry.run_dict(client, champion.run_id, "split.json"))
+    reference = assign_slices(frame, plan).filter(pl.col(SLICE) == TRAIN)
+    results = drift(reference, model.predict(reference), portfolio, model, cfg.monitoring.drift)
+    out = runs_folder(ws) / as_of.isoformat()
+    out.mkdir(parents=True, exist_ok=True)
+    portfolio.scores.write_parquet(out / "scores.parquet")
+    summary = {
+        "as_of": as_of.isoformat(), "model": name, "model_version": portfolio.model_version,
+        "active_buyers": portfolio.scores.height, "inactive_buyers": portfolio.inactive,
+        "mean_pd_12m": float(portfolio.scores[SCORE].mean()),  # type: ignore[arg-type]
+        "buyers_by_tier": dict(portfolio.scores.group_by("tier").len().sort("tier").iter_rows()),
+        "reference_rows": reference.height,
+        "features_moderate_or_major": sum(r.band != "stable" for r in results if r.name != SCORE),
+        "features_significant": sum(r.significant for r in results if r.name != SCORE),
+    }
+    (out / "drift.json").write_text(json.dumps([asdict(r) for r in results], indent=1), encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    score_psi = next(r for r in results if r.name == SCORE)
+    typer.echo(
+        f"Scored {summary['active_buyers']:,} active buyers as of {as_of} with {name} version {portfolio.model_version} "
+        f"({summary['inactive_buyers']:,} inactive): mean PD {summary['mean_pd_12m']:.2%}. Score PSI {score_psi.psi:.3f} "
+        f"({score_psi.band}, p = {score_psi.p_value:.2g}); {summary['features_moderate_or_major']} features moderate or major, "
+        f"{summary['features_significant']} significant at {cfg.monitoring.drift.alpha}."
+    )
+    for r in [r for r in results if r.name != SCORE][:5]:
+        typer.echo(f"  {r.name:<32} PSI {r.psi:.3f}  {r.band:<8} p = {r.p_value:.2g}  critical PSI {r.critical_psi:.3f}")
+    typer.echo(f"Scores, drift and summary: {out}")
+    return summary
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def monitor(
+        ctx: typer.Context,
+        as_of: Annotated[str, typer.Option("--as-of", help="Score the portfolio as known on this date (YYYY-MM-DD).")],
+    ) -> None:
+        """Score every active buyer as of a date and measure drift against the training reference."""
+        try:
+            day = date.fromisoformat(as_of)
+        except ValueError:
+            raise fail(f"--as-of: '{as_of}' is not a date (YYYY-MM-DD)") from None
+        run_monitor(config_of(ctx), ctx.obj.workspace, day)
