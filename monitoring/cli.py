@@ -82,7 +82,45 @@ def run_monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> dict[str, An
     return summary
 
 
+def run_backtest(cfg: PlatformConfig, ws: Workspace) -> list[dict[str, Any]]:
+    """Backtest every monitoring run whose 12-month label has matured by the ledger's end;
+    writes ``WORKSPACE/monitoring/backtest.json``."""
+    from tradecredit.features.cli import _built_as_of, _ledger
+    from tradecredit.features.labels import default_dates
+    from tradecredit.monitoring.backtest import backtest_runs
+    from tradecredit.training import registry
+
+    try:
+        history = score_history(ws)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    data_end = _built_as_of(ws)
+    defaults = default_dates(_ledger(ws).tables, cfg.labels.default_days_past_due, data_end)
+    client = registry.connect(ws)
+    champion = registry.version_by(client, cfg.training.default.registered_model, None, registry.CHAMPION)
+    reference_auc = float(client.get_run(champion.run_id).data.metrics["test_auc"])
+    results = backtest_runs(history, defaults, data_end, reference_auc, cfg.monitoring.backtest)
+    if not results:
+        typer.echo(f"No monitoring run has a matured 12-month label yet (the ledger ends {data_end}).")
+    rows = []
+    for b in results:
+        auc = "n/a (one outcome class)" if b.auc is None else f"{b.auc:.3f}"
+        verdict = "RETRAIN: " + "; ".join(b.reasons) if b.retrain else "no retraining needed"
+        typer.echo(f"{b.as_of} (version {b.model_version}): {b.rows:,} buyers, {b.events} defaults ({b.observed_rate:.2%} observed, "
+                   f"{b.mean_pd:.2%} predicted), AUC {auc}; {verdict}")
+        rows.append({k: v for k, v in b.__dict__.items() if k != "grades"} | {"as_of": b.as_of.isoformat(), "grades": b.grades.to_dicts()})
+    out = ws.root / "monitoring" / "backtest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"reference_auc": reference_auc, "data_end": data_end.isoformat(), "runs": rows}, indent=1), encoding="utf-8")
+    return rows
+
+
 def register(app: typer.Typer) -> None:
+    @app.command()
+    def backtest(ctx: typer.Context) -> None:
+        """Backtest past monitoring runs whose 12-month default label has matured: AUC, calibration by grade, a retraining verdict."""
+        run_backtest(config_of(ctx), ctx.obj.workspace)
+
     @app.command()
     def monitor(
         ctx: typer.Context,

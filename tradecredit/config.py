@@ -556,8 +556,18 @@ class DriftConfig(StrictModel):
         return self
 
 
+class BacktestConfig(StrictModel):
+    max_auc_drop: Annotated[float, Field(ge=0.0, lt=0.5)] = Field(
+        description="a matured run's AUC this far below the champion's test AUC recommends retraining"
+    )
+    alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(
+        description="a grade whose observed default rate is above its PD at this one-sided Jeffreys level recommends retraining"
+    )
+
+
 class MonitoringConfig(StrictModel):
     drift: DriftConfig
+    backtest: BacktestConfig
 
 
 class PlatformConfig(StrictModel):

@@ -27,12 +27,21 @@ def test_monitor_runs_form_a_history_and_match_batch_scoring(demo_run, tmp_path)
     assert history["model_version"].unique().to_list() == ["1"] and history["pd_12m"].is_between(0, 1).all()
 
     # The same buyers at the earlier date through `score default`: identical PDs (one path for both).
+    past_rows = history.filter(pl.col("as_of_ts").dt.date() == earlier).height
     past = history.filter(pl.col("as_of_ts").dt.date() == earlier).head(20)
     entities = tmp_path / "entities.csv"
     past.select("buyer_id", pl.lit(earlier.isoformat()).alias("as_of_ts")).write_csv(entities)
     scored = run("--workspace", str(ws), "--config-dir", str(demo_run.configs), "score", "default", "--entities", str(entities), "--out", str(tmp_path / "s.csv"))
     assert scored.returncode == 0, scored.stderr
     np.testing.assert_allclose(pl.read_csv(tmp_path / "s.csv")["pd_12m"].to_numpy(), past["pd_12m"].to_numpy(), atol=1e-12)
+
+    # Backtest: only the earlier run's 12-month label has matured by the ledger's end.
+    backtest = run("--workspace", str(ws), "--config-dir", str(demo_run.configs), "backtest")
+    assert backtest.returncode == 0, backtest.stderr
+    assert backtest.stdout.startswith(f"{earlier} (version 1):") and str(end) not in backtest.stdout
+    report = json.loads((ws / "monitoring" / "backtest.json").read_text())
+    [matured] = report["runs"]
+    assert matured["as_of"] == earlier.isoformat() and matured["rows"] <= past_rows and sum(g["events"] for g in matured["grades"]) == matured["events"]
 
     drift = json.loads((ws / "monitoring" / "runs" / end.isoformat() / "drift.json").read_text())
     names = {d["name"] for d in drift}

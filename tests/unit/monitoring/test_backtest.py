@@ -1,0 +1,55 @@
+"""Backtests on a portfolio with a known answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from tradecredit.monitoring.backtest import backtest_runs
+
+RUN = date(2024, 1, 1)
+DATA_END = date(2025, 6, 30)
+
+
+def portfolio(low_group_defaults: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """500 buyers at PD 2% (grade 6) and 500 at 10% (grade 9); 50 of the second group default
+    within the year, and ``low_group_defaults`` of the first."""
+    ids = [f"B{i:04d}" for i in range(1000)]
+    history = pl.DataFrame({
+        "buyer_id": ids,
+        "as_of_ts": [datetime(RUN.year, RUN.month, RUN.day, tzinfo=UTC)] * 1000,
+        "pd_12m": [0.02] * 500 + [0.10] * 500,
+        "grade": [6] * 500 + [9] * 500,
+        "model_version": ["3"] * 1000,
+    })
+    defaulted = ids[:low_group_defaults] + ids[500:550]
+    defaults = pl.DataFrame({"buyer_id": defaulted, "default_on": [RUN + timedelta(days=100)] * len(defaulted)})
+    return history, defaults
+
+
+def test_a_calibrated_run_by_hand(config):
+    history, defaults = portfolio(low_group_defaults=10)
+    [run] = backtest_runs(history, defaults, DATA_END, reference_auc=0.68, cfg=config.monitoring.backtest)
+    # Ties count half: (50 x 490 + (10 x 490 + 50 x 450) / 2) / (60 x 940)
+    assert run.auc == pytest.approx(38_200 / 56_400) and run.gini == pytest.approx(2 * 38_200 / 56_400 - 1)
+    assert (run.rows, run.events, run.model_version) == (1000, 60, "3")
+    assert run.observed_rate == pytest.approx(0.06) and run.mean_pd == pytest.approx(0.06)
+    assert run.grades["events"].to_list() == [10, 50] and run.miscalibrated_grades == []
+    assert run.retrain is False and run.reasons == []
+
+
+def test_an_underestimated_grade_and_a_weak_ranking_recommend_retraining(config):
+    history, defaults = portfolio(low_group_defaults=60)  # 12% observed where 2% was predicted
+    [run] = backtest_runs(history, defaults, DATA_END, reference_auc=0.80, cfg=config.monitoring.backtest)
+    assert run.miscalibrated_grades == [6] and run.retrain
+    assert any("grade(s) 6" in r for r in run.reasons) and any("below the champion's test AUC" in r for r in run.reasons)
+
+
+def test_runs_whose_label_has_not_matured_are_not_backtested(config):
+    history, defaults = portfolio(low_group_defaults=10)
+    assert backtest_runs(history, defaults, RUN + timedelta(days=300), 0.68, config.monitoring.backtest) == []
+    already = defaults.with_columns(default_on=pl.lit(RUN - timedelta(days=5)))  # in default at the run: not scored
+    [run] = backtest_runs(history, already, DATA_END, 0.68, config.monitoring.backtest)
+    assert run.rows == 1000 - 60 and run.events == 0 and run.auc is None
