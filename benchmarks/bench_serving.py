@@ -27,8 +27,9 @@ import yaml
 from measure import TRADECREDIT
 
 from tradecredit.config import default_config_dir, load_config
-from tradecredit.serving.cli import built_as_of
-from tradecredit.serving.engine import Clock, open_assessor, score_and_explain
+from tradecredit.features.cli import built_as_of
+from tradecredit.ledger import read_normalised_table
+from tradecredit.serving.engine import Clock, open_assessor, order_rows, score_and_explain
 from tradecredit.serving.process import parse_as_of, running_server
 from tradecredit.serving.schemas import AssessRequest
 from tradecredit.workspace import Workspace
@@ -110,7 +111,7 @@ def in_process_floor(ws: Workspace, config_dir: Path, as_of: str, buyers: list[s
         timings["feature lookup (Feast)"].append(time.perf_counter() - t)
         row = online.rows()[0]
         x_default = default.rows_array([row])
-        x_late = late.rows_array([{**row, "order_amount": r.order.amount, "order_terms_days": 60, "amount_vs_usual_invoice": 1.0, "issue_month": 12}])
+        x_late = late.rows_array(order_rows([r], [row], assessor.clock.now()))
         t = time.perf_counter()
         default.booster.predict(x_default, raw_score=True)
         late.booster.predict(x_late, raw_score=True)
@@ -160,11 +161,8 @@ def main() -> None:
             serving["decision_log"]["synchronous"] = args.synchronous
             (config_dir / "serving.yaml").write_text(yaml.safe_dump(serving))
         cfg = load_config(config_dir)
-        as_of = built_as_of(ws)
-        assert as_of is not None
-        import polars as pl
-
-        buyers = pl.read_parquet(ws.ledger / "buyers.parquet", columns=["buyer_id"])["buyer_id"].to_list()
+        as_of = built_as_of(ws).isoformat()
+        buyers = read_normalised_table(ws.ledger, "buyers", ["buyer_id"])["buyer_id"].to_list()
         print(f"{len(buyers):,} buyers; clock {as_of}; {cfg.serving.workers} workers x {cfg.serving.threads_per_worker} threads; "
               f"decision log synchronous={cfg.serving.decision_log.synchronous}; {datetime.now(UTC):%Y-%m-%d}")
         floor = in_process_floor(ws, config_dir, as_of, buyers)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import polars as pl
 import typer
 
-from tradecredit.cli_support import config_of, fail, read_table, write_table
+from tradecredit.cli_support import config_of, date_option, fail, read_table, write_table
 from tradecredit.config import PlatformConfig
 from tradecredit.features.build import build_features
 from tradecredit.features.catalog import FEATURE_SERVICES, FEATURES, feature_table_markdown
@@ -38,14 +38,14 @@ def paths_of(ws: Workspace) -> FeaturePaths:
     return FeaturePaths(offline_dir=ws.features, repo_dir=ws.feature_repo)
 
 
-def _ledger(ws: Workspace) -> NormalisedLedger:
+def normalised_ledger(ws: Workspace) -> NormalisedLedger:
     try:
         return read_normalised_ledger(ws.ledger)
     except LedgerError as exc:
         raise fail(str(exc)) from None
 
 
-def _built_as_of(ws: Workspace) -> date:
+def built_as_of(ws: Workspace) -> date:
     summary = ws.features / BUILD_SUMMARY
     if not summary.exists():
         raise fail(f"no feature build in {ws.features}: run 'tradecredit features build'")
@@ -61,7 +61,7 @@ class BuildReport:
 
 
 def run_build(cfg: PlatformConfig, ws: Workspace, as_of: date | None) -> BuildReport:
-    ledger = _ledger(ws)
+    ledger = normalised_ledger(ws)
     as_of_end = as_of or ledger.data_end
     if as_of_end < ledger.data_start:
         raise fail(f"--as-of {as_of_end} is before the first fact in the ledger ({ledger.data_start})")
@@ -103,7 +103,7 @@ def run_apply(cfg: PlatformConfig, ws: Workspace) -> None:
 def run_materialize(cfg: PlatformConfig, ws: Workspace) -> None:
     from tradecredit.features.store import materialize, open_store
 
-    as_of_end = _built_as_of(ws)
+    as_of_end = built_as_of(ws)
     started = time.perf_counter()
     try:
         store = open_store(paths_of(ws), cfg.features)
@@ -130,10 +130,7 @@ def build(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Last snapshot date (default: the ledger's last date).")] = None,
 ) -> None:
     """Compute every feature for every (buyer, snapshot date) from the loaded ledger."""
-    try:
-        as_of_date = date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        raise fail(f"--as-of: '{as_of}' is not a date (YYYY-MM-DD)") from None
+    as_of_date = date_option(as_of) if as_of else None
     run_build(config_of(ctx), ctx.obj.workspace, as_of_date)
 
 
@@ -220,8 +217,8 @@ def run_training_set(cfg: PlatformConfig, ws: Workspace, name: str) -> TrainingS
     from tradecredit.features.store import open_store
     from tradecredit.features.training_sets import default_training_set, late_training_set
 
-    ledger = _ledger(ws)
-    as_of_end = _built_as_of(ws)
+    ledger = normalised_ledger(ws)
+    as_of_end = built_as_of(ws)
     started = time.perf_counter()
     try:
         store = open_store(paths_of(ws), cfg.features)

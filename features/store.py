@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +70,13 @@ def repo_config(paths: FeaturePaths, cfg: FeaturesConfig) -> RepoConfig:
 
 
 def open_store(paths: FeaturePaths, cfg: FeaturesConfig) -> FeatureStore:
+    """The Feast store. The process runs in UTC from here on: Feast's SQLite online store writes
+    and reads event times through *local* time, so a store materialized in one time zone and
+    read in another would shift every feature's age by the offset. Every path to Feast comes
+    through here (commands, the service's workers, tests), so writer and reader always agree."""
+    if os.environ.get("TZ") != "UTC":
+        os.environ["TZ"] = "UTC"
+        time.tzset()
     return FeatureStore(config=repo_config(paths, cfg))
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import polars as pl
 import typer
 
-from tradecredit.cli_support import config_of, fail
+from tradecredit.cli_support import config_of, date_option, fail
 from tradecredit.config import PlatformConfig
 from tradecredit.workspace import Workspace
 
@@ -33,27 +33,22 @@ def run_monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> dict[str, An
     of each feature against the champion's training rows. Writes ``WORKSPACE/monitoring/runs/DATE/``."""
     from tradecredit.features.cli import paths_of
     from tradecredit.features.store import historical_features, open_store
+    from tradecredit.ledger import read_normalised_table
     from tradecredit.monitoring.portfolio import SCORE, drift, score_portfolio
     from tradecredit.training import registry
-    from tradecredit.training.cli import read_training_set
-    from tradecredit.training.splits import SLICE, TRAIN, SplitPlan, assign_slices
+    from tradecredit.training.cli import registered_version, sliced_training_set
+    from tradecredit.training.splits import SLICE, TRAIN
 
-    client = registry.connect(ws)
     name = cfg.training.default.registered_model
-    try:
-        champion = registry.version_by(client, name, None, registry.CHAMPION)
-    except registry.RegistryError:
-        raise fail(f"no champion version of {name}: run `tradecredit train default` and `tradecredit promote default`") from None
-    model = registry.load_version(client, name, str(champion.version))
-    buyers = pl.read_parquet(ws.ledger / "buyers.parquet", columns=["buyer_id"])
+    client, champion, model = registered_version(cfg, ws, "default", None, registry.CHAMPION)
+    buyers = read_normalised_table(ws.ledger, "buyers", ["buyer_id"])
     entities = buyers.with_columns(as_of_ts=pl.lit(as_of))
     features = historical_features(open_store(paths_of(ws), cfg.features), "default", entities)
     portfolio = score_portfolio(features, model, str(champion.version), as_of, cfg.policy)
     if portfolio.scores.height == 0:
         raise fail(f"no active buyer as of {as_of}: no feature snapshot then, or nothing invoiced in the year before")
-    frame, _ = read_training_set(ws, "default")
-    plan = SplitPlan.from_dict(registry.run_dict(client, champion.run_id, "split.json"))
-    reference = assign_slices(frame, plan).filter(pl.col(SLICE) == TRAIN)
+    sliced, _, _, _ = sliced_training_set(client, champion, ws, "default")
+    reference = sliced.filter(pl.col(SLICE) == TRAIN)
     results = drift(reference, model.predict(reference), portfolio, model, cfg.monitoring.drift)
     out = runs_folder(ws) / as_of.isoformat()
     out.mkdir(parents=True, exist_ok=True)
@@ -85,19 +80,19 @@ def run_monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> dict[str, An
 def run_backtest(cfg: PlatformConfig, ws: Workspace) -> list[dict[str, Any]]:
     """Backtest every monitoring run whose 12-month label has matured by the ledger's end;
     writes ``WORKSPACE/monitoring/backtest.json``."""
-    from tradecredit.features.cli import _built_as_of, _ledger
+    from tradecredit.features.cli import built_as_of, normalised_ledger
     from tradecredit.features.labels import default_dates
     from tradecredit.monitoring.backtest import backtest_runs
     from tradecredit.training import registry
+    from tradecredit.training.cli import find_version
 
     try:
         history = score_history(ws)
     except FileNotFoundError as exc:
         raise fail(str(exc)) from None
-    data_end = _built_as_of(ws)
-    defaults = default_dates(_ledger(ws).tables, cfg.labels.default_days_past_due, data_end)
-    client = registry.connect(ws)
-    champion = registry.version_by(client, cfg.training.default.registered_model, None, registry.CHAMPION)
+    data_end = built_as_of(ws)
+    defaults = default_dates(normalised_ledger(ws).tables, cfg.labels.default_days_past_due, data_end)
+    client, champion = find_version(cfg, ws, "default", None, registry.CHAMPION)
     reference_auc = float(client.get_run(champion.run_id).data.metrics["test_auc"])
     results = backtest_runs(history, defaults, data_end, reference_auc, cfg.monitoring.backtest)
     if not results:
@@ -127,8 +122,4 @@ def register(app: typer.Typer) -> None:
         as_of: Annotated[str, typer.Option("--as-of", help="Score the portfolio as known on this date (YYYY-MM-DD).")],
     ) -> None:
         """Score every active buyer as of a date and measure drift against the training reference."""
-        try:
-            day = date.fromisoformat(as_of)
-        except ValueError:
-            raise fail(f"--as-of: '{as_of}' is not a date (YYYY-MM-DD)") from None
-        run_monitor(config_of(ctx), ctx.obj.workspace, day)
+        run_monitor(config_of(ctx), ctx.obj.workspace, date_option(as_of))

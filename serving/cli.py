@@ -22,8 +22,9 @@ DEMO_REQUESTS: list[dict[str, Any]] = [
 
 def check_servable(cfg: PlatformConfig, ws: Workspace, as_of: str | None) -> None:
     """Fail with a message before starting BentoML when the service could not start."""
+    from tradecredit.serving.engine import champion_versions
     from tradecredit.serving.process import AS_OF_ENV, parse_as_of
-    from tradecredit.training.registry import CHAMPION, RegistryError, connect, version_by
+    from tradecredit.training.registry import RegistryError, connect
 
     try:
         parse_as_of(as_of)
@@ -31,31 +32,21 @@ def check_servable(cfg: PlatformConfig, ws: Workspace, as_of: str | None) -> Non
         raise fail(str(exc).replace(AS_OF_ENV, "--as-of")) from None
     if not (ws.feature_repo / "registry.db").exists():
         raise fail(f"no feature store in {ws.root}: run `tradecredit features apply` and `features materialize` first")
-    client = connect(ws)
-    for name in ("default", "late"):
-        registered = getattr(cfg.training, name).registered_model
-        try:
-            version_by(client, registered, None, CHAMPION)
-        except RegistryError:
-            raise fail(f"no champion version of {registered}: run `tradecredit train {name}` and `tradecredit promote {name}`") from None
-
-
-def built_as_of(ws: Workspace) -> str | None:
-    summary = ws.features / "build_summary.json"
-    if not summary.exists():
-        return None
-    return str(json.loads(summary.read_text(encoding="utf-8"))["as_of_end"])
+    try:
+        champion_versions(connect(ws), cfg)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
 
 
 def run_demo_service(cfg: PlatformConfig, ws: Workspace, config_dir: Path) -> None:
     """Start the real service, assess a few buyers over HTTP, print one full answer, stop it."""
-    import polars as pl
-
+    from tradecredit.features.cli import built_as_of
+    from tradecredit.ledger import read_normalised_table
     from tradecredit.serving.process import ServerError, running_server
 
     check_servable(cfg, ws, None)
-    as_of = built_as_of(ws)
-    buyers = pl.read_parquet(ws.ledger / "buyers.parquet", columns=["buyer_id"])["buyer_id"].head(len(DEMO_REQUESTS)).to_list()
+    as_of = built_as_of(ws).isoformat()
+    buyers = read_normalised_table(ws.ledger, "buyers", ["buyer_id"])["buyer_id"].head(len(DEMO_REQUESTS)).to_list()
     try:
         with running_server(ws, config_dir, as_of=as_of) as server:
             typer.echo(f"Scoring service up at {server.url} (clock {as_of}; OpenAPI at {server.url}/docs.json)")

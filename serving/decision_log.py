@@ -62,14 +62,14 @@ class DecisionRecord:
     pd_12m: float
     grade: int
     decision: str
-    response: dict[str, Any]
+    response_json: str  # the answer as sent (pydantic's own serialization, not a second pass)
 
     def row(self) -> tuple[Any, ...]:
         return (
             self.decision_id, self.logged_at, self.assessed_at, self.request_id, self.endpoint, self.buyer_id,
             json.dumps(self.request, separators=(",", ":")), json.dumps(self.features, separators=(",", ":")),
             self.features_as_of, int(self.stale), self.default_model, self.late_model, self.pd_12m, self.grade,
-            self.decision, json.dumps(self.response, separators=(",", ":")),
+            self.decision, self.response_json,
         )
 
 

@@ -281,7 +281,7 @@ class Assessor:
                     features=used, features_as_of=assessment.freshness.features_as_of, stale=bool(f.stale),
                     default_model=f"{default.registered_model}:{default.version}",
                     late_model=f"{self.models['late'].registered_model}:{self.models['late'].version}" if late_payment else None,
-                    pd_12m=pd_12m, grade=decision.grade, decision=decision.decision, response=assessment.model_dump(mode="json"),
+                    pd_12m=pd_12m, grade=decision.grade, decision=decision.decision, response_json=assessment.model_dump_json(),
                 )
             )
         return records
@@ -302,21 +302,30 @@ def order_rows(items: list[AssessRequest], buyer_rows: list[dict[str, Any]], now
     ]
 
 
-def load_champions(ws: Workspace, cfg: PlatformConfig) -> dict[str, ServedModel]:
-    """Both models' champion versions from the MLflow registry; a missing champion is an error
-    that says which command makes one."""
-    from tradecredit.training.registry import CHAMPION, RegistryError, connect, load_version, version_by
+def champion_versions(client: Any, cfg: PlatformConfig) -> dict[str, tuple[str, str]]:
+    """Model name -> (registered model, champion version) for both models; a missing champion
+    is a RegistryError that says which command makes one."""
+    from tradecredit.training.registry import CHAMPION, RegistryError, version_by
 
-    client = connect(ws)
-    served = {}
+    found = {}
     for name in ("default", "late"):
-        registered = getattr(cfg.training, name).registered_model
+        registered = cfg.training.model(name).registered_model
         try:
-            version = str(version_by(client, registered, None, CHAMPION).version)
+            found[name] = (registered, str(version_by(client, registered, None, CHAMPION).version))
         except RegistryError:
             raise RegistryError(f"no champion version of {registered}: run `tradecredit train {name}` and `tradecredit promote {name}`") from None
-        served[name] = ServedModel(load_version(client, registered, version), registered, version)
-    return served
+    return found
+
+
+def load_champions(ws: Workspace, cfg: PlatformConfig) -> dict[str, ServedModel]:
+    """Both models' champion versions from the MLflow registry, loaded as native models."""
+    from tradecredit.training.registry import connect, load_version
+
+    client = connect(ws)
+    return {
+        name: ServedModel(load_version(client, registered, version), registered, version)
+        for name, (registered, version) in champion_versions(client, cfg).items()
+    }
 
 
 def open_assessor(ws: Workspace, cfg: PlatformConfig, clock: Clock, with_log: bool = True) -> Assessor:

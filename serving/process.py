@@ -60,9 +60,6 @@ def serve_environment(ws: Workspace, config_dir: Path, as_of: str | None) -> dic
     env[WORKSPACE_ENV] = str(ws.root)
     env[CONFIG_DIR_ENV] = str(config_dir.resolve())
     env["BENTOML_DO_NOT_TRACK"] = "True"  # no usage analytics from a credit service
-    # As in every command (tradecredit/cli.py): Feast's SQLite online store converts event
-    # times through local time, so writer and reader must share a time zone.
-    env["TZ"] = "UTC"
     if as_of:
         env[AS_OF_ENV] = as_of
     else:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -52,11 +50,6 @@ def main(
         typer.Option("--config-dir", envvar="TRADECREDIT_CONFIG_DIR", help="Folder of configs/*.yaml.", show_default=False),
     ] = None,
 ) -> None:
-    # Feast's SQLite online store stores and reads event times through local time: a store
-    # materialized in one time zone and read in another shifts every feature's age. Every
-    # command (and the service it starts) runs in UTC, so they always agree.
-    os.environ["TZ"] = "UTC"
-    time.tzset()
     ctx.obj = Context(workspace=Workspace.resolve(workspace), config_dir=config_dir or default_config_dir())
 
 

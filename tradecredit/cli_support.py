@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -25,6 +26,14 @@ def fail(message: str) -> typer.Exit:
     """Print one ``error:`` line and return the exit (status 2) for the caller to raise."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=2)
+
+
+def date_option(text: str, option: str = "--as-of") -> date:
+    """A YYYY-MM-DD option value, or the usual error naming the option."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise fail(f"{option}: '{text}' is not a date (YYYY-MM-DD)") from None
 
 
 def config_of(ctx: typer.Context) -> PlatformConfig:

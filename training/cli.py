@@ -196,8 +196,8 @@ def _headline_text(model: str, version: str, m: dict[str, float], trained: Train
     )
 
 
-def _registered(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None, alias: str) -> tuple[Any, Any, Any]:
-    """(client, model version, native model) of a version number or the alias's version."""
+def find_version(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None, alias: str) -> tuple[Any, Any]:
+    """(client, model version) of a version number or the alias's version; a clear error if none."""
     from tradecredit.training import registry
 
     client = registry.connect(ws)
@@ -206,10 +206,18 @@ def _registered(cfg: PlatformConfig, ws: Workspace, model: str, version: str | N
     except registry.RegistryError as exc:
         hint = "" if version else f": run 'tradecredit train {model}'" + (f" and 'tradecredit promote {model}'" if alias == registry.CHAMPION else "")
         raise fail(f"{exc}{hint}") from None
+    return client, found
+
+
+def registered_version(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None, alias: str) -> tuple[Any, Any, Any]:
+    """(client, model version, native model) of a version number or the alias's version."""
+    from tradecredit.training import registry
+
+    client, found = find_version(cfg, ws, model, version, alias)
     return client, found, registry.load_version(client, found.name, found.version)
 
 
-def _test_rows_of(client: Any, found: Any, ws: Workspace, model: str) -> tuple[pl.DataFrame, Any, bool, date]:
+def sliced_training_set(client: Any, found: Any, ws: Workspace, model: str) -> tuple[pl.DataFrame, Any, bool, date]:
     """The training set with the version's own split re-applied, whether the data is still the
     data it was trained on (fingerprint), and the training set's data end."""
     from tradecredit.training import registry
@@ -232,8 +240,8 @@ def run_evaluate(cfg: PlatformConfig, ws: Workspace, model: str, version: str | 
     from tradecredit.training.train import evaluate_slices, training_rows
 
     _check_model(model)
-    client, found, credit_model = _registered(cfg, ws, model, version, registry.CHALLENGER)
-    frame, plan, same_data, data_end = _test_rows_of(client, found, ws, model)
+    client, found, credit_model = registered_version(cfg, ws, model, version, registry.CHALLENGER)
+    frame, plan, same_data, data_end = sliced_training_set(client, found, ws, model)
     truth = read_truth(truth_dir, ws, model, data_end, explicit=truth_dir is not None)
     model_cfg = cfg.training.model(model)
     seed = cfg.training.lightgbm.seed
@@ -265,8 +273,8 @@ def run_promote(cfg: PlatformConfig, ws: Workspace, model: str) -> GateDecision:
 
     _check_model(model)
     model_cfg = cfg.training.model(model)
-    client, challenger, challenger_model = _registered(cfg, ws, model, None, registry.CHALLENGER)
-    frame, _, same_data, _ = _test_rows_of(client, challenger, ws, model)
+    client, challenger, challenger_model = registered_version(cfg, ws, model, None, registry.CHALLENGER)
+    frame, _, same_data, _ = sliced_training_set(client, challenger, ws, model)
     if not same_data:
         raise fail(
             f"the {model} training set changed since version {challenger.version} was trained, so its test rows "
@@ -322,7 +330,7 @@ def score_default_rows(cfg: PlatformConfig, ws: Workspace, entities: pl.DataFram
     from tradecredit.grades import grade_of
     from tradecredit.training import registry
 
-    _, found, credit_model = _registered(cfg, ws, "default", version, registry.CHAMPION)
+    _, found, credit_model = registered_version(cfg, ws, "default", version, registry.CHAMPION)
     try:
         features = historical_features(open_store(paths_of(ws), cfg.features), "default", entities)
     except FeatureStoreError as exc:
@@ -353,7 +361,7 @@ def score_late_rows(cfg: PlatformConfig, ws: Workspace, invoice_ids: pl.DataFram
     if invoice_ids["invoice_id"].null_count():
         rows = (invoice_ids.with_row_index("row").filter(pl.col("invoice_id").is_null())["row"] + 2).to_list()[:10]
         raise fail(f"the invoices file has empty invoice_id on line(s) {', '.join(map(str, rows))}")
-    _, found, credit_model = _registered(cfg, ws, "late", version, registry.CHAMPION)
+    _, found, credit_model = registered_version(cfg, ws, "late", version, registry.CHAMPION)
     try:
         invoices = read_normalised_table(ws.ledger, "invoices", ["invoice_id", "buyer_id", "issued_on", "amount", "terms_days"])
     except LedgerError as exc:

@@ -13,7 +13,7 @@ from tradecredit.config import SnapshotConfig
 from tradecredit.features.build import calendar_dates
 from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, features_of_model
 from tradecredit.features.labels import default_dates, label_default_12m, label_late
-from tradecredit.features.store import REDIS_URL_ENV, apply_repo, historical_features, materialize, online_features
+from tradecredit.features.store import REDIS_URL_ENV, apply_repo, historical_features, materialize, online_features, scalar_columns
 from tradecredit.features.training_sets import default_training_set, late_training_set
 
 
@@ -45,6 +45,13 @@ def _parity(built, features_cfg, model):
 @pytest.mark.parametrize("model", list(FEATURE_SERVICES))
 def test_online_equals_offline_on_sqlite(monthly_built, config, model):
     _parity(monthly_built, config.features, model)
+
+
+def test_the_lean_response_reader_equals_feasts_to_dict(monthly_built, config):
+    store, _ = _parity(monthly_built, config.features, "default")
+    buyers = [*monthly_built.tables["buyers"]["buyer_id"].to_list()[:20], "NOT_A_BUYER"]
+    response = store.get_online_features(features=store.get_feature_service(FEATURE_SERVICES["default"][0]), entity_rows=[{"buyer_id": b} for b in buyers])
+    assert scalar_columns(response.proto) == response.to_dict(include_event_timestamps=True)
 
 
 def test_online_equals_offline_on_a_real_redis(monthly_built, config, redis_url, monkeypatch, tmp_path):

@@ -93,6 +93,7 @@ def test_assess_answers_what_the_openapi_document_says(server, openapi):
         ({"buyer_id": "B000001", "order": {"amount": 5, "terms_days": 30, "extra": "SECRET"}}, 400, "invalid_field", "order.extra"),
         ({"buyer_id": "SECRET<script>"}, 400, "invalid_field", "buyer_id"),
         ({"buyer_id": "SECRET-BUYER"}, 404, "unknown_buyer", "buyer_id"),
+        ({"buyer_id": "B000001", "requested_limt": 5000}, 400, "invalid_field", "requested_limt"),  # a typo is not dropped
     ],
 )
 def test_bad_requests_get_one_error_shape(server, body, status, code, field):
@@ -112,6 +113,8 @@ def test_bodies_that_never_reach_the_model(server, served_config):
     assert_error(status, body, 413, "too_large", "requests")
     status, body = announce_a_huge_body(server.url, served_config.serving.max_request_bytes + 1)
     assert_error(status, body, 413, "too_large")
+    status, body = server.post("/assess_batch", {"requests": [{"buyer_id": "B000001"}], "dry_run": True})
+    assert_error(status, body, 400, "invalid_field", "dry_run")
     status, body = server.post("/no_such_endpoint", {})
     assert_error(status, body, 404, "not_found")
 

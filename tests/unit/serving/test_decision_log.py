@@ -15,7 +15,7 @@ def record(i: int, buyer: str = "B1") -> DecisionRecord:
         decision_id=f"d{i}", logged_at="2026-01-01T00:00:00+00:00", assessed_at="2026-01-01T00:00:00+00:00", request_id="r",
         endpoint="assess", buyer_id=buyer, request={"buyer_id": buyer}, features={"default": {"open_balance": 1.5, "revenue": None}},
         features_as_of="2025-12-31T00:00:00+00:00", stale=False, default_model="m:1", late_model=None, pd_12m=0.01, grade=4,
-        decision="approve", response={"pd_12m": 0.01},
+        decision="approve", response_json='{"pd_12m": 0.01}',
     )
 
 
