@@ -99,10 +99,18 @@ def late_training_set(store: FeatureStore, tables: dict[str, pl.DataFrame], labe
     )
     excluded = {"censored_outcome_unknown_at_data_end": int(labelled["censored"].sum())}
     kept = labelled.filter(~pl.col("censored")).sort("issued_on", "invoice_id")
-    entities = kept.select("buyer_id", as_of_ts=pl.col("issued_on") - pl.duration(days=1))
-    features = historical_features(store, "late", entities)
-    joined = pl.concat([kept.select("invoice_id", "issued_on", "amount", "terms_days", pl.col(label).cast(pl.Int8)), features], how="horizontal")
-    frame = order_features(joined).select(
-        "invoice_id", "buyer_id", "issued_on", "as_of_ts", label, *[f.name for f in ORDER_FEATURES], *features.columns[2:]
-    )
+    rows = late_rows(store, kept)
+    frame = rows.with_columns(kept[label].cast(pl.Int8)).select("invoice_id", "buyer_id", "issued_on", "as_of_ts", label, *rows.columns[4:])
     return TrainingSet("late", frame, label, invoices.height, excluded)
+
+
+def late_rows(store: FeatureStore, invoices: pl.DataFrame) -> pl.DataFrame:
+    """The late-payment model's rows for ``invoices`` (``invoice_id, buyer_id, issued_on,
+    amount, terms_days``): the buyer's features as of the day before issue, then the order's.
+    Columns: invoice_id, buyer_id, issued_on, as_of_ts, the order features, the buyer features."""
+    entities = invoices.select("buyer_id", as_of_ts=pl.col("issued_on") - pl.duration(days=1))
+    features = historical_features(store, "late", entities)
+    joined = pl.concat([invoices.select("invoice_id", "issued_on", "amount", "terms_days"), features], how="horizontal")
+    return order_features(joined).select(
+        "invoice_id", "buyer_id", "issued_on", "as_of_ts", *[f.name for f in ORDER_FEATURES], *features.columns[2:]
+    )

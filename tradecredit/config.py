@@ -565,9 +565,81 @@ class BacktestConfig(StrictModel):
     )
 
 
+AlertColour = Literal["yellow", "red"]
+Comparison = Literal[">=", ">", "<=", "<", "=="]
+
+
+class AlertRule(StrictModel):
+    """One early-warning rule: when every condition holds for a buyer, it raises ``colour``
+    for ``signal``. Rules sharing a signal are its yellow and red levels (one alert per buyer
+    and signal, escalated, never duplicated)."""
+
+    signal: str = Field(min_length=1, description="what the alert is about; the key alerts are deduplicated on, with the buyer")
+    colour: AlertColour
+    when: list[tuple[str, Comparison, float]] = Field(min_length=1, description="[metric, comparison, value] conditions, all of which must hold")
+    evidence: str = Field(description="sentence for the reviewer; {metric} placeholders take the buyer's values")
+
+    @model_validator(mode="after")
+    def _metrics_are_known(self) -> AlertRule:
+        import string
+
+        from tradecredit.monitoring.alerts import ALERT_METRICS  # the metric vocabulary lives beside its computation
+
+        named = {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(self.evidence) if name}
+        unknown = sorted(({metric for metric, _, _ in self.when} | named) - ALERT_METRICS)
+        if unknown:
+            raise ValueError(f"rule {self.signal!r} names unknown metric(s) {unknown}: use a feature name or one of the derived metrics in monitoring.yaml")
+        return self
+
+
+class WebhookConfig(StrictModel):
+    url: str | None = Field(description="POST new and escalated alerts here as JSON (null: no webhook); $TRADECREDIT_ALERT_WEBHOOK overrides")
+    timeout_seconds: PositiveFloat
+    batch_size: PositiveInt = Field(description="alerts per POST")
+
+
+class AlertsConfig(StrictModel):
+    actions: dict[AlertColour, str] = Field(description="the recommended action of each colour")
+    rules: list[AlertRule] = Field(min_length=1)
+    webhook: WebhookConfig
+
+    @model_validator(mode="after")
+    def _check(self) -> AlertsConfig:
+        if set(self.actions) != {"yellow", "red"}:
+            raise ValueError("alerts.actions needs an action for yellow and for red")
+        return self
+
+
+class CustomerMixConfig(StrictModel):
+    new_below_days: PositiveInt = Field(description="a relationship younger than this is a new customer")
+    core_from_days: PositiveInt = Field(description="a relationship at least this old, in a core tier, is a core customer")
+    core_tiers: list[str] = Field(min_length=1, description="tiers a core customer must be in (the rest of the established ones are growth)")
+    target: dict[Literal["core", "growth", "new"], Probability] = Field(description="target share of exposure per segment")
+    tolerance: Probability = Field(description="a segment's share further than this from its target is flagged")
+
+    @model_validator(mode="after")
+    def _check(self) -> CustomerMixConfig:
+        _shares_sum_to_one(dict(self.target), "customer_mix.target")
+        if set(self.target) != {"core", "growth", "new"}:
+            raise ValueError("customer_mix.target needs core, growth and new")
+        if self.core_from_days < self.new_below_days:
+            raise ValueError("core_from_days must be at least new_below_days")
+        return self
+
+
+class PortfolioViewConfig(StrictModel):
+    history_months: PositiveInt = Field(description="months of aging and DSO history in the report")
+    top_n: PositiveInt = Field(description="the top-N share of exposure (10: the top-10 share)")
+    customer_mix: CustomerMixConfig
+
+
 class MonitoringConfig(StrictModel):
     drift: DriftConfig
     backtest: BacktestConfig
+    late_window_days: PositiveInt = Field(description="each run scores the invoices issued this many days before it with the late-payment model")
+    alerts: AlertsConfig
+    portfolio: PortfolioViewConfig
+    report_top_features: PositiveInt = Field(description="features shown in the report's PSI chart")
 
 
 class PlatformConfig(StrictModel):
