@@ -237,6 +237,27 @@ def run_backtest(cfg: PlatformConfig, ws: Workspace) -> list[dict[str, Any]]:
     return rows
 
 
+def demo_dates(end: date) -> list[date]:
+    """The demo's monitoring runs: a year before the data end (its 12-month label has matured,
+    so the report has a backtest), the start of the last month (the run before), and the end."""
+    return sorted({date(end.year - 1, end.month, 1), date(end.year, end.month, 1), end})
+
+
+def run_demo_monitoring(cfg: PlatformConfig, ws: Workspace) -> Path:
+    """Demo step: monitoring runs in date order on a fresh alert store; returns the last report."""
+    import shutil
+
+    from tradecredit.features.cli import built_as_of
+
+    # The demo simulated a new portfolio: alerts and runs of an earlier one describe other buyers.
+    shutil.rmtree(ws.root / "monitoring", ignore_errors=True)
+    dates = demo_dates(built_as_of(ws))
+    for day in dates:
+        typer.echo(f"-- monitor --as-of {day}")
+        run_monitor(cfg, ws, day)
+    return runs_folder(ws) / dates[-1].isoformat() / "report.html"
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def backtest(ctx: typer.Context) -> None:

@@ -182,6 +182,9 @@ def demo(
     typer.echo(f"MLflow runs, model cards and plots: mlflow ui --backend-store-uri {training_cli.tracking_uri_of(ws)}")
     typer.echo("\n== 7. Start the scoring service (BentoML) and assess a few buyers over HTTP")
     serving_cli.run_demo_service(cfg, ws, ctx.obj.config_dir)
+    typer.echo("\n== 8. Monitor the portfolio: drift, early warnings, backtests, the portfolio view and its report")
+    report = monitoring_cli.run_demo_monitoring(cfg, ws)
+    typer.echo(f"\nMonitoring report (open it in a browser): {report}")
     typer.echo("\nDemo complete.")
 
 

@@ -1,32 +1,67 @@
-"""`tradecredit monitor` on the session's demo workspace: scores as of a date, a history of
-runs, and drift against the champion's training rows."""
+"""`tradecredit monitor` and `backtest` on the session's demo workspace (whose step 8 ran the
+monitoring a year before the data end, a month before and at the end): a history of runs, drift
+against the champion's training rows, alerts deduplicated across runs, the report and its JSON
+summary, and the report rendered by headless Chromium."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import date
 
 import numpy as np
 import polars as pl
+import pytest
 
 from tests.integration.conftest import run
-from tradecredit.monitoring.cli import score_history
+from tradecredit.monitoring.cli import demo_dates, score_history
 from tradecredit.workspace import Workspace
 
 
-def test_monitor_runs_form_a_history_and_match_batch_scoring(demo_run, tmp_path):
-    ws = demo_run.workspace
-    end = date.fromisoformat(json.loads((ws / "features" / "build_summary.json").read_text())["as_of_end"])
-    earlier = date(end.year - 1, end.month, 1)
-    for day in (earlier, end):
-        result = run("--workspace", str(ws), "--config-dir", str(demo_run.configs), "monitor", "--as-of", day.isoformat())
-        assert result.returncode == 0, result.stderr
-        assert f"active buyers as of {day}" in result.stdout and "Score PSI" in result.stdout
-    history = score_history(Workspace(ws))
-    assert sorted(history["as_of_ts"].dt.date().unique().to_list()) == [earlier, end]
-    assert history["model_version"].unique().to_list() == ["1"] and history["pd_12m"].is_between(0, 1).all()
+@pytest.fixture(scope="module")
+def dates(demo_run):
+    end = date.fromisoformat(json.loads((demo_run.workspace / "features" / "build_summary.json").read_text())["as_of_end"])
+    return demo_dates(end)
 
-    # The same buyers at the earlier date through `score default`: identical PDs (one path for both).
+
+def test_the_demo_monitored_three_dates_and_wrote_the_report(demo_run, dates):
+    ws = demo_run.workspace
+    assert "== 8. Monitor the portfolio" in demo_run.result.stdout
+    assert f"Monitoring report (open it in a browser): {ws / 'monitoring' / 'runs' / dates[-1].isoformat() / 'report.html'}" in demo_run.result.stdout
+    history = score_history(Workspace(ws))
+    assert sorted(history["as_of_ts"].dt.date().unique().to_list()) == dates
+    assert history["model_version"].unique().to_list() == ["1"] and history["pd_12m"].is_between(0, 1).all()
+    summary = json.loads((ws / "monitoring" / "runs" / dates[-1].isoformat() / "summary.json").read_text())
+    assert summary["as_of"] == dates[-1].isoformat() and summary["active_buyers"] == history.filter(pl.col("as_of_ts").dt.date() == dates[-1]).height
+    # The year-old run has matured: the report carries its backtest.
+    assert summary["backtest"]["as_of"] == dates[0].isoformat()
+    positions = pl.read_parquet(ws / "monitoring" / "runs" / dates[-1].isoformat() / "positions.parquet")
+    assert summary["exposure"]["total"] == pytest.approx(positions["exposure"].sum())
+    assert sum(m["buyers"] for m in summary["customer_mix"]) == positions.height
+    assert summary["concentration"]["hhi"] == pytest.approx(((positions["exposure"] / positions["exposure"].sum()) ** 2).sum())
+    late = pl.read_parquet(ws / "monitoring" / "runs" / dates[-1].isoformat() / "late_scores.parquet")
+    assert late.height == summary["late_scored_invoices"] > 0 and late["p_late"].is_between(0, 1).all()
+    assert late["issued_on"].max() <= dates[-1]
+
+
+def test_alerts_are_stored_once_per_buyer_and_signal_across_the_demo_runs(demo_run, dates):
+    with sqlite3.connect(demo_run.workspace / "monitoring" / "alerts.db") as con:
+        runs = [r[0] for r in con.execute("SELECT as_of FROM alert_runs ORDER BY as_of")]
+        duplicates = con.execute("SELECT count(*) FROM (SELECT buyer_id, signal FROM alerts WHERE status = 'open' GROUP BY 1, 2 HAVING count(*) > 1)").fetchone()[0]
+        open_alerts = con.execute("SELECT count(*) FROM alerts WHERE status = 'open'").fetchone()[0]
+    assert runs == [d.isoformat() for d in dates] and duplicates == 0 and open_alerts > 0
+    # Monitoring the last date again raises nothing new and keeps every alert.
+    again = run("--workspace", str(demo_run.workspace), "--config-dir", str(demo_run.configs), "monitor", "--as-of", dates[-1].isoformat())
+    assert again.returncode == 0, again.stderr
+    assert "Alerts: 0 raised, 0 escalated" in again.stdout and f"{open_alerts} still open" in again.stdout
+    # An earlier date after a later one: scored, but alerts are not re-evaluated out of order.
+    past = run("--workspace", str(demo_run.workspace), "--config-dir", str(demo_run.configs), "monitor", "--as-of", dates[1].isoformat())
+    assert past.returncode == 0 and "Alerts not evaluated" in past.stderr and "Traceback" not in past.stderr
+
+
+def test_monitor_scores_match_batch_scoring_and_the_backtest_command(demo_run, dates, tmp_path):
+    ws, earlier = demo_run.workspace, dates[0]
+    history = score_history(Workspace(ws))
     past_rows = history.filter(pl.col("as_of_ts").dt.date() == earlier).height
     past = history.filter(pl.col("as_of_ts").dt.date() == earlier).head(20)
     entities = tmp_path / "entities.csv"
@@ -35,19 +70,40 @@ def test_monitor_runs_form_a_history_and_match_batch_scoring(demo_run, tmp_path)
     assert scored.returncode == 0, scored.stderr
     np.testing.assert_allclose(pl.read_csv(tmp_path / "s.csv")["pd_12m"].to_numpy(), past["pd_12m"].to_numpy(), atol=1e-12)
 
-    # Backtest: only the earlier run's 12-month label has matured by the ledger's end.
+    # Only the year-old run's 12-month label has matured by the ledger's end.
     backtest = run("--workspace", str(ws), "--config-dir", str(demo_run.configs), "backtest")
     assert backtest.returncode == 0, backtest.stderr
-    assert backtest.stdout.startswith(f"{earlier} (version 1):") and str(end) not in backtest.stdout
+    assert backtest.stdout.startswith(f"{earlier} (version 1):")
     report = json.loads((ws / "monitoring" / "backtest.json").read_text())
     [matured] = report["runs"]
     assert matured["as_of"] == earlier.isoformat() and matured["rows"] <= past_rows and sum(g["events"] for g in matured["grades"]) == matured["events"]
+    # The late-payment model: the year-old run's invoices are all decided, the last run's are not.
+    late_runs = [r["as_of"] for r in report["late"]["runs"]]
+    assert earlier.isoformat() in late_runs and dates[-1].isoformat() not in late_runs
 
-    drift = json.loads((ws / "monitoring" / "runs" / end.isoformat() / "drift.json").read_text())
+    drift = json.loads((ws / "monitoring" / "runs" / dates[-1].isoformat() / "drift.json").read_text())
     names = {d["name"] for d in drift}
     assert "pd_12m" in names and "open_balance" in names and len(drift) == 101
     assert [d["psi"] for d in drift] == sorted((d["psi"] for d in drift), reverse=True)
     assert all(abs(sum(d["current_share"]) - 1) < 1e-9 and d["band"] in ("stable", "moderate", "major") for d in drift)
+
+
+def test_the_report_renders_its_plots_in_headless_chromium(demo_run, dates, tmp_path):
+    from tests.integration.browser import open_page
+
+    report = demo_run.workspace / "monitoring" / "runs" / dates[-1].isoformat() / "report.html"
+    with open_page(report.as_uri()) as page:
+        images = page.evaluate("Array.from(document.images).map(i => ({alt: i.alt, width: i.naturalWidth, height: i.naturalHeight, done: i.complete}))")
+        heading = page.inner_text("h1")
+        alert_rows = page.locator("#alerts tr").count()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+    assert heading == f"Portfolio monitoring, {dates[-1]}"
+    assert [i["alt"] for i in images] == [
+        "score distribution", "PSI by feature", "calibration by grade", "exposure by grade, industry and country", "aging and concentration", "open alerts by signal",
+    ]
+    assert all(i["done"] and i["width"] > 300 and i["height"] > 100 for i in images), images
+    assert alert_rows > 1
+    assert (tmp_path / "report.png").stat().st_size > 20_000
 
 
 def test_monitor_before_any_snapshot_is_a_clear_error(demo_run):
