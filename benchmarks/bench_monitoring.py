@@ -27,15 +27,13 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-import polars as pl
 import yaml
 from measure import TRADECREDIT, measure
 
-from tradecredit.config import default_config_dir
+from tradecredit.config import default_config_dir, load_config
 from tradecredit.features.cli import built_as_of
 from tradecredit.features.labels import default_dates
 from tradecredit.ledger import read_normalised_ledger
-from tradecredit.config import load_config
 from tradecredit.training.registry import TRACKING_URI_ENV, tracking_uri
 from tradecredit.workspace import Workspace
 
