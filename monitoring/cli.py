@@ -118,7 +118,7 @@ def run_monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> dict[str, An
     from tradecredit.features.cli import normalised_ledger, paths_of
     from tradecredit.features.store import historical_features, open_store
     from tradecredit.monitoring.alerts import AlertOrderError, AlertStore, alert_metrics, run_alerts
-    from tradecredit.monitoring.portfolio import SCORE, drift, score_portfolio
+    from tradecredit.monitoring.portfolio import SCORE, active, drift, score_portfolio
     from tradecredit.monitoring.portfolio_view import portfolio_view
     from tradecredit.monitoring.report import ReportInputs, render_report, summary_of
     from tradecredit.training import registry
@@ -136,7 +136,10 @@ def run_monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> dict[str, An
     if portfolio.scores.height == 0:
         raise fail(f"no active buyer as of {as_of}: no feature snapshot then, or nothing invoiced in the year before")
     sliced, _, _, _ = sliced_training_set(client, champion, ws, "default")
-    reference = sliced.filter(pl.col(SLICE) == TRAIN)
+    # Like with like: the training rows of buyers that were active then, as the run scores only
+    # active buyers (the training set also holds months before a buyer's first invoice).
+    train_rows = sliced.filter(pl.col(SLICE) == TRAIN)
+    reference = train_rows.filter(active(train_rows, model))
     results = drift(reference, model.predict(reference), portfolio, model, mon.drift)
     out = runs_folder(ws) / as_of.isoformat()
     out.mkdir(parents=True, exist_ok=True)
