@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import string
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -80,11 +81,13 @@ def _holds(rule: AlertRule) -> pl.Expr:
     return pl.all_horizontal(conditions)
 
 
-def _placeholders(rule: AlertRule) -> list[str]:
-    import string
+def evidence_names(evidence: str) -> list[str]:
+    """The metrics an evidence sentence's {placeholders} name."""
+    return [name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(evidence) if name]
 
-    named = [name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(rule.evidence) if name]
-    return list(dict.fromkeys([*(m for m, _, _ in rule.when), *named]))
+
+def _placeholders(rule: AlertRule) -> list[str]:
+    return list(dict.fromkeys([*(m for m, _, _ in rule.when), *evidence_names(rule.evidence)]))
 
 
 def evaluate_rules(metrics: pl.DataFrame, rules: list[AlertRule]) -> list[FiredAlert]:

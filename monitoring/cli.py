@@ -206,6 +206,12 @@ def run_monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> dict[str, An
     return summary
 
 
+def _auc_and_verdict(b: Any) -> tuple[str, str]:
+    """A backtest's AUC and retraining verdict as printed (either model's backtest)."""
+    auc = "n/a (one outcome class)" if b.auc is None else f"{b.auc:.3f}"
+    return auc, "RETRAIN: " + "; ".join(b.reasons) if b.retrain else "no retraining needed"
+
+
 def run_backtest(cfg: PlatformConfig, ws: Workspace) -> list[dict[str, Any]]:
     """Backtest every monitoring run whose label has matured by the ledger's end (default and
     late-payment models); writes ``WORKSPACE/monitoring/backtest.json``."""
@@ -218,15 +224,13 @@ def run_backtest(cfg: PlatformConfig, ws: Workspace) -> list[dict[str, Any]]:
         typer.echo(f"No monitoring run has a matured 12-month label yet (the ledger ends {found.data_end}).")
     rows = []
     for b in found.default:
-        auc = "n/a (one outcome class)" if b.auc is None else f"{b.auc:.3f}"
-        verdict = "RETRAIN: " + "; ".join(b.reasons) if b.retrain else "no retraining needed"
+        auc, verdict = _auc_and_verdict(b)
         typer.echo(f"{b.as_of} (version {b.model_version}): {b.rows:,} buyers, {b.events} defaults ({b.observed_rate:.2%} observed, "
                    f"{b.mean_pd:.2%} predicted), AUC {auc}; {verdict}")
         rows.append({k: v for k, v in b.__dict__.items() if k != "grades"} | {"as_of": b.as_of.isoformat(), "grades": b.grades.to_dicts()})
     late_rows = []
     for b in found.late:
-        auc = "n/a (one outcome class)" if b.auc is None else f"{b.auc:.3f}"
-        verdict = "RETRAIN: " + "; ".join(b.reasons) if b.retrain else "no retraining needed"
+        auc, verdict = _auc_and_verdict(b)
         typer.echo(f"late-payment model, run {b.as_of} (version {b.model_version}): {b.rows:,} decided invoices, {b.events} late "
                    f"({b.observed_rate:.2%} observed, {b.mean_predicted:.2%} predicted), AUC {auc}; {verdict}")
         late_rows.append({k: v for k, v in b.__dict__.items() if k != "deciles"} | {"as_of": b.as_of.isoformat(), "deciles": b.deciles.to_dicts()})

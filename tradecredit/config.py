@@ -581,12 +581,10 @@ class AlertRule(StrictModel):
 
     @model_validator(mode="after")
     def _metrics_are_known(self) -> AlertRule:
-        import string
+        # The metric vocabulary and the placeholder parsing live beside the rules' evaluation.
+        from tradecredit.monitoring.alerts import ALERT_METRICS, evidence_names
 
-        from tradecredit.monitoring.alerts import ALERT_METRICS  # the metric vocabulary lives beside its computation
-
-        named = {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(self.evidence) if name}
-        unknown = sorted(({metric for metric, _, _ in self.when} | named) - ALERT_METRICS)
+        unknown = sorted(({metric for metric, _, _ in self.when} | set(evidence_names(self.evidence))) - ALERT_METRICS)
         if unknown:
             raise ValueError(f"rule {self.signal!r} names unknown metric(s) {unknown}: use a feature name or one of the derived metrics in monitoring.yaml")
         return self
