@@ -67,6 +67,44 @@ def run_demo_service(cfg: PlatformConfig, ws: Workspace, config_dir: Path) -> No
     typer.echo(f"Decisions logged in {ws.decision_log}. Start the service yourself with: tradecredit --workspace {ws.root} serve --as-of {as_of}")
 
 
+def run_demo_console(cfg: PlatformConfig, ws: Workspace, config_dir: Path) -> None:
+    """Start the service, log in to the console as the demo reviewer over HTTP, read the
+    portfolio and alerts pages, print the console's address, stop."""
+    import re
+
+    from tradecredit.features.cli import built_as_of
+    from tradecredit.serving.console.cli import demo_login
+    from tradecredit.serving.console.client import ConsoleClient
+    from tradecredit.serving.process import ServerError, running_server
+
+    user, password = demo_login(cfg, ws)
+    as_of = built_as_of(ws).isoformat()
+    base = cfg.console.path
+    try:
+        with running_server(ws, config_dir, as_of=as_of) as server:
+            client = ConsoleClient(server.url, base)
+            if client.login(user, password).status != 303:
+                raise fail("the demo reviewer could not log in to the console")
+            portfolio = client.get("/")
+            alerts = client.get("/alerts")
+            if portfolio.status != 200 or alerts.status != 200:
+                raise fail(f"the console answered {portfolio.status} / {alerts.status}")
+            summary = re.search(r'id="portfolio-summary">\s*<strong>([\d,]+)</strong>', portfolio.body)
+            counts = re.search(r'<span class="tag red">(\d+) red</span> <span class="tag yellow">(\d+) yellow</span>', alerts.body)
+            typer.echo(
+                f"Console up at {server.url}{base}/: logged in as '{user}'; the portfolio page lists "
+                f"{summary.group(1) if summary else '?'} buyers, the alerts page {counts.group(1) if counts else '?'} red and "
+                f"{counts.group(2) if counts else '?'} yellow open alerts."
+            )
+    except ServerError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(
+        f"Risk reviewer console: run `tradecredit --workspace {ws.root} serve --as-of {as_of}` and open "
+        f"http://{cfg.serving.host}:{cfg.serving.port}{base}/ (user '{user}', password in {ws.root / 'console' / 'demo-login.txt'}; "
+        "add reviewers with `tradecredit console add-user NAME`)."
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
@@ -89,6 +127,9 @@ def register(app: typer.Typer) -> None:
         ws: Workspace = ctx.obj.workspace
         check_servable(cfg, ws, as_of)
         chosen_host, chosen_port = host or cfg.serving.host, port or cfg.serving.port
-        typer.echo(f"Serving {ws.root} at http://{chosen_host}:{chosen_port} (OpenAPI: /docs.json; Ctrl-C stops it)")
+        typer.echo(
+            f"Serving {ws.root} at http://{chosen_host}:{chosen_port} (OpenAPI: /docs.json; reviewer console: "
+            f"http://{chosen_host}:{chosen_port}{cfg.console.path}/; Ctrl-C stops it)"
+        )
         completed = subprocess.run(serve_command(chosen_host, chosen_port), env=serve_environment(ws, ctx.obj.config_dir, as_of), check=False)
         raise typer.Exit(code=completed.returncode)

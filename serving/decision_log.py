@@ -38,6 +38,25 @@ CREATE TABLE IF NOT EXISTS decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_buyer ON decisions (buyer_id, assessed_at);
 CREATE INDEX IF NOT EXISTS decisions_logged ON decisions (logged_at);
+-- What reviewers did in the console: acknowledged an alert, or overrode a logged decision.
+-- Who is the logged-in user (never a form field); when is the wall clock. Insert only.
+CREATE TABLE IF NOT EXISTS reviews (
+    review_id TEXT PRIMARY KEY,
+    logged_at TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('acknowledge', 'override')),
+    buyer_id TEXT NOT NULL,
+    alert_id INTEGER,                 -- acknowledge: the alert (with its signal and raising day,
+    alert_signal TEXT,                -- so the record stands even if the alert store is rebuilt)
+    alert_raised_on TEXT,
+    decision_id TEXT REFERENCES decisions (decision_id),  -- override: the decision overridden
+    model_decision TEXT,              -- override: what the model and policy said
+    override_decision TEXT CHECK (override_decision IN ('approve', 'partial', 'refer', 'decline')),
+    override_limit REAL,              -- override: the credit line the reviewer grants (null: unchanged)
+    reason TEXT NOT NULL              -- the reviewer's words: required for an override
+);
+CREATE INDEX IF NOT EXISTS reviews_buyer ON reviews (buyer_id, logged_at);
+CREATE INDEX IF NOT EXISTS reviews_alert ON reviews (alert_id);
 """
 COLUMNS = (
     "decision_id", "logged_at", "assessed_at", "request_id", "endpoint", "buyer_id", "request_json", "features_json",
@@ -73,6 +92,34 @@ class DecisionRecord:
         )
 
 
+REVIEW_COLUMNS = (
+    "review_id", "logged_at", "reviewer", "action", "buyer_id", "alert_id", "alert_signal", "alert_raised_on",
+    "decision_id", "model_decision", "override_decision", "override_limit", "reason",
+)
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """One reviewer action (see the ``reviews`` table)."""
+
+    review_id: str
+    logged_at: str
+    reviewer: str
+    action: str
+    buyer_id: str
+    reason: str
+    alert_id: int | None = None
+    alert_signal: str | None = None
+    alert_raised_on: str | None = None
+    decision_id: str | None = None
+    model_decision: str | None = None
+    override_decision: str | None = None
+    override_limit: float | None = None
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, c) for c in REVIEW_COLUMNS)
+
+
 class DecisionLog:
     """One connection per process, shared by the worker's threads under a lock (SQLite has one
     writer at a time anyway); ``append`` commits before it returns. While one thread waits
@@ -90,23 +137,23 @@ class DecisionLog:
         self._lock = threading.Lock()
 
     def append(self, records: list[DecisionRecord]) -> None:
-        if not records:
-            return
-        placeholders = ",".join("?" * len(COLUMNS))
-        rows = [r.row() for r in records]
-        with self._lock:
-            self._insert(rows, placeholders)
+        if records:
+            self._insert("decisions", COLUMNS, [r.row() for r in records])
 
-    def _insert(self, rows: list[tuple[Any, ...]], placeholders: str) -> None:
+    def append_review(self, review: ReviewRecord) -> None:
+        self._insert("reviews", REVIEW_COLUMNS, [review.row()])
+
+    def _insert(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         # BEGIN IMMEDIATE takes the write lock up front, so a busy log waits (busy_timeout)
         # instead of failing halfway through a batch.
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.executemany(f"INSERT INTO decisions ({','.join(COLUMNS)}) VALUES ({placeholders})", rows)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})", rows)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def count(self) -> int:
         with self._lock:
@@ -132,5 +179,23 @@ def read_decisions(path: Path, buyer_id: str | None = None) -> Iterator[dict[str
                 out[column.removesuffix("_json")] = json.loads(out.pop(column))
             out["stale"] = bool(out["stale"])
             yield out
+    finally:
+        conn.close()
+
+
+def read_reviews(path: Path, buyer_id: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
+    """Reviewer actions in the order written, optionally one buyer's or one kind's."""
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        conn.row_factory = sqlite3.Row
+        clauses, args = [], []
+        for column, value in (("buyer_id", buyer_id), ("action", action)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return [dict(r) for r in conn.execute(f"SELECT {','.join(REVIEW_COLUMNS)} FROM reviews{where} ORDER BY rowid", args)]
     finally:
         conn.close()

@@ -171,9 +171,10 @@ class Assessor:
             return ApiError(400, "invalid_field", f"'{prefix}requested_limit' is above the largest accepted amount ({bounds.max_amount:,.0f})", f"{prefix}requested_limit")
         return None
 
-    def assess(self, items: list[AssessRequest], endpoint: str) -> list[Assessment | ApiError]:
+    def assess(self, items: list[AssessRequest], endpoint: str, log: bool = True) -> list[Assessment | ApiError]:
         """One answer per item, in order: an assessment, or the error that item got. Every
-        assessment is in the decision log before this returns."""
+        assessment is in the decision log before this returns (``log=False``: a what-if the
+        console shows a reviewer, which decides nothing)."""
         request_id = self.new_id()
         now = self.clock.now()
         results: list[Assessment | ApiError | None] = [None] * len(items)
@@ -198,7 +199,7 @@ class Assessor:
         todo = [i for i in todo if results[i] is None]
         if todo:
             records = self._assess_known(items, todo, rows, fresh, now, request_id, endpoint, results)
-            if self.log is not None:
+            if self.log is not None and log:
                 self.log.append(records)
         return [r for r in results if r is not None]
 

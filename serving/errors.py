@@ -24,6 +24,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 # Requests that never queue behind scoring: probes, metrics, the documentation.
 UNGUARDED_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/"})
+API_MEDIA = frozenset({"application/json"})
+CONSOLE_MEDIA = frozenset({"application/json", "application/x-www-form-urlencoded"})
 ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type", 422: "invalid_field", 429: "overloaded", 503: "overloaded"}
 
 
@@ -93,18 +95,27 @@ def normalise_error(status: int, body: bytes) -> ApiError:
 class GuardMiddleware:
     """Content type, size and concurrency guards, and one error shape (see the module doc)."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], max_request_bytes: int, max_concurrency: int) -> None:
+    def __init__(
+        self, app: Callable[..., Awaitable[None]], max_request_bytes: int, max_concurrency: int, console_path: str | None = None
+    ) -> None:
         self.app = app
         self.max_request_bytes = max_request_bytes
         self.max_concurrency = max_concurrency
+        # The reviewer console posts HTML forms and answers in its own pages: under its path,
+        # forms are accepted and its errors are not rewritten (size and concurrency still apply).
+        self.console_path = console_path
         self.in_flight = 0
+
+    def _in_console(self, path: str) -> bool:
+        return self.console_path is not None and (path == self.console_path or path.startswith(self.console_path + "/"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNGUARDED_PATHS:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        refusal = self._refusal(scope, headers)
+        console = self._in_console(scope["path"])
+        refusal = self._refusal(scope, headers, CONSOLE_MEDIA if console else API_MEDIA)
         if refusal is not None:
             extra = {"Retry-After": "1"} if refusal.status == 503 else None
             await error_response(refusal, extra)(scope, receive, send)
@@ -112,14 +123,14 @@ class GuardMiddleware:
         self.in_flight += 1
         state: dict[str, Any] = {"start": None, "body": b"", "too_large": False}
         try:
-            await self.app(scope, self._limited(receive, state), self._rewriting(send, state))
+            await self.app(scope, self._limited(receive, state), send if console else self._rewriting(send, state))
         finally:
             self.in_flight -= 1
 
-    def _refusal(self, scope: Scope, headers: dict[str, str]) -> ApiError | None:
+    def _refusal(self, scope: Scope, headers: dict[str, str], accepted: frozenset[str]) -> ApiError | None:
         if scope["method"] == "POST":
             media = headers.get("content-type", "application/json").split(";")[0].strip().lower()
-            if media != "application/json":
+            if media not in accepted:
                 return ApiError(415, "unsupported_media_type", "send the body as application/json (pickle and other formats are refused)", None)
             length = headers.get("content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_request_bytes):

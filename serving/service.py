@@ -8,7 +8,8 @@ clock from ``TRADECREDIT_SERVE_AS_OF`` (unset: the wall clock).
 Endpoints (all POST with a JSON body; the OpenAPI document is at ``/docs.json``):
 ``/assess`` one buyer, ``/assess_batch`` many, ``/status`` the loaded model versions.
 BentoML's own ``/livez`` (the process answers) and ``/readyz`` (models, features and the
-decision log are open) are the health and readiness probes.
+decision log are open) are the health and readiness probes. The risk reviewer console
+(``serving/console``) is mounted at ``/console`` and uses the same assessor.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import os
 
 import bentoml
 
-from tradecredit.config import ServingConfig, default_config_dir, load_config, load_section
+from tradecredit.config import ConsoleConfig, ServingConfig, default_config_dir, load_config, load_section
+from tradecredit.serving.console.app import Console, build_console_app
 from tradecredit.serving.engine import Assessor, Clock, open_assessor
 from tradecredit.serving.errors import ApiError, GuardMiddleware, error_response
 from tradecredit.serving.openapi import ERROR_RESPONSES, OpenApiErrors
@@ -44,6 +46,9 @@ def serving_config() -> ServingConfig:
 
 
 _SERVING = serving_config()
+_CONSOLE_PATH = load_section(default_config_dir() / "console.yaml", ConsoleConfig).path
+# The console's routes run in the worker that serves them and use that worker's assessor.
+console_app = build_console_app(lambda: bentoml.get_current_service().console, _CONSOLE_PATH)
 
 
 @bentoml.service(
@@ -56,12 +61,16 @@ _SERVING = serving_config()
     # costs CPU on the request path. Prometheus metrics stay on /metrics.
     logging={"access": {"enabled": _SERVING.access_log}},
 )
+@bentoml.asgi_app(console_app, path=_CONSOLE_PATH)
 class CreditService:
     def __init__(self) -> None:
         cfg = load_config(default_config_dir())
         self.cfg = cfg
         self.clock = Clock(parse_as_of(os.environ.get(AS_OF_ENV)))
-        self.assessor: Assessor = open_assessor(Workspace.resolve(None), cfg, self.clock)
+        ws = Workspace.resolve(None)
+        self.assessor: Assessor = open_assessor(ws, cfg, self.clock)
+        self.console = Console(cfg, ws, self.assessor)
+        self.console.warm_up()
 
     def __is_ready__(self) -> bool:
         return self.assessor is not None
@@ -113,7 +122,7 @@ class CreditService:
 
 
 CreditService.add_asgi_middleware(
-    GuardMiddleware, max_request_bytes=_SERVING.max_request_bytes, max_concurrency=_SERVING.max_concurrency
+    GuardMiddleware, max_request_bytes=_SERVING.max_request_bytes, max_concurrency=_SERVING.max_concurrency, console_path=_CONSOLE_PATH
 )
 # Adds our error responses to BentoML's generated OpenAPI document.
 CreditService.add_asgi_middleware(OpenApiErrors, responses=ERROR_RESPONSES)

@@ -19,6 +19,7 @@ from tradecredit.config import (
 from tradecredit.features import cli as features_cli
 from tradecredit.monitoring import cli as monitoring_cli
 from tradecredit.serving import cli as serving_cli
+from tradecredit.serving.console import cli as console_cli
 from tradecredit.training import cli as training_cli
 from tradecredit.ledger import LedgerError, LoadSummary, format_summary, load_ledger, load_mapping, write_loaded_ledger
 from tradecredit.simulator import SimulationPaths, simulate_portfolio, write_portfolio
@@ -185,6 +186,8 @@ def demo(
     typer.echo("\n== 8. Monitor the portfolio: drift, early warnings, backtests, the portfolio view and its report")
     report = monitoring_cli.run_demo_monitoring(cfg, ws)
     typer.echo(f"\nMonitoring report (open it in a browser): {report}")
+    typer.echo("\n== 9. The risk reviewer console: log in and read the portfolio over HTTP")
+    serving_cli.run_demo_console(cfg, ws, ctx.obj.config_dir)
     typer.echo("\nDemo complete.")
 
 
@@ -192,3 +195,4 @@ def demo(
 training_cli.register(app)
 serving_cli.register(app)
 monitoring_cli.register(app)
+app.add_typer(console_cli.app, name="console")

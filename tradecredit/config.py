@@ -539,6 +539,30 @@ class ServingConfig(StrictModel):
     decision_log: DecisionLogConfig
 
 
+class ConsoleConfig(StrictModel):
+    """The risk reviewer console (``/console`` on the scoring service)."""
+
+    path: str = Field(pattern=r"^/[a-z][a-z0-9_-]*$", description="where the console is mounted on the service")
+    session_hours: PositiveFloat = Field(description="a login expires this many hours after it began, used or not")
+    cookie_secure: bool = Field(description="send the session cookie over HTTPS only (true behind a TLS gateway)")
+    min_password_length: PositiveInt
+    max_failed_logins: PositiveInt = Field(description="failed logins of one user name within lockout_minutes before it is locked")
+    lockout_minutes: PositiveInt
+    page_size: PositiveInt = Field(description="portfolio rows per page unless the reviewer asks for another size")
+    max_page_size: PositiveInt
+    portfolio_refresh_minutes: PositiveFloat = Field(
+        description="the portfolio table (every buyer scored with the champions on the online features) is rebuilt when older than this"
+    )
+    waterfall_features: PositiveInt = Field(description="features drawn one by one in the SHAP waterfall; the rest are summed")
+    history_months: PositiveInt = Field(description="months of payment history drawn on the buyer page")
+
+    @model_validator(mode="after")
+    def _page_sizes(self) -> ConsoleConfig:
+        if self.page_size > self.max_page_size:
+            raise ValueError(f"page_size {self.page_size} is above max_page_size {self.max_page_size}")
+        return self
+
+
 # --------------------------------------------------------------------------- monitoring
 
 
@@ -649,6 +673,7 @@ class PlatformConfig(StrictModel):
     training: TrainingConfig
     serving: ServingConfig
     monitoring: MonitoringConfig
+    console: ConsoleConfig
 
 
 SECTIONS: dict[str, type[StrictModel]] = {
