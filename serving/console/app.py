@@ -10,7 +10,8 @@ dependency, so a new route cannot forget it); every write also needs the session
 and takes the reviewer from the session, never from the request.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the routes' Depends() from annotations
+# that name closures of build_console_app, which string annotations cannot resolve.
 
 import threading
 import time
@@ -61,6 +62,7 @@ DECISIONS = ("approve", "partial", "refer", "decline")
 # Form fields that would name someone: the reviewer is always the logged-in user.
 IDENTITY_FIELDS = frozenset({"reviewer", "user", "user_name", "username", "by"})
 MIN_REASON_CHARS = 10
+DECISIONS_SHOWN = 50  # the buyer page lists the latest decisions; an ERP may log thousands
 
 
 def plotly_js() -> Path:
@@ -259,14 +261,14 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
         for key, value in request.query_params.multi_items():
             params.setdefault(key, []).append(value)
         try:
-            query = parse_portfolio_query(params, console.cfg.console, len(console.cfg.policy.grades))
+            query = parse_portfolio_query(params, console.cfg.console, len(console.cfg.policy.master_scale))
         except QueryError as exc:
             raise Refused(400, str(exc), exc.parameter) from None
         table = console.portfolio()
         page = portfolio_page(table.frame, query)
         return console.render(
             "portfolio.html", request, session, page=page, table=table, options=filter_options(table.frame),
-            grades=list(range(1, len(console.cfg.policy.grades) + 1)), link=lambda **kw: f"{base}/?{urlencode(query.params(**kw), doseq=True)}",
+            grades=list(range(1, len(console.cfg.policy.master_scale) + 1)), link=lambda **kw: f"{base}/?{urlencode(query.params(**kw), doseq=True)}",
         )
 
     @private.get("/buyers/{buyer_id}", include_in_schema=False)
@@ -422,7 +424,7 @@ def buyer_context(console: Console, buyer_id: str, lang: str) -> dict[str, Any]:
     return {
         "buyer_id": buyer_id, "a": answer, "reasons": reasons, "figures": figures, "history": history.to_dicts(),
         "statements": statements(feature_paths.view_file("financials"), buyer_id, now).to_dicts(), "events": events.to_dicts(),
-        "decisions": list(reversed(decisions)), "overrides": overrides, "alerts": alerts.to_dicts(),
+        "decisions": list(reversed(decisions))[:DECISIONS_SHOWN], "decisions_logged": len(decisions), "overrides": overrides, "alerts": alerts.to_dicts(),
         "firm": firm.row(0, named=True) if firm.height else {}, "model_version": f"{served.registered_model} v{served.version}",
         "decision_choices": DECISIONS, "raw_score": float(explained.raw[0]),
     }

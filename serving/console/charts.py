@@ -4,6 +4,7 @@ Plotly package itself (served by the console: no outside request)."""
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 import plotly.graph_objects as go
@@ -19,12 +20,27 @@ ADVERSE_EVENTS = frozenset(
 )
 
 
+@cache
+def _white_template() -> dict[str, Any]:
+    import plotly.io as pio
+
+    return json.loads(json.dumps(pio.templates["plotly_white"].to_plotly_json()))
+
+
+def _figure(*traces: Any) -> go.Figure:
+    # Without a template at build time: Plotly deep-copies a named template into every figure
+    # (90% of a buyer page's chart time); the same template is attached to the JSON instead.
+    return go.Figure(list(traces), layout={"template": None})
+
+
 def _layout(fig: go.Figure, title: str, height: int = 320) -> dict[str, Any]:
     fig.update_layout(
         title={"text": title, "x": 0, "font": {"size": 14}}, height=height, margin={"l": 60, "r": 20, "t": 40, "b": 60},
-        template="plotly_white", showlegend=True, legend={"orientation": "h", "y": -0.25},
+        showlegend=True, legend={"orientation": "h", "y": -0.25},
     )
-    return json.loads(fig.to_json())
+    out = json.loads(fig.to_json())
+    out["layout"]["template"] = _white_template()
+    return out
 
 
 def feature_label(feature: str, value: Any, lang: str) -> str:
@@ -45,28 +61,35 @@ def waterfall(
     top = [j for j in order[:shown] if contributions[j] != 0.0]
     rest = sum(contributions[j] for j in order if j not in set(top))
     labels = ["Base value (portfolio average)" if lang == "en" else "基准值（组合平均）"]
-    labels += [feature_label(features[j], values.get(features[j]), lang) for j in top]
-    labels += [f"{len(features) - len(top)} other features" if lang == "en" else f"其他{len(features) - len(top)}个特征"]
-    labels += ["Score (log-odds)" if lang == "en" else "评分（对数几率）"]
-    y = [base_value, *[contributions[j] for j in top], rest, 0.0]
-    fig = go.Figure(
+    labels += [f"{feature_label(features[j], values.get(features[j]), lang)}  {contributions[j]:+.3f}" for j in top]
+    labels += [f"{len(features) - len(top)} other features  {rest:+.3f}" if lang == "en" else f"其他{len(features) - len(top)}个特征  {rest:+.3f}"]
+    total = base_value + sum(contributions)
+    labels += [f"Score (log-odds)  {total:.3f}" if lang == "en" else f"评分（对数几率）  {total:.3f}"]
+    steps = [base_value, *[contributions[j] for j in top], rest]
+    fig = _figure(
         go.Waterfall(
-            orientation="h", y=labels, x=y, measure=["absolute", *["relative"] * (len(top) + 1), "total"],
+            orientation="h", y=labels, x=[*steps, 0.0], measure=["absolute", *["relative"] * (len(top) + 1), "total"],
             increasing={"marker": {"color": RED}}, decreasing={"marker": {"color": GREEN}}, totals={"marker": {"color": BLUE}},
-            text=[f"{v:+.3f}" for v in y[:-1]] + [f"{base_value + sum(contributions):.3f}"], textposition="outside",
-            hovertemplate="%{y}<br>%{x:+.4f}<extra></extra>", name="SHAP",
+            hovertemplate="%{y}<extra></extra>", name="SHAP",
         )
     )
     fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title_text="log-odds of default (red raises the risk, green lowers it)" if lang == "en" else "违约对数几率（红色推高风险，绿色降低风险）")
+    # The axis spans the path from the base value to the score, so the contributions are
+    # visible; the base and score bars (drawn from 0) run off its edge.
+    path = [sum(steps[: k + 1]) for k in range(len(steps))]
+    pad = max(0.1, (max(path) - min(path)) * 0.08)
+    fig.update_xaxes(
+        range=[min(path) - pad, max(path) + pad],
+        title_text="log-odds of default (red raises the risk, green lowers it)" if lang == "en" else "违约对数几率（红色推高风险，绿色降低风险）",
+    )
     layout = _layout(fig, title, height=120 + 34 * len(labels))
     layout["layout"]["showlegend"] = False
-    layout["layout"]["margin"]["l"] = 330
+    layout["layout"]["margin"]["l"] = 380
     return layout
 
 
 def pd_history(history: pl.DataFrame, decisions: list[dict[str, Any]], title: str, lang: str) -> dict[str, Any]:
-    fig = go.Figure()
+    fig = _figure()
     fig.add_trace(
         go.Scatter(
             x=[t.isoformat() for t in history["as_of_ts"]], y=[p * 100 for p in history["pd_12m"]], mode="lines+markers",
@@ -91,7 +114,7 @@ def pd_history(history: pl.DataFrame, decisions: list[dict[str, Any]], title: st
 def payment_behaviour(history: pl.DataFrame, title: str, lang: str) -> dict[str, Any]:
     """Days beyond terms over time (lines) over the month-start aging of open amounts (bars)."""
     months = [m.isoformat() for m in history["month"]]
-    fig = go.Figure()
+    fig = _figure()
     colours = [GREEN, "#9ccc65", AMBER, "#e67e22", RED]
     for (suffix, label), colour in zip(AGING_BUCKETS, colours, strict=True):
         fig.add_trace(go.Bar(x=months, y=history[f"open_{suffix}"].fill_null(0).to_list(), name=label, marker={"color": colour}, yaxis="y2", opacity=0.45))
@@ -108,14 +131,14 @@ def payment_behaviour(history: pl.DataFrame, title: str, lang: str) -> dict[str,
 def aging_now(row: dict[str, Any], title: str) -> dict[str, Any]:
     labels = [label for _, label in AGING_BUCKETS]
     amounts = [float(row.get(f"open_{suffix}") or 0.0) for suffix, _ in AGING_BUCKETS]
-    fig = go.Figure(go.Bar(x=labels, y=amounts, marker={"color": [GREEN, "#9ccc65", AMBER, "#e67e22", RED]}, text=[f"{a:,.0f}" for a in amounts], textposition="outside", name="open"))
+    fig = _figure(go.Bar(x=labels, y=amounts, marker={"color": [GREEN, "#9ccc65", AMBER, "#e67e22", RED]}, text=[f"{a:,.0f}" for a in amounts], textposition="outside", name="open"))
     layout = _layout(fig, title, height=280)
     layout["layout"]["showlegend"] = False
     return layout
 
 
 def registry_events(events: pl.DataFrame, title: str, lang: str) -> dict[str, Any]:
-    fig = go.Figure()
+    fig = _figure()
     for adverse in (False, True):
         part = events.filter(pl.col("event_type").is_in(list(ADVERSE_EVENTS)) == adverse)
         if part.height == 0:
