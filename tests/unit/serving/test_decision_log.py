@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tradecredit.serving.decision_log import DecisionLog, DecisionRecord, read_decisions
+from tradecredit.serving.decision_log import DecisionLog, DecisionRecord, ReviewRecord, read_decisions, read_reviews
 
 
 def record(i: int, buyer: str = "B1") -> DecisionRecord:
@@ -45,3 +45,23 @@ def test_threads_and_a_second_connection_append_side_by_side(tmp_path):
     for t in threads:
         t.join()
     assert len({r["decision_id"] for r in read_decisions(tmp_path / "d.db")}) == 200
+
+
+def test_reviews_are_recorded_with_who_and_what_and_checked(tmp_path):
+    log = DecisionLog(tmp_path / "decisions.db")
+    log.append([record(1, "B1")])
+    log.append_review(ReviewRecord("r1", "2026-11-23T10:00:00+00:00", "alice", "override", "B1", "documents checked", decision_id="d1",
+                                   model_decision="refer", override_decision="approve", override_limit=50_000.0))
+    log.append_review(ReviewRecord("r2", "2026-11-23T10:01:00+00:00", "bob", "acknowledge", "B2", "", alert_id=7, alert_signal="lawsuits",
+                                   alert_raised_on="2026-11-01"))
+    with pytest.raises(sqlite3.IntegrityError):
+        log.append_review(ReviewRecord("r3", "t", "alice", "delete", "B1", "x"))
+    with pytest.raises(sqlite3.IntegrityError):
+        log.append_review(ReviewRecord("r4", "t", "alice", "override", "B1", "x", decision_id="d1", override_decision="maybe"))
+    log.close()
+    everything = read_reviews(tmp_path / "decisions.db")
+    assert [(r["review_id"], r["reviewer"], r["action"]) for r in everything] == [("r1", "alice", "override"), ("r2", "bob", "acknowledge")]
+    assert everything[0]["override_limit"] == 50_000.0 and everything[0]["decision_id"] == "d1"
+    assert [r["review_id"] for r in read_reviews(tmp_path / "decisions.db", buyer_id="B2")] == ["r2"]
+    assert [r["review_id"] for r in read_reviews(tmp_path / "decisions.db", action="override")] == ["r1"]
+    assert read_reviews(tmp_path / "missing.db") == []
