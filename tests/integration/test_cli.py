@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import polars as pl
@@ -67,6 +68,14 @@ def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
     assert answer["late_payment"] is not None and answer["explanation"]["available"] is True
     assert answer["assessed_at"].startswith(summary["data_end"]) and answer["freshness"]["stale"] is False
     assert (ws / "serving" / "decisions.db").exists()
+
+    # The console: the demo reviewer logged in over HTTP and read the pages; its address is printed.
+    assert "== 9. The risk reviewer console" in result.stdout
+    console = re.search(r"Console up at http://127\.0\.0\.1:\d+/console/: logged in as 'demo'; the portfolio page lists ([\d,]+) buyers", result.stdout)
+    assert console and int(console.group(1).replace(",", "")) == summary["tables"]["buyers"]["accepted"], result.stdout[-2000:]
+    assert "open http://127.0.0.1:3000/console/ (user 'demo', password in " in result.stdout
+    secret = ws / "console" / "demo-login.txt"
+    assert secret.stat().st_mode & 0o077 == 0, "only its owner reads the demo password"
 
     # score default: the entity file's rows, in order, with a grade from the master scale.
     scored_path = tmp_path / "scored.csv"
