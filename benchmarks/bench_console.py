@@ -77,7 +77,7 @@ def main() -> None:
         built = re.search(r"in ([\d.]+) s", page)
         count = re.search(r"<strong>([\d,]+)</strong> of ([\d,]+) buyers", page)
         print(f"{count.group(2) if count else '?'} buyers; service ready in {ready:.1f} s; portfolio table built in "
-              f"{built.group(1) if built else '?'} s per worker; first portfolio page after ready {first_ms / 1000:.1f} s")
+              f"{built.group(1) if built else '?'} s per worker; first portfolio page after ready {first_ms:.0f} ms")
         report("portfolio page", [timed(client, QUERIES[i % len(QUERIES)]) for i in range(args.requests)])
         report("buyer page", [timed(client, f"/buyers/{rng.choice(buyers)}") for _ in range(max(10, args.requests // 2))])
         report("alerts page", [timed(client, f"/alerts?page={1 + i % 3}") for i in range(max(10, args.requests // 3))])
