@@ -20,7 +20,7 @@ def slow_app(gate: asyncio.Event):
     return app
 
 
-async def call(app, content_type: str = "application/json") -> tuple[int, dict, dict]:
+async def call(app, content_type: str = "application/json", path: str = "/assess") -> tuple[int, dict, dict]:
     sent: list[dict] = []
 
     async def receive():
@@ -29,7 +29,7 @@ async def call(app, content_type: str = "application/json") -> tuple[int, dict, 
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/assess", "headers": [(b"content-type", content_type.encode()), (b"content-length", b"2")]}
+    scope = {"type": "http", "method": "POST", "path": path, "headers": [(b"content-type", content_type.encode()), (b"content-length", b"2")]}
     await app(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
@@ -66,3 +66,25 @@ def test_non_json_bodies_never_reach_the_app():
         status, _, body = asyncio.run(call(guard, media))
         assert status == 415 and body["error"]["code"] == "unsupported_media_type"
     assert reached == []
+
+
+def test_the_console_takes_forms_and_keeps_its_own_error_pages():
+    async def html_error(scope, receive, send):
+        await receive()
+        await JSONResponse({"console": "own shape"}, status_code=403)(scope, receive, send)
+
+    async def scenario():
+        guard = GuardMiddleware(html_error, max_request_bytes=1000, max_concurrency=3, console_path="/console")
+        form = "application/x-www-form-urlencoded"
+        return (
+            await call(guard, form, "/console/buyers/B1/override"),
+            await call(guard, form, "/assess"),
+            await call(guard, "application/x-python-pickle", "/console/login"),
+            await call(guard, form, "/consoleX/login"),
+        )
+
+    console_form, api_form, console_pickle, lookalike = asyncio.run(scenario())
+    assert console_form[0] == 403 and console_form[2] == {"console": "own shape"}, "forms reach the console; its answer is not rewritten"
+    assert api_form[0] == 415, "the API still takes JSON only"
+    assert console_pickle[0] == 415, "the console takes forms and JSON, nothing else"
+    assert lookalike[0] == 415, "only the console's own path is the console"
