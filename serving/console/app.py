@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 
 import polars as pl
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
@@ -201,6 +202,12 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
         session = console.auth.session(request.cookies.get(SESSION_COOKIE))
         return console.render("error.html", request, session, status=exc.status, message=exc.message)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameter(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own 422 body repeats the input; ours names the parameter only.
+        error = from_validation_errors(list(exc.errors()))
+        return await refused(request, Refused(400, error.message.replace("'query.", "'"), (error.field or "").removeprefix("query.") or None))
+
     # ------------------------------------------------------------------ public
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
@@ -345,7 +352,7 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
             raise Refused(400, f"the limit is between 0 and {console.cfg.serving.orders.max_amount:,.0f}", "limit")
         # The decision overridden is logged first, as the service would log it now: the
         # override always points at a real decision with its features and model versions.
-        logged = console.assessor.assess([AssessRequest(buyer_id=buyer_id)], "console")[0]
+        logged = console.assessor.assess([assess_request(buyer_id)], "console")[0]
         if isinstance(logged, ApiError):
             raise Refused(logged.status, logged.message)
         log = console.assessor.log
@@ -377,6 +384,14 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
     return app
 
 
+def assess_request(buyer_id: str) -> AssessRequest:
+    """The assessment of a buyer named in a URL; an id that cannot be one is a 400, not a 500."""
+    try:
+        return AssessRequest(buyer_id=buyer_id)
+    except ValidationError:
+        raise Refused(400, "a buyer id is 1-64 letters, digits, '_', '.', ':' or '-'", "buyer_id") from None
+
+
 def what_if_summary(a: Assessment) -> dict[str, Any]:
     return {
         "decision": a.decision, "decision_reason": a.decision_reason, "approved_amount": a.approved_amount,
@@ -390,7 +405,7 @@ def what_if_summary(a: Assessment) -> dict[str, Any]:
 def buyer_context(console: Console, buyer_id: str, lang: str) -> dict[str, Any]:
     """Everything the buyer page shows, as of the service clock."""
     now = console.now
-    answer = console.assessor.assess([AssessRequest(buyer_id=buyer_id)], "console", log=False)[0]
+    answer = console.assessor.assess([assess_request(buyer_id)], "console", log=False)[0]
     if isinstance(answer, ApiError):
         raise Refused(answer.status, f"{buyer_id}: {answer.message}" if answer.status == 404 else answer.message)
     served = console.assessor.models["default"]

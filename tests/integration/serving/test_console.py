@@ -5,6 +5,7 @@ screenshots the README shows (written to ``test-artifacts/screenshots/`` or
 
 from __future__ import annotations
 
+import html
 import os
 import re
 from pathlib import Path
@@ -132,6 +133,11 @@ def test_bad_input_gets_a_4xx_that_says_what_is_wrong(server, reviewers):
     assert answer.status == 400 and "cannot sort by" in answer.body
     answer = alice.get("/buyers/NO-SUCH-BUYER")
     assert answer.status == 404 and "no features in the online store" in answer.body
+    answer = alice.get("/alerts?page=abc")
+    assert answer.status == 400 and "'page'" in html.unescape(answer.body) and "abc" not in answer.body
+    answer = alice.get("/buyers/not%20an%20id!")
+    assert answer.status == 400 and "a buyer id is" in answer.body
+    assert alice.post_form("/buyers/not%20an%20id!/override", {"decision": "approve", "reason": "long enough reason"}).status == 400
     answer = alice.post_form("/buyers/B000001/override", {"decision": "approve", "reason": "short"})
     assert answer.status == 400 and "reason" in answer.body
     answer = alice.post_form("/buyers/B000001/override", {"decision": "yes please", "reason": "long enough reason"})
