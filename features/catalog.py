@@ -33,6 +33,7 @@ EXECUTIVE_TURNOVER_TYPES = ("executive_change", "legal_representative_change")
 # Registry types whose recency is a feature of its own (days since the last one).
 DAYS_SINCE_TYPES = {"lawsuit_filed": "lawsuit", "enforcement_order": "enforcement_order", "negative_news": "negative_news"}
 AGING_BUCKETS = (("current", "not yet due"), ("1_30", "1-30 days"), ("31_60", "31-60 days"), ("61_90", "61-90 days"), ("90_plus", "more than 90 days"))
+AGING_COLUMNS = [f"open_{suffix}" for suffix, _ in AGING_BUCKETS]
 
 FeatureType = Literal["float", "int", "string"]
 

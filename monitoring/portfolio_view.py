@@ -17,11 +17,10 @@ import polars as pl
 
 from tradecredit.config import PolicyConfig, PortfolioViewConfig
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
-from tradecredit.features.catalog import AGING_BUCKETS
+from tradecredit.features.catalog import AGING_COLUMNS
 from tradecredit.serving.engine import buyer_facts
 from tradecredit.serving.policy import decide
 
-AGING_COLUMNS = [f"open_{suffix}" for suffix, _ in AGING_BUCKETS]
 SEGMENTS = ("core", "growth", "new")
 
 

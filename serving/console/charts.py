@@ -14,6 +14,7 @@ from tradecredit.features.catalog import AGING_BUCKETS
 from tradecredit.serving.reasons import describe, format_value
 
 RED, AMBER, GREEN, BLUE, GREY = "#c0392b", "#e0a100", "#2e8b57", "#2c6fbb", "#7f8c8d"
+AGING_COLOURS = (GREEN, "#9ccc65", AMBER, "#e67e22", RED)  # one per aging bucket, not yet due to 90+ days
 # Registry events that speak against a buyer, drawn in red on the timeline.
 ADVERSE_EVENTS = frozenset(
     {"lawsuit_filed", "court_judgment", "enforcement_order", "tax_penalty", "administrative_penalty", "negative_news", "insolvency_filing"}
@@ -29,7 +30,7 @@ def _white_template() -> dict[str, Any]:
 
 def _figure(*traces: Any) -> go.Figure:
     # Without a template at build time: Plotly deep-copies a named template into every figure
-    # (90% of a buyer page's chart time); the same template is attached to the JSON instead.
+    # (most of a buyer page's chart time: 0.23 of 0.30 s in a profile); the same template is attached to the JSON instead.
     return go.Figure(list(traces), layout={"template": None})
 
 
@@ -115,8 +116,7 @@ def payment_behaviour(history: pl.DataFrame, title: str, lang: str) -> dict[str,
     """Days beyond terms over time (lines) over the month-start aging of open amounts (bars)."""
     months = [m.isoformat() for m in history["month"]]
     fig = _figure()
-    colours = [GREEN, "#9ccc65", AMBER, "#e67e22", RED]
-    for (suffix, label), colour in zip(AGING_BUCKETS, colours, strict=True):
+    for (suffix, label), colour in zip(AGING_BUCKETS, AGING_COLOURS, strict=True):
         fig.add_trace(go.Bar(x=months, y=history[f"open_{suffix}"].fill_null(0).to_list(), name=label, marker={"color": colour}, yaxis="y2", opacity=0.45))
     fig.add_trace(go.Scatter(x=months, y=history["dbt_weighted_90d"].to_list(), name="DBT, amount-weighted (90 d)" if lang == "en" else "加权逾期天数（90天）", mode="lines+markers", line={"color": "#222"}))
     fig.add_trace(go.Scatter(x=months, y=history["dbt_max_90d"].to_list(), name="longest DBT (90 d)" if lang == "en" else "最长逾期天数（90天）", mode="lines", line={"color": RED, "dash": "dot"}))
@@ -131,7 +131,7 @@ def payment_behaviour(history: pl.DataFrame, title: str, lang: str) -> dict[str,
 def aging_now(row: dict[str, Any], title: str) -> dict[str, Any]:
     labels = [label for _, label in AGING_BUCKETS]
     amounts = [float(row.get(f"open_{suffix}") or 0.0) for suffix, _ in AGING_BUCKETS]
-    fig = _figure(go.Bar(x=labels, y=amounts, marker={"color": [GREEN, "#9ccc65", AMBER, "#e67e22", RED]}, text=[f"{a:,.0f}" for a in amounts], textposition="outside", name="open"))
+    fig = _figure(go.Bar(x=labels, y=amounts, marker={"color": list(AGING_COLOURS)}, text=[f"{a:,.0f}" for a in amounts], textposition="outside", name="open"))
     layout = _layout(fig, title, height=280)
     layout["layout"]["showlegend"] = False
     return layout

@@ -27,12 +27,11 @@ import polars as pl
 
 from tradecredit.config import ConsoleConfig
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
-from tradecredit.features.catalog import AGING_BUCKETS
+from tradecredit.features.catalog import AGING_COLUMNS
+from tradecredit.monitoring.alerts import COLOUR_RANK
 from tradecredit.serving.engine import Assessor, buyer_facts, freshness
 from tradecredit.serving.policy import decide
 
-AGING_COLUMNS = [f"open_{suffix}" for suffix, _ in AGING_BUCKETS]
-COLOUR_RANK = {"red": 2, "yellow": 1}
 # Columns a reviewer can sort the portfolio by, and the filters it takes.
 SORTABLE = (
     "buyer_id", "industry", "country", "pd_12m", "grade", "tier", "recommended_limit", "exposure", "available_limit",
@@ -160,9 +159,16 @@ def _positive_int(params: Mapping[str, list[str]], name: str, default: int, uppe
     return int(text)
 
 
+QUERY_PARAMETERS = ("page", "size", "sort", "desc", "grade", "tier", "industry", "country", "alert", "q")
+
+
 def parse_portfolio_query(params: Mapping[str, list[str]], cfg: ConsoleConfig, grades: int) -> PortfolioQuery:
     """A portfolio query from URL parameters (each name to its values); a bad one is a
     :class:`QueryError` naming it."""
+    unknown = sorted(set(params) - set(QUERY_PARAMETERS))
+    if unknown:
+        # A misspelt filter ('grde=9') must not quietly show the whole portfolio.
+        raise QueryError(unknown[0], f"'{unknown[0]}' is not a portfolio parameter: {', '.join(QUERY_PARAMETERS)}")
     sort = _one(params, "sort") or "pd_12m"
     if sort not in SORTABLE:
         raise QueryError("sort", f"cannot sort by '{sort}': one of {', '.join(SORTABLE)}")

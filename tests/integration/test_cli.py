@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 
 import polars as pl
 
 from tests.conftest import GOOD_LEDGER, REPO, write_ledger
-from tests.integration.conftest import run
+from tests.integration.conftest import TRADECREDIT, run
 
 def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
     ws, configs, result = demo_run.workspace, demo_run.configs, demo_run.result
@@ -191,3 +192,17 @@ def test_errors_are_messages_not_tracebacks(tmp_path):
 
     bad_option = run("simulate", "--out", str(tmp_path / "x"), "--buyers", "0")
     assert bad_option.returncode == 2 and "key 'buyers'" in bad_option.stderr
+
+
+def test_console_users_are_managed_from_the_command_line(tmp_path):
+    def console(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([TRADECREDIT, "--workspace", str(tmp_path), "console", *args], input=password, capture_output=True, text=True, timeout=120)
+
+    short = console("add-user", "carol", "--password-stdin", password="short\n")
+    assert short.returncode == 2 and short.stderr.strip() == "error: the password is shorter than 10 characters"
+    assert console("add-user", "carol", "--password-stdin", password="long enough password\n").returncode == 0
+    again = console("add-user", "carol", "--password-stdin", password="another long password\n")
+    assert again.returncode == 2 and "pass --replace" in again.stderr
+    assert console("disable-user", "dave").stderr.strip() == "error: no user 'dave'"
+    assert console("disable-user", "carol").returncode == 0
+    assert console("users").stdout.split("\t")[:2] == ["carol", "disabled"]

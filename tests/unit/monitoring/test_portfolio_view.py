@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
-from tradecredit.monitoring.portfolio_view import AGING_COLUMNS, aging_history, concentration, portfolio_view
+from tradecredit.features.catalog import AGING_COLUMNS
+from tradecredit.monitoring.portfolio_view import aging_history, concentration, portfolio_view
 from tradecredit.serving.engine import buyer_facts
 from tradecredit.serving.policy import decide
 

@@ -13,7 +13,8 @@ import polars as pl
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
 from tradecredit.monitoring.alerts import AlertStore, FiredAlert
 from tradecredit.monitoring.drift import population_stability
-from tradecredit.monitoring.portfolio_view import AGING_COLUMNS, portfolio_view
+from tradecredit.features.catalog import AGING_COLUMNS
+from tradecredit.monitoring.portfolio_view import portfolio_view
 from tradecredit.monitoring.report import ReportInputs, render_report, summary_of
 
 EVIL = "<script>alert(1)</script>"

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
+from tradecredit.features.catalog import AGING_COLUMNS
 from tradecredit.monitoring.alerts import AlertStore, FiredAlert
 from tradecredit.serving.console.data import (
-    AGING_COLUMNS,
     QueryError,
     alerts_by_buyer,
     parse_portfolio_query,
@@ -86,7 +86,7 @@ def test_filters_combine(table, config):
     ("params", "parameter"),
     [({"sort": "password"}, "sort"), ({"grade": "11"}, "grade"), ({"grade": "x"}, "grade"), ({"tier": "extreme"}, "tier"),
      ({"alert": "green"}, "alert"), ({"page": "0"}, "page"), ({"size": "-5"}, "size"), ({"size": "100000"}, "size"),
-     ({"desc": "yes"}, "desc"), ({"sort": ["pd_12m", "grade"]}, "sort")],
+     ({"desc": "yes"}, "desc"), ({"sort": ["pd_12m", "grade"]}, "sort"), ({"grde": "9"}, "grde")],
 )
 def test_bad_queries_name_their_parameter(config, params, parameter):
     with pytest.raises(QueryError) as caught:
