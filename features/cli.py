@@ -92,7 +92,7 @@ def run_apply(cfg: PlatformConfig, ws: Workspace) -> None:
     from tradecredit.features.store import apply_repo
 
     try:
-        store = apply_repo(paths_of(ws), cfg.features)
+        store = apply_repo(paths_of(ws), cfg.features, cfg.backends)
     except FeatureStoreError as exc:
         raise fail(str(exc)) from None
     views = [v.name for v in store.list_feature_views()]
@@ -106,7 +106,7 @@ def run_materialize(cfg: PlatformConfig, ws: Workspace) -> None:
     as_of_end = built_as_of(ws)
     started = time.perf_counter()
     try:
-        store = open_store(paths_of(ws), cfg.features)
+        store = open_store(paths_of(ws), cfg.features, cfg.backends)
         materialize(store, as_of_end, cfg.features)
     except FeatureStoreError as exc:
         raise fail(str(exc)) from None
@@ -160,7 +160,7 @@ def get(
     cfg = config_of(ctx)
     frame = read_table(entities)
     try:
-        store = open_store(paths_of(ctx.obj.workspace), cfg.features)
+        store = open_store(paths_of(ctx.obj.workspace), cfg.features, cfg.backends)
         result = historical_features(store, model, frame)
     except FeatureStoreError as exc:
         raise fail(f"{entities.name}: {exc}") from None
@@ -185,7 +185,7 @@ def online(
     _check_model(model)
     cfg = config_of(ctx)
     try:
-        result = online_features(open_store(paths_of(ctx.obj.workspace), cfg.features), model, buyer_ids, cfg.features)
+        result = online_features(open_store(paths_of(ctx.obj.workspace), cfg.features, cfg.backends), model, buyer_ids, cfg.features)
     except FeatureStoreError as exc:
         raise fail(str(exc)) from None
     stale = result.stale_features()
@@ -221,7 +221,7 @@ def run_training_set(cfg: PlatformConfig, ws: Workspace, name: str) -> TrainingS
     as_of_end = built_as_of(ws)
     started = time.perf_counter()
     try:
-        store = open_store(paths_of(ws), cfg.features)
+        store = open_store(paths_of(ws), cfg.features, cfg.backends)
         if name == "default":
             result = default_training_set(store, ledger.tables, cfg.labels, ledger.data_start, as_of_end)
         else:

@@ -23,11 +23,12 @@ import polars as pl
 from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, ValueType
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+from feast.infra.registry.sql import SqlRegistryConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
 from feast.repo_config import RegistryConfig, RepoConfig
 from feast.types import Float64, Int64, String
 
-from tradecredit.config import FeaturesConfig
+from tradecredit.config import BackendsConfig, FeaturesConfig
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
 from tradecredit.features.paths import FeaturePaths, FeatureStoreError
 from tradecredit.features.catalog import (
@@ -45,21 +46,33 @@ _FEAST_TYPES = {"float": Float64, "int": Int64, "string": String}
 _TS_TYPE = pl.Datetime("us", "UTC")
 
 
-def repo_config(paths: FeaturePaths, cfg: FeaturesConfig) -> RepoConfig:
+def repo_config(paths: FeaturePaths, cfg: FeaturesConfig, backends: BackendsConfig | None = None) -> RepoConfig:
+    """The store's settings: the embedded profile's file registry and SQLite online store in
+    the workspace, or the servers ``backends`` names (a SQL registry, Redis)."""
     # Feast resolves relative paths against repo_path: keep every path absolute.
     paths = FeaturePaths(paths.offline_dir.resolve(), paths.repo_dir.resolve())
     if cfg.online_store == "redis":
-        address = os.environ.get(REDIS_URL_ENV)
+        address = (backends.redis_address if backends else None) or os.environ.get(REDIS_URL_ENV)
         if not address:
-            raise FeatureStoreError(f"configs/features.yaml selects the Redis online store: set {REDIS_URL_ENV} to host:port")
+            raise FeatureStoreError(
+                f"configs/features.yaml selects the Redis online store: set backends.redis_address or {REDIS_URL_ENV} to host:port"
+            )
         online: Any = RedisOnlineStoreConfig(connection_string=address)
     else:
         online = SqliteOnlineStoreConfig(path=str(paths.repo_dir / "online_store.db"))
     paths.repo_dir.mkdir(parents=True, exist_ok=True)
+    if backends and backends.feast_registry:
+        # Feast's SQL registry: every process and machine sees one registry, with row-level
+        # updates instead of rewriting one protobuf file. pool_pre_ping survives a server restart.
+        registry: RegistryConfig = SqlRegistryConfig(
+            path=backends.feast_registry, cache_ttl_seconds=60, sqlalchemy_config_kwargs={"echo": False, "pool_pre_ping": True}
+        )
+    else:
+        registry = RegistryConfig(path=str(paths.repo_dir / "registry.db"), cache_ttl_seconds=60)
     return RepoConfig(
         project=cfg.project,
         provider="local",
-        registry=RegistryConfig(path=str(paths.repo_dir / "registry.db"), cache_ttl_seconds=60),
+        registry=registry,
         # The DuckDB offline store returns every entity row asked for (the dask default drops
         # rows with no feature row in time) and is several times faster.
         offline_store=DuckDBOfflineStoreConfig(),
@@ -69,7 +82,7 @@ def repo_config(paths: FeaturePaths, cfg: FeaturesConfig) -> RepoConfig:
     )
 
 
-def open_store(paths: FeaturePaths, cfg: FeaturesConfig) -> FeatureStore:
+def open_store(paths: FeaturePaths, cfg: FeaturesConfig, backends: BackendsConfig | None = None) -> FeatureStore:
     """The Feast store. The process runs in UTC from here on: Feast's SQLite online store writes
     and reads event times through *local* time, so a store materialized in one time zone and
     read in another would shift every feature's age by the offset. Every path to Feast comes
@@ -77,7 +90,7 @@ def open_store(paths: FeaturePaths, cfg: FeaturesConfig) -> FeatureStore:
     if os.environ.get("TZ") != "UTC":
         os.environ["TZ"] = "UTC"
         time.tzset()
-    return FeatureStore(config=repo_config(paths, cfg))
+    return FeatureStore(config=repo_config(paths, cfg, backends))
 
 
 BUYER = Entity(name="buyer", join_keys=["buyer_id"], value_type=ValueType.STRING, description="a company that buys on credit")
@@ -117,12 +130,12 @@ def repo_objects(paths: FeaturePaths, cfg: FeaturesConfig) -> list[Any]:
     return [BUYER, *views.values(), *services]
 
 
-def apply_repo(paths: FeaturePaths, cfg: FeaturesConfig) -> FeatureStore:
+def apply_repo(paths: FeaturePaths, cfg: FeaturesConfig, backends: BackendsConfig | None = None) -> FeatureStore:
     """Register (or update) every repo object; fails if the feature build has not run."""
     missing = [v.name for v in VIEWS if not paths.view_file(v.name).exists()]
     if missing:
         raise FeatureStoreError(f"no feature build in {paths.offline_dir} (missing {', '.join(missing)}): run 'tradecredit features build'")
-    store = open_store(paths, cfg)
+    store = open_store(paths, cfg, backends)
     with _quiet():
         store.apply(repo_objects(paths, cfg))
     return store

@@ -82,7 +82,7 @@ def champion_or_none(cfg: PlatformConfig, ws: Workspace, model: str) -> tuple[An
     """(client, champion version) of a model, or None when it has no champion."""
     from tradecredit.training import registry
 
-    client = registry.connect(ws)
+    client = registry.connect(ws, cfg.backends)
     try:
         return client, registry.version_by(client, cfg.training.model(model).registered_model, None, registry.CHAMPION)
     except registry.RegistryError:
@@ -129,7 +129,7 @@ def run_monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> dict[str, An
     name = cfg.training.default.registered_model
     client, champion, model = registered_version(cfg, ws, "default", None, registry.CHAMPION)
     tables = normalised_ledger(ws).tables
-    store = open_store(paths_of(ws), cfg.features)
+    store = open_store(paths_of(ws), cfg.features, cfg.backends)
     entities = tables["buyers"].select("buyer_id").with_columns(as_of_ts=pl.lit(as_of))
     features = historical_features(store, "default", entities)
     portfolio = score_portfolio(features, model, str(champion.version), as_of, cfg.policy)

@@ -33,7 +33,7 @@ def check_servable(cfg: PlatformConfig, ws: Workspace, as_of: str | None) -> Non
     if not (ws.feature_repo / "registry.db").exists():
         raise fail(f"no feature store in {ws.root}: run `tradecredit features apply` and `features materialize` first")
     try:
-        champion_versions(connect(ws), cfg)
+        champion_versions(connect(ws, cfg.backends), cfg)
     except RegistryError as exc:
         raise fail(str(exc)) from None
 

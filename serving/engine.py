@@ -322,7 +322,7 @@ def load_champions(ws: Workspace, cfg: PlatformConfig) -> dict[str, ServedModel]
     """Both models' champion versions from the MLflow registry, loaded as native models."""
     from tradecredit.training.registry import connect, load_version
 
-    client = connect(ws)
+    client = connect(ws, cfg.backends)
     return {
         name: ServedModel(load_version(client, registered, version), registered, version)
         for name, (registered, version) in champion_versions(client, cfg).items()
@@ -335,6 +335,6 @@ def open_assessor(ws: Workspace, cfg: PlatformConfig, clock: Clock, with_log: bo
     from tradecredit.features.store import open_store
 
     models = load_champions(ws, cfg)
-    reader = OnlineFeatureReader(open_store(paths_of(ws), cfg.features), "default", cfg.features)
+    reader = OnlineFeatureReader(open_store(paths_of(ws), cfg.features, cfg.backends), "default", cfg.features)
     log = DecisionLog(ws.decision_log, cfg.serving.decision_log.synchronous, cfg.serving.decision_log.busy_timeout_ms) if with_log else None
     return Assessor(cfg, models, reader, clock, log)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 
 from tradecredit.cli_support import Context, config_of, fail
 from tradecredit.config import (
+    PROFILE_ENV,
     PlatformConfig,
     SimulatorConfig,
     default_config_dir,
@@ -50,7 +52,20 @@ def main(
         Path | None,
         typer.Option("--config-dir", envvar="TRADECREDIT_CONFIG_DIR", help="Folder of configs/*.yaml.", show_default=False),
     ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            envvar=PROFILE_ENV,
+            help="embedded (SQLite and files in the workspace) or a file of configs/profiles/, e.g. production "
+            "(PostgreSQL, Redis, an MLflow server, Dask).  [default: embedded]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
+    if profile:
+        # The processes a command starts (service workers, tuning workers) inherit the profile.
+        os.environ[PROFILE_ENV] = profile
     ctx.obj = Context(workspace=Workspace.resolve(workspace), config_dir=config_dir or default_config_dir())
 
 
@@ -180,7 +195,7 @@ def demo(
         training_cli.run_train(cfg, ws, name)
         training_cli.run_evaluate(cfg, ws, name)
         training_cli.run_promote(cfg, ws, name)
-    typer.echo(f"MLflow runs, model cards and plots: mlflow ui --backend-store-uri {training_cli.tracking_uri_of(ws)}")
+    typer.echo(f"MLflow runs, model cards and plots: mlflow ui --backend-store-uri {training_cli.tracking_uri_of(ws, cfg)}")
     typer.echo("\n== 7. Start the scoring service (BentoML) and assess a few buyers over HTTP")
     serving_cli.run_demo_service(cfg, ws, ctx.obj.config_dir)
     typer.echo("\n== 8. Monitor the portfolio: drift, early warnings, backtests, the portfolio view and its report")
@@ -189,6 +204,34 @@ def demo(
     typer.echo("\n== 9. The risk reviewer console: log in and read the portfolio over HTTP")
     serving_cli.run_demo_console(cfg, ws, ctx.obj.config_dir)
     typer.echo("\nDemo complete.")
+
+
+@app.command()
+def servers() -> None:
+    """Start throwaway PostgreSQL, Redis and MLflow servers on loopback for the production
+    profile, print the variables that point it at them, and keep them up until interrupted."""
+    import signal
+    import threading
+
+    from tradecredit.local_servers import ServerError, start_production_servers
+
+    try:
+        started = start_production_servers()
+    except (ServerError, OSError) as exc:
+        raise fail(str(exc)) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        typer.echo("Production-profile servers up (data in temporary folders, removed on exit). In another shell:")
+        for name, value in {**started.environment(), PROFILE_ENV: "production"}.items():
+            typer.echo(f"export {name}={value}")
+        typer.echo("Ctrl-C stops them.", err=True)
+        while not stop.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        started.stop()
 
 
 # After the commands above, so --help lists the pipeline in order.

@@ -9,9 +9,10 @@ defaults for tunable numbers: the YAML files are the single place they live.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -19,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tradecredit.contract import REGISTRY_EVENT_TYPES
 
 CONFIG_DIR_ENV = "TRADECREDIT_CONFIG_DIR"
+# A profile overrides keys of the section files: configs/profiles/<name>.yaml.
+PROFILE_ENV = "TRADECREDIT_PROFILE"
+PROFILES_DIR = "profiles"
+EMBEDDED_PROFILE = "embedded"
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
@@ -502,6 +507,43 @@ class TrainingConfig(StrictModel):
         return self
 
 
+# --------------------------------------------------------------------------- backends
+
+
+class DaskConfig(StrictModel):
+    scheduler: str | None = Field(description="address of a running Dask scheduler (tcp://host:8786); null: a LocalCluster on this machine")
+    workers: PositiveInt = Field(description="LocalCluster worker processes (ignored with a scheduler)")
+    threads_per_worker: PositiveInt
+
+
+class TuningStorageConfig(StrictModel):
+    url: str | None = Field(description="SQLAlchemy URL of the Optuna storage shared by tuning workers; null: each tuning keeps its study in memory")
+    workers: PositiveInt = Field(description="tuning processes `train` runs on one shared study (more than 1 needs a url)")
+    heartbeat_seconds: PositiveInt = Field(description="a running trial proves it is alive this often")
+    grace_seconds: PositiveInt = Field(description="a running trial silent this long is failed (its worker died) and retried")
+
+    @model_validator(mode="after")
+    def _check(self) -> TuningStorageConfig:
+        if self.workers > 1 and not self.url:
+            raise ValueError("tuning.workers above 1 needs a shared tuning.url (PostgreSQL): in-memory studies are per process")
+        if self.grace_seconds <= self.heartbeat_seconds:
+            raise ValueError("tuning.grace_seconds must be longer than heartbeat_seconds")
+        return self
+
+
+class BackendsConfig(StrictModel):
+    """Where the platform keeps its state and where training runs. The shipped file is the
+    embedded profile (SQLite and files in the workspace); configs/profiles/production.yaml
+    points each at a server."""
+
+    mlflow_tracking_uri: str | None = Field(description="MLflow tracking and registry (http://host:port of an `mlflow server`); null: WORKSPACE/mlflow/mlflow.db")
+    feast_registry: str | None = Field(description="SQLAlchemy URL of Feast's SQL registry; null: WORKSPACE/feature_repo/registry.db")
+    redis_address: str | None = Field(description="host:port of the Redis online store (features.online_store: redis); null: $TRADECREDIT_REDIS_URL")
+    tuning: TuningStorageConfig
+    training_engine: Literal["local", "dask"] = Field(description="local: LightGBM in the training process; dask: LightGBM's Dask estimator")
+    dask: DaskConfig
+
+
 # --------------------------------------------------------------------------- the tree
 
 
@@ -674,6 +716,7 @@ class PlatformConfig(StrictModel):
     serving: ServingConfig
     monitoring: MonitoringConfig
     console: ConsoleConfig
+    backends: BackendsConfig
 
 
 SECTIONS: dict[str, type[StrictModel]] = {
@@ -696,8 +739,14 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
-def load_config(config_dir: Path | None = None) -> PlatformConfig:
-    """Load and validate every section file in ``config_dir``."""
+def selected_profile(profile: str | None = None) -> str:
+    """The profile asked for, else ``$TRADECREDIT_PROFILE``, else ``embedded``."""
+    return profile or os.environ.get(PROFILE_ENV) or EMBEDDED_PROFILE
+
+
+def load_config(config_dir: Path | None = None, profile: str | None = None) -> PlatformConfig:
+    """Load and validate every section file in ``config_dir``, with the profile's overrides
+    (``configs/profiles/<profile>.yaml``) merged over them."""
     config_dir = config_dir or default_config_dir()
     if not config_dir.is_dir():
         raise ConfigError(f"config folder {config_dir} does not exist (set {CONFIG_DIR_ENV} or pass --config-dir)")
@@ -706,27 +755,90 @@ def load_config(config_dir: Path | None = None) -> PlatformConfig:
     if unknown:
         names = ", ".join(present[u].name for u in sorted(unknown))
         raise ConfigError(f"{config_dir}: unknown config file(s) {names}; known sections: {', '.join(SECTIONS)}")
+    overrides = profile_overrides(config_dir, selected_profile(profile))
     sections: dict[str, StrictModel] = {}
     for name, model in SECTIONS.items():
         path = present.get(name)
         if path is None:
             raise ConfigError(f"{config_dir}: missing config file {name}.yaml")
-        sections[name] = load_section(path, model)
+        sections[name] = load_section(path, model, overrides.get(name))
     return PlatformConfig(**sections)
 
 
-def load_section(path: Path, model: type[M]) -> M:
-    """Validate one YAML file against ``model``; errors name the file and the key."""
+def profile_overrides(config_dir: Path, profile: str) -> dict[str, dict[str, Any]]:
+    """The profile file's sections, ``${VAR}`` and ``${VAR:-default}`` expanded from the
+    environment (addresses and passwords stay out of the file). The embedded profile is the
+    section files themselves."""
+    if profile == EMBEDDED_PROFILE:
+        return {}
+    path = config_dir / PROFILES_DIR / f"{profile}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (config_dir / PROFILES_DIR).glob("*.yaml"))
+        raise ConfigError(f"no profile '{profile}' ({path} does not exist); profiles: {', '.join([EMBEDDED_PROFILE, *known])}")
+    raw = _read_yaml(path)
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; known sections: {', '.join(SECTIONS)}")
+    bad = [k for k, v in raw.items() if not isinstance(v, dict)]
+    if bad:
+        raise ConfigError(f"{path}: section(s) {', '.join(bad)} must be mappings of keys")
+    try:
+        return {name: _expand(values, name) for name, values in raw.items()}
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, where) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if found:
+            return found
+        if default is None:
+            raise ConfigError(f"key '{where}' needs ${name}: set it (or give a default as ${{{name}:-value}})")
+        return default
+
+    expanded = _ENV_REFERENCE.sub(substitute, value)
+    # "${VAR:-}" with VAR unset means "not set", as null does in the section files.
+    return None if expanded == "" and value else expanded
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return raw
+
+
+def load_section(path: Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
+    """Validate one YAML file, with a profile's overrides merged in, against ``model``;
+    errors name the file and the key."""
+    raw = _read_yaml(path)
+    source = f"{path}" if not overrides else f"{path} (with the profile's {path.stem} overrides)"
     try:
-        return model.model_validate(raw)
+        return model.model_validate(_merge(raw, overrides or {}))
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -74,10 +74,10 @@ def read_truth(folder: Path | None, ws: Workspace, model: str, data_end: date, e
     return pl.read_parquet(folder / "invoice_late.parquet").select("invoice_id", truth="p_late_30d")
 
 
-def tracking_uri_of(ws: Workspace) -> str:
+def tracking_uri_of(ws: Workspace, cfg: PlatformConfig) -> str:
     from tradecredit.training.registry import tracking_uri
 
-    return tracking_uri(ws)
+    return tracking_uri(ws, cfg.backends)
 
 
 def _ready(value: Any) -> Any:
@@ -113,7 +113,7 @@ def run_train(cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | 
     report_dir = out / "report"
     x_test = trained.model.matrix(trained.data.rows(TEST, holdout=True))
     files = write_plots(trained.model, trained.evaluation, x_test.head(2000), report_dir)
-    client = registry.connect(ws)
+    client = registry.connect(ws, cfg.backends)
     experiment = registry.experiment_id(client, EXPERIMENTS[model], ws)
     cfg_hash = config_sha256(cfg)
     metrics = trained.evaluation.flat_metrics() | {
@@ -163,7 +163,7 @@ def run_train(cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | 
         "model": model, "registered_model": logged.name, "version": logged.version, "run_id": logged.run_id,
         "alias": registry.CHALLENGER, "split": trained.data.plan.as_dict(), "slice_rows": trained.slice_rows,
         "params": params | {"rounds": trained.tuning.rounds}, "calibration": trained.calibration.calibrator.method,
-        "metrics": metrics, "tracking_uri": registry.tracking_uri(ws),
+        "metrics": metrics, "tracking_uri": registry.tracking_uri(ws, cfg.backends),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "model_card.md").write_text(card, encoding="utf-8")
@@ -200,7 +200,7 @@ def find_version(cfg: PlatformConfig, ws: Workspace, model: str, version: str | 
     """(client, model version) of a version number or the alias's version; a clear error if none."""
     from tradecredit.training import registry
 
-    client = registry.connect(ws)
+    client = registry.connect(ws, cfg.backends)
     try:
         found = registry.version_by(client, cfg.training.model(model).registered_model, version, alias)
     except registry.RegistryError as exc:
@@ -332,7 +332,7 @@ def score_default_rows(cfg: PlatformConfig, ws: Workspace, entities: pl.DataFram
 
     _, found, credit_model = registered_version(cfg, ws, "default", version, registry.CHAMPION)
     try:
-        features = historical_features(open_store(paths_of(ws), cfg.features), "default", entities)
+        features = historical_features(open_store(paths_of(ws), cfg.features, cfg.backends), "default", entities)
     except FeatureStoreError as exc:
         raise fail(str(exc)) from None
     pd_12m = credit_model.predict(features)
@@ -373,7 +373,7 @@ def score_late_rows(cfg: PlatformConfig, ws: Workspace, invoice_ids: pl.DataFram
         shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
         raise fail(f"{len(unknown)} invoice_id(s) are not in the loaded ledger: {shown}")
     try:
-        features = historical_features(open_store(paths_of(ws), cfg.features), "late",
+        features = historical_features(open_store(paths_of(ws), cfg.features, cfg.backends), "late",
                                        joined.select("buyer_id", as_of_ts=pl.col("issued_on") - pl.duration(days=1)))
     except FeatureStoreError as exc:
         raise fail(str(exc)) from None

@@ -25,6 +25,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from tradecredit.config import BackendsConfig
 from tradecredit.training.model import CreditModel
 from tradecredit.workspace import Workspace
 
@@ -39,8 +40,9 @@ class RegistryError(RuntimeError):
     """No such model, version or alias; the message says which and what to run."""
 
 
-def tracking_uri(ws: Workspace) -> str:
-    env = os.environ.get(TRACKING_URI_ENV)
+def tracking_uri(ws: Workspace, backends: BackendsConfig | None = None) -> str:
+    """``$TRADECREDIT_MLFLOW_TRACKING_URI``, else the profile's server, else the workspace's SQLite."""
+    env = os.environ.get(TRACKING_URI_ENV) or (backends.mlflow_tracking_uri if backends else None)
     if env:
         return env
     ws.mlflow.mkdir(parents=True, exist_ok=True)
@@ -51,13 +53,13 @@ def artifact_root(ws: Workspace) -> str:
     return (ws.mlflow / "artifacts").resolve().as_uri()
 
 
-def connect(ws: Workspace) -> MlflowClient:
+def connect(ws: Workspace, backends: BackendsConfig | None = None) -> MlflowClient:
     # MLflow narrates every step at INFO and draws download progress bars; commands print their own summary.
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow's own SQLAlchemy mappings use a loader SQLAlchemy 2 deprecates; nothing we can act on.
     warnings.filterwarnings("ignore", message="The ``noload`` loader strategy is deprecated")
-    uri = tracking_uri(ws)
+    uri = tracking_uri(ws, backends)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -69,7 +71,7 @@ def experiment_id(client: MlflowClient, name: str, ws: Workspace) -> str:
         return found.experiment_id
     # With a database backend the default artifact root is ./mlruns under whatever folder
     # the command ran in: pin it to the workspace (a server keeps its own artifact root).
-    location = None if os.environ.get(TRACKING_URI_ENV) else artifact_root(ws)
+    location = artifact_root(ws) if client.tracking_uri.startswith("sqlite:") else None
     return client.create_experiment(name, artifact_location=location)
 
 
