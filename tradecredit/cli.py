@@ -192,7 +192,7 @@ def demo(
         features_cli.run_training_set(cfg, ws, name)
     typer.echo("\n== 6. Train, evaluate and promote both models (Optuna + LightGBM, MLflow registry)")
     for name in training_cli.MODELS:
-        training_cli.run_train(cfg, ws, name)
+        training_cli.run_train(cfg, ws, name, config_dir=ctx.obj.config_dir)
         training_cli.run_evaluate(cfg, ws, name)
         training_cli.run_promote(cfg, ws, name)
     typer.echo(f"MLflow runs, model cards and plots: mlflow ui --backend-store-uri {training_cli.tracking_uri_of(ws, cfg)}")

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from dataclasses import asdict
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -90,13 +93,78 @@ def _label_params(cfg: PlatformConfig) -> dict[str, int]:
     return {"default_days_past_due": cfg.labels.default_days_past_due, "late_days": cfg.labels.late_days}
 
 
-def run_train(cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | None = None) -> dict[str, Any]:
+def _tuning_threads(cfg: PlatformConfig, workers: int) -> int:
+    # Workers on one machine share its cores: two workers of two threads on two cores lose time to switching.
+    return max(1, cfg.training.lightgbm.num_threads // workers)
+
+
+def launch_tuning_helpers(
+    ws: Workspace, config_dir: Path | None, model: str, study: str, count: int, threads: int
+) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """``count`` more ``tradecredit tune`` processes on this machine, joining ``study``; each
+    writes its output to WORKSPACE/models/MODEL/tuning-worker-N.log."""
+    program = Path(sys.executable).with_name("tradecredit")
+    base = [str(program)] if program.exists() else [sys.executable, "-m", "tradecredit.cli"]
+    folder = ws.models / model
+    folder.mkdir(parents=True, exist_ok=True)
+    helpers = []
+    for index in range(1, count + 1):
+        log = folder / f"tuning-worker-{index}.log"
+        command = [*base, "--workspace", str(ws.root), *(["--config-dir", str(config_dir)] if config_dir else []),
+                   "tune", model, "--study", study, "--worker-index", str(index), "--threads", str(threads)]
+        with log.open("wb") as out:
+            helpers.append((subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT), log))
+    return helpers
+
+
+def finish_helpers(helpers: list[tuple[subprocess.Popen[bytes], Path]], seconds: float = 120) -> None:
+    """Wait for the helpers; one that failed or hangs is reported (its trials are already in the
+    study, or were failed and retried by the heartbeat), never silently dropped."""
+    for process, log in helpers:
+        try:
+            code = process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+        if code != 0:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            typer.echo(f"warning: tuning worker {process.pid} ended with status {code} ({log}): {' / '.join(tail)}", err=True)
+
+
+def shared_study(cfg: PlatformConfig, model: str, frame: pl.DataFrame, study: str | None, worker_index: int, threads: int | None) -> Any:
+    """The shared study this run tunes on, when the profile names an Optuna storage; None
+    (tuning in memory) otherwise."""
+    from tradecredit.training.shared_tuning import SharedStudy
+    from tradecredit.training.train import fingerprint
+
+    if not cfg.backends.tuning.url:
+        if study:
+            raise fail("--study needs a shared Optuna storage (backends.tuning.url; the production profile sets PostgreSQL)")
+        return None
+    name = study or f"{model}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{os.getpid()}"
+    return SharedStudy.of(cfg.backends.tuning, name, fingerprint(frame), worker_index, threads)
+
+
+def trial_logger(client: Any, ws: Workspace, model: str, study: str) -> Any:
+    from tradecredit.training import registry
+    from tradecredit.training.shared_tuning import MlflowTrialLogger
+
+    return MlflowTrialLogger(client, registry.experiment_id(client, f"{EXPERIMENTS[model]}-tuning", ws), study)
+
+
+def run_train(
+    cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | None = None, study: str | None = None,
+    config_dir: Path | None = None,
+) -> dict[str, Any]:
     """Train, evaluate, log to MLflow, register a version with the alias ``challenger``, and
-    write the summary, model card and plots under WORKSPACE/models/MODEL."""
+    write the summary, model card and plots under WORKSPACE/models/MODEL. With a shared Optuna
+    storage, tuning runs on a study there with ``backends.tuning.workers`` processes; with the
+    dask engine, the final booster is fitted on the Dask cluster."""
     import mlflow
 
     from tradecredit.training import registry
     from tradecredit.training.report import model_card, write_plots
+    from tradecredit.training.shared_tuning import StudyError
     from tradecredit.training.splits import TEST
     from tradecredit.training.train import TrainingError, train
 
@@ -104,16 +172,28 @@ def run_train(cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | 
     frame, data_end = read_training_set(ws, model)
     truth = read_truth(truth_dir, ws, model, data_end, explicit=truth_dir is not None)
     model_cfg = cfg.training.model(model)
+    client = registry.connect(ws, cfg.backends)
+    workers = cfg.backends.tuning.workers
+    shared = shared_study(cfg, model, frame, study, 0, _tuning_threads(cfg, workers))
+    helpers, callbacks = [], []
     try:
-        trained = train(frame, model, data_end, model_cfg, cfg.training.lightgbm, cfg.policy, cfg.labels.late_days, truth)
-    except (TrainingError, ValueError) as exc:
+        if shared is not None:
+            # Created (and stamped with the data's fingerprint) before the helpers join it.
+            shared.open(model_cfg.tuning)
+            helpers = launch_tuning_helpers(ws, config_dir, model, shared.name, workers - 1, shared.threads or 1)
+            callbacks = [trial_logger(client, ws, model, shared.name)]
+        dask = cfg.backends.dask if cfg.backends.training_engine == "dask" else None
+        trained = train(frame, model, data_end, model_cfg, cfg.training.lightgbm, cfg.policy, cfg.labels.late_days, truth,
+                        shared=shared, dask=dask, tuning_callbacks=callbacks)
+    except (TrainingError, StudyError, ValueError) as exc:
         raise fail(str(exc)) from None
+    finally:
+        finish_helpers(helpers)
 
     out = ws.models / model
     report_dir = out / "report"
     x_test = trained.model.matrix(trained.data.rows(TEST, holdout=True))
     files = write_plots(trained.model, trained.evaluation, x_test.head(2000), report_dir)
-    client = registry.connect(ws, cfg.backends)
     experiment = registry.experiment_id(client, EXPERIMENTS[model], ws)
     cfg_hash = config_sha256(cfg)
     metrics = trained.evaluation.flat_metrics() | {
@@ -123,6 +203,8 @@ def run_train(cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | 
         "tuning_trials_completed": trained.tuning.trials_completed,
         "tuning_trials_pruned": trained.tuning.trials_pruned,
         "tuning_seconds": trained.tuning.seconds,
+        "tuning_trials_failed": trained.tuning.trials_failed,
+        "fit_seconds": trained.fit.seconds,
         "train_seconds": trained.seconds,
         "explain_ms_per_row": trained.explain.explain_ms_per_row,
         "score_ms_per_row": trained.explain.score_ms_per_row,
@@ -131,7 +213,9 @@ def run_train(cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | 
     }
     with mlflow.start_run(experiment_id=experiment, run_name=f"{model}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}") as run:
         mlflow.set_tags({"model": model, "label": trained.model.label, "config_sha256": cfg_hash,
-                         "data_fingerprint": trained.data.fingerprint, "data_end": data_end.isoformat()})
+                         "data_fingerprint": trained.data.fingerprint, "data_end": data_end.isoformat(),
+                         "training_engine": trained.fit.engine, "fit_workers": str(trained.fit.workers),
+                         "optuna_study": shared.name if shared else "in memory"})
         params = {k: v for k, v in trained.params.items() if k != "monotone_constraints"}
         mlflow.log_params(params | {"rounds": trained.tuning.rounds, "calibration": trained.calibration.calibrator.method,
                                     "split": trained.data.plan.describe()[:500], "features": len(trained.model.features)})
@@ -164,6 +248,7 @@ def run_train(cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | 
         "alias": registry.CHALLENGER, "split": trained.data.plan.as_dict(), "slice_rows": trained.slice_rows,
         "params": params | {"rounds": trained.tuning.rounds}, "calibration": trained.calibration.calibrator.method,
         "metrics": metrics, "tracking_uri": registry.tracking_uri(ws, cfg.backends),
+        "training_engine": asdict(trained.fit), "optuna_study": shared.name if shared else None,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "model_card.md").write_text(card, encoding="utf-8")
@@ -190,10 +275,56 @@ def _headline_text(model: str, version: str, m: dict[str, float], trained: Train
     )
     if "oracle_auc" in m:
         text += f"; oracle AUC {m['oracle_auc']:.4f} (model/oracle {m['oracle_auc_ratio']:.3f})"
+    failed = f" + {trained.tuning.trials_failed} failed" if trained.tuning.trials_failed else ""
+    where = f"; fitted on Dask ({trained.fit.workers} workers) in {trained.fit.seconds:.1f} s" if trained.fit.engine == "dask" else ""
     return text + (
         f". {trained.explain.trees} trees, explain {trained.explain.explain_ms_per_row:.2f} ms/row; "
-        f"{trained.tuning.trials_completed} trials + {trained.tuning.trials_pruned} pruned in {trained.tuning.seconds:.0f} s."
+        f"{trained.tuning.trials_completed} trials + {trained.tuning.trials_pruned} pruned{failed} in {trained.tuning.seconds:.0f} s{where}."
     )
+
+
+def run_tune(
+    cfg: PlatformConfig, ws: Workspace, model: str, study: str, workers: int, worker_index: int = 0,
+    threads: int | None = None, config_dir: Path | None = None,
+) -> dict[str, int]:
+    """Join (or start) the shared study ``study`` with ``workers`` processes on this machine and
+    tune until it holds the configured number of finished trials. Other machines join by
+    running the same command; ``train --study`` then trains on the study's best trial."""
+    from tradecredit.training import registry
+    from tradecredit.training.shared_tuning import SHARED_REPORT_INTERVAL, StudyError, best_trial, run_worker, settle, trial_counts
+    from tradecredit.training.train import TrainingError, trial_objective, tuning_inputs
+
+    _check_model(model)
+    if workers < 1:
+        raise fail("--workers must be at least 1")
+    frame, data_end = read_training_set(ws, model)
+    model_cfg = cfg.training.model(model)
+    threads = threads or _tuning_threads(cfg, workers)
+    shared = shared_study(cfg, model, frame, study, worker_index, threads)
+    if shared is None:
+        raise fail("tune needs a shared Optuna storage (backends.tuning.url): use --profile production")
+    helpers = []
+    try:
+        inputs = tuning_inputs(frame, model, data_end, model_cfg, cfg.training.lightgbm, cfg.labels.late_days)
+        found = shared.open(model_cfg.tuning)
+        helpers = launch_tuning_helpers(ws, config_dir, model, shared.name, workers - 1, threads)
+        client = registry.connect(ws, cfg.backends)
+        objective = trial_objective(inputs.train_set, inputs.valid_set, model_cfg.tuning, inputs.base | {"num_threads": threads},
+                                    SHARED_REPORT_INTERVAL)
+        ran = run_worker(found, objective, model_cfg.tuning, [trial_logger(client, ws, model, shared.name)])
+        settle(found, shared.grace_seconds)
+        counts = trial_counts(found)
+        best = best_trial(found)
+    except (TrainingError, StudyError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        finish_helpers(helpers)
+    typer.echo(
+        f"Study '{shared.name}': {counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed trials "
+        f"(this worker ran {ran}); best validation log loss {best.value:.5f} (trial {best.number}). "
+        f"Train on it: tradecredit train {model} --study {shared.name}"
+    )
+    return counts | {"ran": ran}
 
 
 def find_version(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None, alias: str) -> tuple[Any, Any]:
@@ -385,9 +516,29 @@ def register(app: typer.Typer) -> None:
     """Add train, evaluate, promote and score to the main program."""
 
     @app.command()
-    def train(ctx: typer.Context, model: ModelName, truth: Truth = None) -> None:
+    def tune(
+        ctx: typer.Context,
+        model: ModelName,
+        study: Annotated[str, typer.Option("--study", help="Name of the shared Optuna study to start or join.")],
+        workers: Annotated[int, typer.Option("--workers", help="Tuning processes to run on this machine.")] = 1,
+        worker_index: Annotated[int, typer.Option("--worker-index", hidden=True)] = 0,
+        threads: Annotated[int | None, typer.Option("--threads", hidden=True)] = None,
+    ) -> None:
+        """Tune MODEL on a shared Optuna study (production profile): run it on several machines
+        with the same --study, then 'train MODEL --study NAME'."""
+        run_tune(config_of(ctx), ctx.obj.workspace, model, study, workers, worker_index, threads, ctx.obj.config_dir)
+
+    @app.command()
+    def train(
+        ctx: typer.Context,
+        model: ModelName,
+        truth: Truth = None,
+        study: Annotated[
+            str | None, typer.Option("--study", help="Tune on this shared Optuna study (it may already hold trials from 'tune').")
+        ] = None,
+    ) -> None:
         """Tune, train, calibrate and evaluate a model; log it to MLflow and register it as challenger."""
-        run_train(config_of(ctx), ctx.obj.workspace, model, truth)
+        run_train(config_of(ctx), ctx.obj.workspace, model, truth, study, ctx.obj.config_dir)
 
     @app.command()
     def evaluate(ctx: typer.Context, model: ModelName, version: Version = None, truth: Truth = None) -> None:

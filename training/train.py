@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -14,13 +15,16 @@ import numpy as np
 import optuna
 import pandas as pd
 import polars as pl
+from optuna.trial import FrozenTrial
 from optuna_integration import LightGBMPruningCallback
 from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
 
-from tradecredit.config import LightGbmConfig, ModelTrainingConfig, PolicyConfig, TuningConfig
+from tradecredit.config import DaskConfig, LightGbmConfig, ModelTrainingConfig, PolicyConfig, TuningConfig
 from tradecredit.features.catalog import model_input_features
 from tradecredit.training.checks import ExplainCost, explain_cost
+from tradecredit.training.distributed import fit_booster_dask
+from tradecredit.training.shared_tuning import SHARED_REPORT_INTERVAL, SharedStudy, best_trial, run_worker, settle, trial_counts
 from tradecredit.training.evaluate import Evaluation, benchmark_predict, evaluate_predictions, fit_benchmark
 from tradecredit.training.model import CalibrationChoice, CreditModel, choose_calibrator, model_matrix
 from tradecredit.training.splits import CALIBRATION, HOLDOUT, SLICE, TEST, TRAIN, SplitPlan, assign_slices, plan_split
@@ -101,6 +105,7 @@ class TuningResult:
     trials_completed: int
     trials_pruned: int
     seconds: float
+    trials_failed: int = 0
 
 
 def _base_params(lightgbm_cfg: LightGbmConfig, monotone: list[int]) -> dict[str, object]:
@@ -127,13 +132,12 @@ def _rounds_cap(tuning: TuningConfig, num_leaves: int, max_depth: int) -> int:
     return max(10, min(tuning.max_rounds, tuning.max_treeshap_cost // (num_leaves * max_depth**2)))
 
 
-def tune(
-    train_set: lgb.Dataset, valid_set: lgb.Dataset, tuning: TuningConfig, base: dict[str, object]
-) -> TuningResult:
-    """TPE over the configured space, each trial early-stopped and pruned on the calibration
-    slice's log loss (held-out buyers, later months)."""
+def trial_objective(
+    train_set: lgb.Dataset, valid_set: lgb.Dataset, tuning: TuningConfig, base: dict[str, object], report_interval: int = 1
+) -> Callable[[optuna.Trial], float]:
+    """One trial: parameters drawn from the space, a booster early-stopped and pruned on the
+    calibration slice's log loss (held-out buyers, later months)."""
     space = tuning.search_space
-    started = time.perf_counter()
 
     def objective(trial: optuna.Trial) -> float:
         max_depth = trial.suggest_int("max_depth", *space.max_depth)
@@ -157,16 +161,39 @@ def tune(
             valid_names=[VALID_NAME],
             callbacks=[
                 lgb.early_stopping(tuning.early_stopping_rounds, verbose=False),
-                LightGBMPruningCallback(trial, "binary_logloss", valid_name=VALID_NAME),
+                LightGBMPruningCallback(trial, "binary_logloss", valid_name=VALID_NAME, report_interval=report_interval),
             ],
         )
         trial.set_user_attr("rounds", booster.best_iteration or booster.current_iteration())
         return float(booster.best_score[VALID_NAME]["binary_logloss"])
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     # lgb.train re-applies each trial's parameters to the validation set built on the training
     # set's bins and says so every time; the bins are what we want shared.
     warnings.filterwarnings("ignore", message="Overriding the parameters from Reference Dataset")
+    return objective
+
+
+def tune(
+    train_set: lgb.Dataset,
+    valid_set: lgb.Dataset,
+    tuning: TuningConfig,
+    base: dict[str, object],
+    shared: SharedStudy | None = None,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+) -> TuningResult:
+    """TPE over the configured space. In memory in this process, or, with ``shared``, as one
+    worker of a study in a database that other workers (processes, machines) tune at once."""
+    started = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if shared is not None:
+        threads = {"num_threads": shared.threads} if shared.threads else {}
+        objective = trial_objective(train_set, valid_set, tuning, base | threads, SHARED_REPORT_INTERVAL)
+        study = shared.open(tuning)
+        run_worker(study, objective, tuning, callbacks)
+        # Other workers' last trials count too: wait for them (or for a dead worker's to fail).
+        settle(study, shared.grace_seconds)
+        return tuning_result(study, best_trial(study), started)
+    objective = trial_objective(train_set, valid_set, tuning, base)
     study = optuna.create_study(
         direction="minimize",
         sampler=optuna.samplers.TPESampler(seed=tuning.seed),
@@ -175,16 +202,20 @@ def tune(
     # TPE samples at random until it has 10 trials; with a budget of a dozen, a known-good first
     # trial keeps the search from ending on a random draw.
     study.enqueue_trial(tuning.first_trial.model_dump())
-    study.optimize(objective, n_trials=tuning.trials, timeout=tuning.timeout_seconds)
-    states = [t.state for t in study.trials]
-    best = study.best_trial
+    study.optimize(objective, n_trials=tuning.trials, timeout=tuning.timeout_seconds, callbacks=list(callbacks))
+    return tuning_result(study, study.best_trial, started)
+
+
+def tuning_result(study: optuna.Study, best: FrozenTrial, started: float) -> TuningResult:
+    counts = trial_counts(study)
     return TuningResult(
         params=dict(best.params),
         rounds=int(best.user_attrs["rounds"]),
         best_validation_log_loss=float(best.value),
-        trials_completed=states.count(optuna.trial.TrialState.COMPLETE),
-        trials_pruned=states.count(optuna.trial.TrialState.PRUNED),
+        trials_completed=counts["complete"],
+        trials_pruned=counts["pruned"],
         seconds=time.perf_counter() - started,
+        trials_failed=counts["fail"],
     )
 
 
@@ -214,10 +245,52 @@ class TrainedModel:
     explain: ExplainCost
     slice_rows: dict[str, int]
     seconds: float
+    fit: FitInfo
+
+
+@dataclass(frozen=True)
+class FitInfo:
+    """Where the final booster was fitted and how long it took."""
+
+    engine: str  # local or dask
+    workers: int
+    scheduler: str
+    seconds: float
 
 
 def fit_booster(params: dict[str, object], x: pd.DataFrame, y: np.ndarray, rounds: int) -> lgb.Booster:
     return lgb.train(params, lgb.Dataset(x, y, free_raw_data=False), num_boost_round=rounds)
+
+
+@dataclass(frozen=True)
+class TuningInputs:
+    """What tuning needs, built the same way by ``train`` and by each ``tune`` worker."""
+
+    data: PreparedData
+    base: dict[str, object]
+    train_rows: pl.DataFrame
+    cal_rows: pl.DataFrame
+    x_train: pd.DataFrame
+    y_train: np.ndarray
+    x_cal: pd.DataFrame
+    y_cal: np.ndarray
+    train_set: lgb.Dataset
+    valid_set: lgb.Dataset
+
+
+def tuning_inputs(
+    training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTrainingConfig, lightgbm_cfg: LightGbmConfig, late_days: int
+) -> TuningInputs:
+    label = LABELS[model]
+    data = prepare(training_set, model, data_end, cfg, late_days)
+    base = _base_params(lightgbm_cfg, [cfg.monotone.get(f, 0) for f in data.features])
+    train_rows, cal_rows = training_rows(data.rows(TRAIN), model, cfg, lightgbm_cfg.seed), data.rows(CALIBRATION)
+    x_train, y_train = model_matrix(train_rows, data.features, data.categories, model), train_rows[label].to_numpy()
+    x_cal, y_cal = model_matrix(cal_rows, data.features, data.categories, model), cal_rows[label].to_numpy()
+    # Trials vary min_child_samples; a Dataset pre-filtered for one value would refuse smaller ones.
+    train_set = lgb.Dataset(x_train, y_train, params={"feature_pre_filter": False}, free_raw_data=False)
+    valid_set = lgb.Dataset(x_cal, y_cal, reference=train_set, free_raw_data=False)
+    return TuningInputs(data, base, train_rows, cal_rows, x_train, y_train, x_cal, y_cal, train_set, valid_set)
 
 
 def train(
@@ -229,24 +302,29 @@ def train(
     policy: PolicyConfig,
     late_days: int,
     truth: pl.DataFrame | None = None,
+    shared: SharedStudy | None = None,
+    dask: DaskConfig | None = None,
+    tuning_callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> TrainedModel:
     """Split, tune, fit, calibrate and evaluate one model. ``truth``: the simulator's true
-    probability per row (``buyer_id, as_of_ts, truth`` or ``invoice_id, truth``), if known."""
+    probability per row (``buyer_id, as_of_ts, truth`` or ``invoice_id, truth``), if known.
+    ``shared``: tune as one worker of a study in a database; ``dask``: fit the final booster
+    with LightGBM's Dask estimator on that cluster (everything else is the same)."""
     started = time.perf_counter()
+    inputs = tuning_inputs(training_set, model, data_end, cfg, lightgbm_cfg, late_days)
+    data, base, train_rows, cal_rows = inputs.data, inputs.base, inputs.train_rows, inputs.cal_rows
+    x_train, y_train, x_cal, y_cal = inputs.x_train, inputs.y_train, inputs.x_cal, inputs.y_cal
     label = LABELS[model]
-    data = prepare(training_set, model, data_end, cfg, late_days)
-    monotone = [cfg.monotone.get(f, 0) for f in data.features]
-    base = _base_params(lightgbm_cfg, monotone)
-    train_rows, cal_rows = training_rows(data.rows(TRAIN), model, cfg, lightgbm_cfg.seed), data.rows(CALIBRATION)
-    x_train, y_train = model_matrix(train_rows, data.features, data.categories, model), train_rows[label].to_numpy()
-    x_cal, y_cal = model_matrix(cal_rows, data.features, data.categories, model), cal_rows[label].to_numpy()
-
-    # Trials vary min_child_samples; a Dataset pre-filtered for one value would refuse smaller ones.
-    train_set = lgb.Dataset(x_train, y_train, params={"feature_pre_filter": False}, free_raw_data=False)
-    valid_set = lgb.Dataset(x_cal, y_cal, reference=train_set, free_raw_data=False)
-    tuning = tune(train_set, valid_set, cfg.tuning, base)
+    tuning = tune(inputs.train_set, inputs.valid_set, cfg.tuning, base, shared, tuning_callbacks)
     params = final_params(tuning.params, base)
-    booster = fit_booster(params, x_train, y_train, tuning.rounds)
+    fit_started = time.perf_counter()
+    if dask is None:
+        booster, fit = fit_booster(params, x_train, y_train, tuning.rounds), None
+    else:
+        fit = fit_booster_dask(params, x_train, y_train, tuning.rounds, dask)
+        booster = fit.booster
+    fit_info = FitInfo("dask" if fit else "local", fit.workers if fit else 1, fit.scheduler if fit else "in process",
+                       time.perf_counter() - fit_started)
 
     raw_cal = booster.predict(x_cal, raw_score=True)
     choice = choose_calibrator(raw_cal, y_cal, cal_rows["buyer_id"].to_numpy(), cfg.calibration_folds)
@@ -268,7 +346,8 @@ def train(
         "test_seen_buyers": data.rows(TEST, holdout=False).height,
         "unused": data.rows("unused").height,
     }
-    return TrainedModel(trained, data, tuning, params, choice, cal_loss, evaluation, benchmark, cost, slice_rows, time.perf_counter() - started)
+    return TrainedModel(trained, data, tuning, params, choice, cal_loss, evaluation, benchmark, cost, slice_rows,
+                        time.perf_counter() - started, fit_info)
 
 
 def truth_column(rows: pl.DataFrame, truth: pl.DataFrame | None) -> np.ndarray | None:

@@ -38,3 +38,45 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     result = run("--workspace", str(ws), "--config-dir", str(configs), "demo", "--buyers", "400", "--months", "40", timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return DemoRun(ws, configs, result)
+
+
+@pytest.fixture(scope="session")
+def production_servers():
+    """PostgreSQL, Redis and an MLflow server on PostgreSQL (Debian packages and this project's
+    mlflow; .ci/system-packages installs them), shared by the production-profile tests."""
+    from tradecredit.local_servers import start_production_servers
+
+    servers = start_production_servers()
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+def production_config_dir(folder: Path, trials: int = 3, profile: dict | None = None, backends: dict | None = None) -> Path:
+    """quick_config_dir's configs with the production profile's keys overridden (``profile``:
+    {section: {key: value}}) and backends.yaml's (``backends``)."""
+    import yaml
+
+    configs = quick_config_dir(folder, trials)
+    if backends:
+        path = configs / "backends.yaml"
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        path.write_text(yaml.safe_dump(_merged(values, backends)), encoding="utf-8")
+    if profile:
+        path = configs / "profiles" / "production.yaml"
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        path.write_text(yaml.safe_dump(_merged(values, profile)), encoding="utf-8")
+    return configs
+
+
+def _merged(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merged(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+def production_env(servers, configs: Path) -> dict[str, str]:
+    """What a user exports to run the production profile against ``servers``."""
+    return servers.environment() | {"TRADECREDIT_PROFILE": "production", "TRADECREDIT_CONFIG_DIR": str(configs)}

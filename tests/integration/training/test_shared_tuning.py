@@ -1,0 +1,125 @@
+"""Parallel tuning on one Optuna study in a real PostgreSQL, each worker logging its trials to
+a real MLflow server: two workers finish one study, and a worker killed mid-trial leaves the
+study usable (its trial is failed by the heartbeat, retried, and the study trains a model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from tests.integration.conftest import TRADECREDIT, production_config_dir, production_env, run
+from tests.model.synthetic import synthetic_training_set
+from tradecredit.training.shared_tuning import FINGERPRINT_ATTR, WORKER_ATTR
+
+TRIALS = 12
+
+
+@pytest.fixture(scope="module")
+def tuning_setup(tmp_path_factory, production_servers):
+    folder = tmp_path_factory.mktemp("shared_tuning")
+    # Short heartbeats, so a killed worker's trial is failed within seconds; a local final fit.
+    configs = production_config_dir(
+        folder / "configs", trials=TRIALS,
+        backends={"tuning": {"heartbeat_seconds": 1, "grace_seconds": 3}},
+        profile={"backends": {"training_engine": "local"}},
+    )
+    ws = folder / "ws"
+    frame, data_end = synthetic_training_set("default", buyers=800)
+    (ws / "training_sets").mkdir(parents=True)
+    frame.write_parquet(ws / "training_sets" / "default.parquet")
+    (ws / "training_sets" / "default_summary.json").write_text(json.dumps({"data_end": data_end.isoformat()}))
+    return ws, configs, production_env(production_servers, configs), production_servers
+
+
+def _study(servers, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=servers.environment()["TRADECREDIT_OPTUNA_URL"])
+
+
+def _worker(ws: Path, env: dict[str, str], study: str, index: int) -> subprocess.Popen[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECREDIT_")} | env
+    return subprocess.Popen([TRADECREDIT, "--workspace", str(ws), "tune", "default", "--study", study, "--worker-index", str(index),
+                             "--threads", "1"], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _pid_of(worker: str) -> int:
+    return int(worker.rsplit(":", 1)[1])
+
+
+@pytest.mark.timeout(600)
+def test_two_workers_complete_one_study_and_log_every_trial_to_the_mlflow_server(tuning_setup):
+    ws, _, env, servers = tuning_setup
+    name = f"two-workers-{uuid.uuid4().hex[:8]}"
+    workers = [_worker(ws, env, name, i) for i in range(2)]
+    outputs = [w.communicate(timeout=400) for w in workers]
+    for w, (out, err) in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, err[-2000:]
+        assert "database is locked" not in err
+    study = _study(servers, name)
+    finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    # Each worker stops once the study holds TRIALS finished trials; the other's last may overshoot.
+    assert TRIALS <= len(finished) <= TRIALS + 1
+    by_worker = {t.user_attrs[WORKER_ATTR] for t in finished}
+    assert {_pid_of(w) for w in by_worker} == {w.pid for w in workers}, "both workers ran trials of the one study"
+    assert study.user_attrs[FINGERPRINT_ATTR]
+    ran = [int(out.split("this worker ran ")[1].split(")")[0]) for out, _ in outputs]
+    assert sum(ran) == len(finished) and min(ran) >= 1
+    # Every finished trial is a run on the MLflow server, named for its study and number.
+    client = MlflowClient(tracking_uri=servers.mlflow.address)
+    experiment = client.get_experiment_by_name("tradecredit-default-12m-tuning")
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.optuna_study = '{name}'", max_results=200)
+    assert sorted(int(r.data.tags["optuna_trial"]) for r in runs) == sorted(t.number for t in finished)
+    best = min((t for t in finished if t.value is not None), key=lambda t: t.value)
+    logged = {int(r.data.tags["optuna_trial"]): r.data.metrics.get("validation_log_loss") for r in runs}
+    assert logged[best.number] == pytest.approx(best.value)
+
+
+@pytest.mark.timeout(600)
+def test_a_worker_killed_mid_trial_leaves_the_study_usable(tuning_setup):
+    ws, configs, env, servers = tuning_setup
+    name = f"killed-{uuid.uuid4().hex[:8]}"
+    victim, survivor = _worker(ws, env, name, 0), _worker(ws, env, name, 1)
+    killed_trial = None
+    deadline = time.monotonic() + 120
+    while killed_trial is None and time.monotonic() < deadline:
+        try:
+            running = _study(servers, name).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+        except KeyError:  # the study is not created yet
+            running = []
+        mine = [t for t in running if _pid_of(t.user_attrs.get(WORKER_ATTR, "x:0")) == victim.pid]
+        if mine:
+            victim.send_signal(signal.SIGKILL)
+            killed_trial = mine[0]
+        time.sleep(0.02)
+    assert killed_trial is not None, "the victim never ran a trial"
+    victim.wait(timeout=30)
+    out, err = survivor.communicate(timeout=400)
+    assert survivor.returncode == 0, err[-2000:]
+
+    study = _study(servers, name)
+    states = {t.number: t for t in study.trials}
+    # The heartbeat stopped: the killed trial is failed, not left running for ever...
+    assert states[killed_trial.number].state == optuna.trial.TrialState.FAIL
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    # ... its parameters were queued again and run by the survivor ...
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed_trial.number]
+    assert len(retries) == 1 and retries[0].params == killed_trial.params
+    assert retries[0].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    # ... and the study reached its size and trains a model.
+    finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+    assert len(finished) >= TRIALS
+    result = run("--workspace", str(ws), "train", "default", "--study", name, env=env, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((ws / "models" / "default" / "train_summary.json").read_text())
+    assert summary["optuna_study"] == name
+    best = study.best_trial
+    assert summary["params"]["rounds"] == best.user_attrs["rounds"]
+    assert summary["params"]["learning_rate"] == pytest.approx(best.params["learning_rate"])
