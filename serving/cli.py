@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 
 from tradecredit.cli_support import config_of, fail
 from tradecredit.config import PlatformConfig
@@ -30,12 +34,70 @@ def check_servable(cfg: PlatformConfig, ws: Workspace, as_of: str | None) -> Non
         parse_as_of(as_of)
     except ValueError as exc:
         raise fail(str(exc).replace(AS_OF_ENV, "--as-of")) from None
-    if not (ws.feature_repo / "registry.db").exists():
+    if not cfg.backends.feast_registry and not (ws.feature_repo / "registry.db").exists():
         raise fail(f"no feature store in {ws.root}: run `tradecredit features apply` and `features materialize` first")
     try:
         champion_versions(connect(ws, cfg.backends), cfg)
     except RegistryError as exc:
         raise fail(str(exc)) from None
+
+
+# Where the checkout keeps the pinned uv that `make install` puts there.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENTOFILE = Path(__file__).with_name("bentofile.yaml")
+
+
+def _uv() -> str:
+    found = shutil.which("uv") or (str(REPO_ROOT / ".tools" / "bin" / "uv") if (REPO_ROOT / ".tools" / "bin" / "uv").exists() else None)
+    if not found or not (REPO_ROOT / "uv.lock").exists():
+        raise fail(f"packaging needs the project checkout with its uv.lock and uv (run `make install` in {REPO_ROOT})")
+    return found
+
+
+def run_package(cfg: PlatformConfig, ws: Workspace, config_dir: Path) -> dict[str, Any]:
+    """Build a Bento of the scoring service pinned to today's champion versions: the project's
+    wheel, the lock's runtime requirements, the configs and pinned_models.json, assembled in
+    WORKSPACE/bento/build and built by `bentoml build` into BentoML's store."""
+    from tradecredit.serving.engine import champion_versions
+    from tradecredit.training.registry import RegistryError, connect
+
+    try:
+        versions = champion_versions(connect(ws, cfg.backends), cfg)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    uv = _uv()
+    build = ws.root / "bento" / "build"
+    shutil.rmtree(build, ignore_errors=True)
+    (build / "wheels").mkdir(parents=True)
+    shutil.copytree(config_dir, build / "configs")
+    pinned = {name: {"registered_model": registered, "version": version} for name, (registered, version) in versions.items()}
+    (build / "pinned_models.json").write_text(json.dumps(pinned, indent=2) + "\n", encoding="utf-8")
+    steps = [
+        [uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project", "--no-header", "--quiet",
+         "--project", str(REPO_ROOT), "--output-file", str(build / "requirements.txt")],
+        [uv, "build", "--wheel", "--quiet", "--project", str(REPO_ROOT), "--out-dir", str(build / "wheels")],
+    ]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise fail(f"{' '.join(step[:2])} failed: {done.stderr.strip()[-1000:]}")
+    # BentoML takes wheel file names, not patterns: name the one just built.
+    bentofile = yaml.safe_load(BENTOFILE.read_text(encoding="utf-8"))
+    bentofile["python"]["wheels"] = [f"wheels/{w.name}" for w in sorted((build / "wheels").glob("*.whl"))]
+    (build / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False), encoding="utf-8")
+    labels = [f"--label=model_{name}={registered}:{version}" for name, (registered, version) in versions.items()]
+    command = [str(Path(sys.executable).with_name("bentoml")), "build", "--bentofile", str(build / "bentofile.yaml"),
+               "--output", "tag", *labels, str(build)]
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"BENTOML_DO_NOT_TRACK": "True"})
+    if done.returncode != 0:
+        raise fail(f"bentoml build failed: {(done.stderr or done.stdout).strip()[-2000:]}")
+    tag = done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    typer.echo(
+        f"Built Bento {tag}, pinned to {', '.join(f'{name} {registered} v{version}' for name, (registered, version) in versions.items())} "
+        f"(the production profile; build context {build}).\nServe it: bentoml serve {tag}; make its image where Docker runs: "
+        f"bentoml containerize {tag}"
+    )
+    return {"tag": tag, "pinned": pinned, "build": str(build)}
 
 
 def run_demo_service(cfg: PlatformConfig, ws: Workspace, config_dir: Path) -> None:
@@ -106,6 +168,11 @@ def run_demo_console(cfg: PlatformConfig, ws: Workspace, config_dir: Path) -> No
 
 
 def register(app: typer.Typer) -> None:
+    @app.command()
+    def package(ctx: typer.Context) -> None:
+        """Build a Bento of the scoring service pinned to the current champion versions (bentofile.yaml)."""
+        run_package(config_of(ctx), ctx.obj.workspace, ctx.obj.config_dir)
+
     @app.command()
     def serve(
         ctx: typer.Context,

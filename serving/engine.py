@@ -7,11 +7,14 @@ time both, so the cost the service adds is measured, not guessed.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -318,15 +321,42 @@ def champion_versions(client: Any, cfg: PlatformConfig) -> dict[str, tuple[str, 
     return found
 
 
+# A Bento built by `tradecredit package` names the versions it was built for in this file; the
+# service then loads exactly those, whatever the champion alias points to later.
+PINNED_MODELS_ENV = "TRADECREDIT_PINNED_MODELS"
+
+
+def pinned_versions(cfg: PlatformConfig) -> dict[str, tuple[str, str]] | None:
+    """Model name -> (registered model, version) from ``$TRADECREDIT_PINNED_MODELS``, if set."""
+    from tradecredit.training.registry import RegistryError
+
+    path = os.environ.get(PINNED_MODELS_ENV)
+    if not path:
+        return None
+    try:
+        pinned = json.loads(Path(path).read_text(encoding="utf-8"))
+        found = {name: (str(pinned[name]["registered_model"]), str(pinned[name]["version"])) for name in ("default", "late")}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RegistryError(f"{PINNED_MODELS_ENV}={path}: not a pinned-models file of both models ({exc})") from None
+    for name, (registered, _) in found.items():
+        if registered != cfg.training.model(name).registered_model:
+            raise RegistryError(f"{path} pins {registered} for the {name} model, but the config names {cfg.training.model(name).registered_model}")
+    return found
+
+
 def load_champions(ws: Workspace, cfg: PlatformConfig) -> dict[str, ServedModel]:
-    """Both models' champion versions from the MLflow registry, loaded as native models."""
-    from tradecredit.training.registry import connect, load_version
+    """Both models from the MLflow registry, loaded as native models: the versions a Bento
+    pins, else the champions."""
+    from tradecredit.training.registry import connect, load_version, version_by
 
     client = connect(ws, cfg.backends)
-    return {
-        name: ServedModel(load_version(client, registered, version), registered, version)
-        for name, (registered, version) in champion_versions(client, cfg).items()
-    }
+    versions = pinned_versions(cfg)
+    if versions is None:
+        versions = champion_versions(client, cfg)
+    else:
+        for registered, version in versions.values():
+            version_by(client, registered, version, "champion")  # a clear error if the registry lost it
+    return {name: ServedModel(load_version(client, registered, version), registered, version) for name, (registered, version) in versions.items()}
 
 
 def open_assessor(ws: Workspace, cfg: PlatformConfig, clock: Clock, with_log: bool = True) -> Assessor:

@@ -1,0 +1,28 @@
+"""Where the feature build's files and the Feast repo live (importable without Feast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tradecredit.features.build import FeatureTables
+
+
+class FeatureStoreError(RuntimeError):
+    """The feature store cannot do what was asked: missing build, bad entity rows, no server."""
+
+
+@dataclass(frozen=True)
+class FeaturePaths:
+    offline_dir: Path  # <workspace>/features: one Parquet file per view
+    repo_dir: Path  # <workspace>/feature_repo: registry and online store
+
+    def view_file(self, view: str) -> Path:
+        return self.offline_dir / f"{view}.parquet"
+
+
+def write_feature_tables(tables: FeatureTables, paths: FeaturePaths) -> None:
+    """Write each view's snapshot rows as the Parquet file its Feast source reads."""
+    paths.offline_dir.mkdir(parents=True, exist_ok=True)
+    for view, frame in tables.views.items():
+        frame.write_parquet(paths.view_file(view))

@@ -1,0 +1,60 @@
+"""Portfolio scoring as of a date, and the drift of every model feature and of the score
+against the champion's training reference (groundwork for the monitoring issue).
+
+Features come from Feast's point-in-time retrieval at the as-of date (midnight UTC), so a run
+for a past date sees only what was known then, and successive runs form a history of scores
+with the model version that made each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from tradecredit.config import DriftConfig, PolicyConfig
+from tradecredit.grades import grade_of, tier_of
+from tradecredit.monitoring.drift import PsiResult, population_stability
+from tradecredit.training.model import CreditModel
+
+SCORE = "pd_12m"
+
+
+@dataclass(frozen=True)
+class PortfolioScores:
+    as_of: date
+    model_version: str
+    scores: pl.DataFrame  # buyer_id, as_of_ts, pd_12m, grade, tier, model_version
+    features: pl.DataFrame  # buyer_id, then the model's features, for the drift
+    inactive: int  # buyers with no snapshot at the date or nothing invoiced in the last year
+
+
+def active(features: pl.DataFrame, model: CreditModel) -> pl.Series:
+    """A buyer is active when it has a feature snapshot at the date and was invoiced within
+    the last year (the default model's population: trading buyers)."""
+    found = features.select(pl.any_horizontal(pl.col(list(model.features)).is_not_null()).alias("found"))["found"]
+    return found & (features["invoices_issued_365d"].fill_null(0) > 0)
+
+
+def score_portfolio(features: pl.DataFrame, model: CreditModel, model_version: str, as_of: date, policy: PolicyConfig) -> PortfolioScores:
+    """Score every active buyer of ``features`` (Feast's rows at ``as_of``) with ``model``."""
+    keep = active(features, model)
+    current = features.filter(keep)
+    pd_12m = model.predict(current) if current.height else np.array([])
+    grades = grade_of(pd_12m, policy).astype(np.int64)
+    scores = current.select("buyer_id", "as_of_ts").with_columns(
+        pl.Series(SCORE, pd_12m, dtype=pl.Float64),
+        pl.Series("grade", grades, dtype=pl.Int64),
+        pl.Series("tier", [str(t) for t in tier_of(grades, policy)], dtype=pl.String),
+        pl.lit(model_version).alias("model_version"),
+    )
+    return PortfolioScores(as_of, model_version, scores, current.select("buyer_id", *model.features), int((~keep).sum()))
+
+
+def drift(reference: pl.DataFrame, reference_scores: np.ndarray, portfolio: PortfolioScores, model: CreditModel, cfg: DriftConfig) -> list[PsiResult]:
+    """PSI of the score and of every model feature, largest first."""
+    results = [population_stability(SCORE, pl.Series(SCORE, reference_scores), portfolio.scores[SCORE], cfg)]
+    results += [population_stability(f, reference[f], portfolio.features[f], cfg) for f in model.features]
+    return sorted(results, key=lambda r: -r.psi)

@@ -1,0 +1,370 @@
+"""The assessment itself, without HTTP: online features from Feast, both champion models with
+their TreeSHAP explanations, the credit policy, and the decision log.
+
+The BentoML service (``service.py``) is a thin layer over :class:`Assessor`; the benchmarks
+time both, so the cost the service adds is measured, not guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tradecredit.config import PlatformConfig
+from tradecredit.features.store import OnlineFeatureReader, OnlineFeatures
+from tradecredit.features.catalog import ORDER_FEATURES
+from tradecredit.features.training_sets import order_feature_values
+from tradecredit.serving.decision_log import DecisionLog, DecisionRecord
+from tradecredit.serving.errors import ApiError
+from tradecredit.serving.policy import BuyerFacts, decide
+from tradecredit.serving.reasons import top_reasons
+from tradecredit.serving.schemas import AssessRequest, Assessment, Explanation, Freshness, Insurance, LatePayment, Reason
+from tradecredit.training.model import CreditModel
+from tradecredit.workspace import Workspace
+
+ORDER_FEATURE_NAMES = frozenset(f.name for f in ORDER_FEATURES)
+# Buyer features the policy reads besides the PD (all in the default model's feature service).
+FACT_FEATURES = ("revenue", "equity", "amount_issued_365d", "invoices_issued_365d", "open_balance")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A champion model and the registry version it was loaded from (aliases move; versions don't)."""
+
+    model: CreditModel
+    registered_model: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The service's "now". ``fixed`` replays a date (a simulated or historical portfolio);
+    None is the wall clock."""
+
+    fixed: datetime | None = None
+
+    def now(self) -> datetime:
+        return self.fixed or datetime.now(UTC)
+
+    def describe(self) -> str:
+        return "wall" if self.fixed is None else self.fixed.isoformat()
+
+
+@dataclass(frozen=True)
+class Explained:
+    """Calibrated probabilities, raw scores and TreeSHAP contributions of some rows."""
+
+    probability: np.ndarray
+    raw: np.ndarray
+    contributions: np.ndarray  # one column per feature, then the base value
+    additivity_error: np.ndarray
+
+    def available(self, tolerance: float) -> np.ndarray:
+        return self.additivity_error <= tolerance
+
+
+def score_and_explain(model: CreditModel, x: np.ndarray) -> Explained:
+    """Score rows and explain them with LightGBM's native TreeSHAP, checking additivity per row:
+    base value + contributions must equal the raw score the probability came from."""
+    raw = np.asarray(model.booster.predict(x, raw_score=True), dtype=float)
+    contributions = np.asarray(model.booster.predict(x, pred_contrib=True), dtype=float)
+    error = np.abs(contributions.sum(axis=1) - raw)
+    error[~np.isfinite(error)] = np.inf
+    return Explained(model.calibrator(raw), raw, contributions, error)
+
+
+@dataclass(frozen=True)
+class BuyerFreshness:
+    features_as_of: datetime | None
+    age_days: float | None
+    stale: list[str]
+    known: bool
+
+
+def freshness(online: OnlineFeatures, now: datetime) -> list[BuyerFreshness]:
+    """Per buyer: the oldest snapshot time among its features, its age, and the stale features
+    (missing, older than the limit, or dated after the clock: ``OnlineFeatures.stale_features``)."""
+    stale = online.stale_features()
+    out = []
+    for i, buyer in enumerate(online.buyer_ids):
+        stamps = [s for s in (online.response[f"{n}__ts"][i] for n in online.names) if s]
+        if not stamps:
+            out.append(BuyerFreshness(None, None, stale[buyer], known=False))
+            continue
+        oldest = min(stamps)
+        out.append(BuyerFreshness(datetime.fromtimestamp(oldest, UTC), (now.timestamp() - oldest) / 86400, stale[buyer], known=True))
+    return out
+
+
+def _reasons(model: CreditModel, values: dict[str, Any], explained: Explained, i: int, available: bool, count: int) -> Explanation:
+    contributions = explained.contributions[i]
+    reasons = (
+        [Reason(**r.__dict__) for r in top_reasons(model.features, values, contributions[:-1], model.monotone, count)]
+        if available
+        else []
+    )
+    return Explanation(
+        available=available, additivity_error=float(explained.additivity_error[i]), base_value=float(contributions[-1]),
+        raw_score=float(explained.raw[i]), reasons=reasons,
+    )
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def buyer_facts(features: dict[str, Any]) -> BuyerFacts:
+    issued = _number(features.get("amount_issued_365d"))
+    return BuyerFacts(
+        revenue=_number(features.get("revenue")),
+        equity=_number(features.get("equity")),
+        usual_monthly_purchases=None if issued is None else issued / 12,
+        exposure=_number(features.get("open_balance")) or 0.0,
+    )
+
+
+def _json_value(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+class Assessor:
+    """Assesses buyers with fixed models, one Feast reader, a policy and a decision log."""
+
+    def __init__(
+        self,
+        cfg: PlatformConfig,
+        models: dict[str, ServedModel],
+        reader: OnlineFeatureReader,
+        clock: Clock,
+        log: DecisionLog | None,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.cfg = cfg
+        self.models = models
+        self.reader = reader
+        self.clock = clock
+        self.log = log
+        self.new_id = new_id
+        served = set(reader.names)
+        needed = {f for m in models.values() for f in m.model.features if f not in ORDER_FEATURE_NAMES} | set(FACT_FEATURES)
+        missing = sorted(needed - served)
+        if missing:
+            raise ValueError(f"the online feature service lacks features the models use: {', '.join(missing)}")
+
+    @property
+    def model_versions(self) -> dict[str, str]:
+        return {m.registered_model: m.version for m in self.models.values()}
+
+    def check_bounds(self, item: AssessRequest, prefix: str = "") -> ApiError | None:
+        bounds = self.cfg.serving.orders
+        if item.order is not None and item.order.amount > bounds.max_amount:
+            return ApiError(400, "invalid_field", f"'{prefix}order.amount' is above the largest accepted amount ({bounds.max_amount:,.0f})", f"{prefix}order.amount")
+        if item.order is not None and item.order.terms_days > bounds.max_terms_days:
+            return ApiError(400, "invalid_field", f"'{prefix}order.terms_days' is above {bounds.max_terms_days} days", f"{prefix}order.terms_days")
+        if item.requested_limit is not None and item.requested_limit > bounds.max_amount:
+            return ApiError(400, "invalid_field", f"'{prefix}requested_limit' is above the largest accepted amount ({bounds.max_amount:,.0f})", f"{prefix}requested_limit")
+        return None
+
+    def assess(self, items: list[AssessRequest], endpoint: str, log: bool = True) -> list[Assessment | ApiError]:
+        """One answer per item, in order: an assessment, or the error that item got. Every
+        assessment is in the decision log before this returns (``log=False``: a what-if the
+        console shows a reviewer, which decides nothing)."""
+        request_id = self.new_id()
+        now = self.clock.now()
+        results: list[Assessment | ApiError | None] = [None] * len(items)
+        prefix = "requests." if endpoint == "assess_batch" else ""
+        for i, item in enumerate(items):
+            if (error := self.check_bounds(item, f"{prefix}{i}." if prefix else "")) is not None:
+                results[i] = error
+        todo = [i for i, r in enumerate(results) if r is None]
+        buyer_ids = list(dict.fromkeys(items[i].buyer_id for i in todo))
+        online = self.reader.read(buyer_ids, now) if buyer_ids else None
+        fresh = dict(zip(buyer_ids, freshness(online, now), strict=True)) if online else {}
+        rows = dict(zip(buyer_ids, online.rows(), strict=True)) if online else {}
+        for i in todo:
+            if not fresh[items[i].buyer_id].known:
+                results[i] = ApiError(
+                    404, "unknown_buyer",
+                    # The id is not repeated: an error never echoes input (a batch item carries its buyer_id).
+                    "this buyer has no features in the online store: load its ledger and materialize, "
+                    "or check the id (no cold-start score is given; see the README)",
+                    f"{prefix}{i}.buyer_id" if prefix else "buyer_id",
+                )
+        todo = [i for i in todo if results[i] is None]
+        if todo:
+            records = self._assess_known(items, todo, rows, fresh, now, request_id, endpoint, results)
+            if self.log is not None and log:
+                self.log.append(records)
+        return [r for r in results if r is not None]
+
+    def _assess_known(
+        self,
+        items: list[AssessRequest],
+        todo: list[int],
+        rows: dict[str, dict[str, Any]],
+        fresh: dict[str, BuyerFreshness],
+        now: datetime,
+        request_id: str,
+        endpoint: str,
+        results: list[Assessment | ApiError | None],
+    ) -> list[DecisionRecord]:
+        serving = self.cfg.serving
+        default = self.models["default"]
+        buyer_rows = [rows[items[i].buyer_id] for i in todo]
+        explained = score_and_explain(default.model, default.model.rows_array(buyer_rows))
+        available = explained.available(serving.additivity_tolerance)
+        late_at = {i: k for k, i in enumerate(i for i in todo if items[i].order is not None)}
+        late_rows: list[dict[str, Any]] = []
+        late_explained = None
+        if late_at:
+            late = self.models["late"]
+            late_rows = order_rows([items[i] for i in late_at], [rows[items[i].buyer_id] for i in late_at], now)
+            late_explained = score_and_explain(late.model, late.model.rows_array(late_rows))
+            late_available = late_explained.available(serving.additivity_tolerance)
+        records = []
+        stamp = now.isoformat()
+        for k, i in enumerate(todo):
+            item, features, f = items[i], buyer_rows[k], fresh[items[i].buyer_id]
+            problems = []
+            if f.stale:
+                problems.append(f"{len(f.stale)} feature(s) missing, older than {self.cfg.features.max_online_age_days} days or dated after the clock")
+            if not available[k]:
+                problems.append("the explanation failed its additivity check")
+            late_payment = None
+            late_values: dict[str, Any] | None = None
+            if i in late_at and late_explained is not None:
+                j = late_at[i]
+                late_values = late_rows[j]
+                if not late_available[j]:
+                    problems.append("the late-payment explanation failed its additivity check")
+                late_payment = LatePayment(
+                    probability=float(late_explained.probability[j]), order_amount=item.order.amount,  # type: ignore[union-attr]
+                    terms_days=item.order.terms_days,  # type: ignore[union-attr]
+                    explanation=_reasons(self.models["late"].model, late_values, late_explained, j, bool(late_available[j]), serving.top_reasons),
+                )
+            pd_12m = float(explained.probability[k])
+            decision = decide(
+                pd_12m, buyer_facts(features), item.order.amount if item.order else None, self.cfg.policy,
+                requested_limit=item.requested_limit, refer_because="; ".join(problems) or None,
+            )
+            assessment = Assessment(
+                decision_id=self.new_id(), buyer_id=item.buyer_id, assessed_at=stamp, pd_12m=pd_12m, grade=decision.grade,
+                tier=decision.tier,  # type: ignore[arg-type]
+                late_payment_probability=late_payment.probability if late_payment else None,
+                recommended_limit=decision.recommended_limit, exposure=decision.exposure, available_limit=decision.available_limit,
+                capacity=decision.capacity.amount, capacity_source=decision.capacity.source,
+                requested_amount=item.order.amount if item.order else None, requested_limit=item.requested_limit,
+                decision=decision.decision, approved_amount=decision.approved_amount, decision_reason=decision.reason,
+                expected_loss=decision.expected_loss,
+                insurance=Insurance(cover_ratio=decision.cover_ratio, premium_rate=decision.premium_rate, insured_turnover=decision.insured_turnover, premium=decision.premium),
+                explanation=_reasons(default.model, features, explained, k, bool(available[k]), serving.top_reasons),
+                late_payment=late_payment,
+                model_versions={default.registered_model: default.version, **({self.models["late"].registered_model: self.models["late"].version} if late_payment else {})},
+                freshness=Freshness(
+                    features_as_of=f.features_as_of.isoformat() if f.features_as_of else None,
+                    age_days=f.age_days, stale=bool(f.stale), stale_features=f.stale,
+                ),
+            )
+            results[i] = assessment
+            used = {"default": {n: _json_value(features.get(n)) for n in default.model.features}}
+            if late_values is not None:
+                used["late"] = {n: _json_value(late_values.get(n)) for n in self.models["late"].model.features}
+            records.append(
+                DecisionRecord(
+                    decision_id=assessment.decision_id, logged_at=datetime.now(UTC).isoformat(), assessed_at=stamp,
+                    request_id=request_id, endpoint=endpoint, buyer_id=item.buyer_id, request=item.model_dump(mode="json"),
+                    features=used, features_as_of=assessment.freshness.features_as_of, stale=bool(f.stale),
+                    default_model=f"{default.registered_model}:{default.version}",
+                    late_model=f"{self.models['late'].registered_model}:{self.models['late'].version}" if late_payment else None,
+                    pd_12m=pd_12m, grade=decision.grade, decision=decision.decision, response_json=assessment.model_dump_json(),
+                )
+            )
+        return records
+
+
+def order_rows(items: list[AssessRequest], buyer_rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The late-payment model's rows: the buyer's features plus the order's, by the same
+    definition the training set used (the order is issued on the clock's date)."""
+    return [
+        {
+            **row,
+            **order_feature_values(
+                it.order.amount, it.order.terms_days, now.date(),  # type: ignore[union-attr]
+                row.get("amount_issued_365d"), row.get("invoices_issued_365d"),
+            ),
+        }
+        for it, row in zip(items, buyer_rows, strict=True)
+    ]
+
+
+def champion_versions(client: Any, cfg: PlatformConfig) -> dict[str, tuple[str, str]]:
+    """Model name -> (registered model, champion version) for both models; a missing champion
+    is a RegistryError that says which command makes one."""
+    from tradecredit.training.registry import CHAMPION, RegistryError, version_by
+
+    found = {}
+    for name in ("default", "late"):
+        registered = cfg.training.model(name).registered_model
+        try:
+            found[name] = (registered, str(version_by(client, registered, None, CHAMPION).version))
+        except RegistryError:
+            raise RegistryError(f"no champion version of {registered}: run `tradecredit train {name}` and `tradecredit promote {name}`") from None
+    return found
+
+
+# A Bento built by `tradecredit package` names the versions it was built for in this file; the
+# service then loads exactly those, whatever the champion alias points to later.
+PINNED_MODELS_ENV = "TRADECREDIT_PINNED_MODELS"
+
+
+def pinned_versions(cfg: PlatformConfig) -> dict[str, tuple[str, str]] | None:
+    """Model name -> (registered model, version) from ``$TRADECREDIT_PINNED_MODELS``, if set."""
+    from tradecredit.training.registry import RegistryError
+
+    path = os.environ.get(PINNED_MODELS_ENV)
+    if not path:
+        return None
+    try:
+        pinned = json.loads(Path(path).read_text(encoding="utf-8"))
+        found = {name: (str(pinned[name]["registered_model"]), str(pinned[name]["version"])) for name in ("default", "late")}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RegistryError(f"{PINNED_MODELS_ENV}={path}: not a pinned-models file of both models ({exc})") from None
+    for name, (registered, _) in found.items():
+        if registered != cfg.training.model(name).registered_model:
+            raise RegistryError(f"{path} pins {registered} for the {name} model, but the config names {cfg.training.model(name).registered_model}")
+    return found
+
+
+def load_champions(ws: Workspace, cfg: PlatformConfig) -> dict[str, ServedModel]:
+    """Both models from the MLflow registry, loaded as native models: the versions a Bento
+    pins, else the champions."""
+    from tradecredit.training.registry import connect, load_version, version_by
+
+    client = connect(ws, cfg.backends)
+    versions = pinned_versions(cfg)
+    if versions is None:
+        versions = champion_versions(client, cfg)
+    else:
+        for registered, version in versions.values():
+            version_by(client, registered, version, "champion")  # a clear error if the registry lost it
+    return {name: ServedModel(load_version(client, registered, version), registered, version) for name, (registered, version) in versions.items()}
+
+
+def open_assessor(ws: Workspace, cfg: PlatformConfig, clock: Clock, with_log: bool = True) -> Assessor:
+    """Load the champions, open the Feast online store and the decision log."""
+    from tradecredit.features.cli import paths_of
+    from tradecredit.features.store import open_store
+
+    models = load_champions(ws, cfg)
+    reader = OnlineFeatureReader(open_store(paths_of(ws), cfg.features, cfg.backends), "default", cfg.features)
+    log = DecisionLog(ws.decision_log, cfg.serving.decision_log.synchronous, cfg.serving.decision_log.busy_timeout_ms) if with_log else None
+    return Assessor(cfg, models, reader, clock, log)

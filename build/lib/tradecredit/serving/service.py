@@ -1,0 +1,128 @@
+"""The scoring service: a BentoML 1.4 service over :class:`~tradecredit.serving.engine.Assessor`.
+
+Started by ``tradecredit serve`` (which runs ``bentoml serve`` on this module), or directly:
+``bentoml serve tradecredit.serving.service:CreditService``. It reads the workspace and the
+config folder from ``TRADECREDIT_WORKSPACE`` and ``TRADECREDIT_CONFIG_DIR``, and the service
+clock from ``TRADECREDIT_SERVE_AS_OF`` (unset: the wall clock).
+
+Endpoints (all POST with a JSON body; the OpenAPI document is at ``/docs.json``):
+``/assess`` one buyer, ``/assess_batch`` many, ``/status`` the loaded model versions.
+BentoML's own ``/livez`` (the process answers) and ``/readyz`` (models, features and the
+decision log are open) are the health and readiness probes. The risk reviewer console
+(``serving/console``) is mounted at ``/console`` and uses the same assessor.
+"""
+
+from __future__ import annotations
+
+import os
+
+import bentoml
+
+from tradecredit.config import ConsoleConfig, ServingConfig, default_config_dir, load_config, load_section
+from tradecredit.serving.console.app import Console, build_console_app
+from tradecredit.serving.engine import Assessor, Clock, open_assessor
+from tradecredit.serving.errors import ApiError, GuardMiddleware, error_response
+from tradecredit.serving.openapi import ERROR_RESPONSES, OpenApiErrors
+from tradecredit.serving.process import AS_OF_ENV, parse_as_of
+from tradecredit.serving.schemas import (
+    AssessRequest,
+    Assessment,
+    BatchItem,
+    BatchRequest,
+    BatchResponse,
+    BuyerId,
+    Money,
+    Order,
+    ServiceStatus,
+)
+from tradecredit.workspace import Workspace
+
+
+
+def serving_config() -> ServingConfig:
+    # The decorator below needs the worker count and the guards' limits when the module is
+    # imported by `bentoml serve`; this reads only serving.yaml.
+    return load_section(default_config_dir() / "serving.yaml", ServingConfig)
+
+
+_SERVING = serving_config()
+_CONSOLE_PATH = load_section(default_config_dir() / "console.yaml", ConsoleConfig).path
+# The console's routes run in the worker that serves them and use that worker's assessor.
+console_app = build_console_app(lambda: bentoml.get_current_service().console, _CONSOLE_PATH)
+
+
+@bentoml.service(
+    name="tradecredit",
+    description="Trade-credit assessment: PD, grade, limit, decision, insurance quote and SHAP reasons for a buyer.",
+    workers=_SERVING.workers,
+    threads=_SERVING.threads_per_worker,
+    traffic={"timeout": 60},
+    # Every decision is in the decision log; a second line per request in the server log only
+    # costs CPU on the request path. Prometheus metrics stay on /metrics.
+    logging={"access": {"enabled": _SERVING.access_log}},
+)
+@bentoml.asgi_app(console_app, path=_CONSOLE_PATH)
+class CreditService:
+    def __init__(self) -> None:
+        cfg = load_config(default_config_dir())
+        self.cfg = cfg
+        self.clock = Clock(parse_as_of(os.environ.get(AS_OF_ENV)))
+        ws = Workspace.resolve(None)
+        self.assessor: Assessor = open_assessor(ws, cfg, self.clock)
+        self.console = Console(cfg, ws, self.assessor)
+        self.console.warm_up()
+
+    def __is_ready__(self) -> bool:
+        return self.assessor is not None
+
+    # input_spec: the request models forbid unknown keys, so a misspelt "requested_limt" is a
+    # 400 naming it; BentoML's model built from the signature would drop it without a word.
+    @bentoml.api(route="/assess", input_spec=AssessRequest)
+    def assess(
+        self, buyer_id: BuyerId, order: Order | None = None, requested_limit: Money | None = None
+    ) -> Assessment:
+        """Assess one buyer: PD, grade, limit and decision on an optional order or requested
+        limit, the insurance quote, and the reasons."""
+        item = AssessRequest(buyer_id=buyer_id, order=order, requested_limit=requested_limit)
+        result = self.assessor.assess([item], "assess")[0]
+        if isinstance(result, ApiError):
+            return error_response(result)  # type: ignore[return-value]
+        return result
+
+    @bentoml.api(route="/assess_batch", input_spec=BatchRequest)
+    def assess_batch(self, requests: list[AssessRequest]) -> BatchResponse:
+        """Assess many buyers in one call; an item that cannot be assessed (an unknown buyer)
+        gets its error in place, the others their assessments."""
+        limit = self.cfg.serving.max_batch_size
+        if len(requests) > limit:
+            return error_response(  # type: ignore[return-value]
+                ApiError(413, "too_large", f"{len(requests):,} buyers in one batch; the limit is {limit:,}: split it", "requests")
+            )
+        if not requests:
+            return error_response(ApiError(400, "invalid_field", "'requests' is empty", "requests"))  # type: ignore[return-value]
+        results = self.assessor.assess(requests, "assess_batch")
+        items = []
+        for i, (request, result) in enumerate(zip(requests, results, strict=True)):
+            if isinstance(result, ApiError):
+                items.append(BatchItem(index=i, buyer_id=request.buyer_id, assessment=None, error=result.detail()))  # type: ignore[arg-type]
+            else:
+                items.append(BatchItem(index=i, buyer_id=request.buyer_id, assessment=result, error=None))
+        failed = sum(1 for it in items if it.error is not None)
+        return BatchResponse(assessed=len(items) - failed, failed=failed, results=items)
+
+    @bentoml.api(route="/status")
+    def status(self) -> ServiceStatus:
+        """The model versions loaded at start, the clock and the decision count."""
+        log = self.assessor.log
+        count = log.count() if log is not None else 0
+        return ServiceStatus(
+            ready=True, model_versions=self.assessor.model_versions, clock=self.clock.describe(),
+            features_max_age_days=self.cfg.features.max_online_age_days, decisions_logged=count,
+        )
+
+
+CreditService.add_asgi_middleware(
+    GuardMiddleware, max_request_bytes=_SERVING.max_request_bytes, max_concurrency=_SERVING.max_concurrency, console_path=_CONSOLE_PATH
+)
+# Adds our error responses to BentoML's generated OpenAPI document.
+CreditService.add_asgi_middleware(OpenApiErrors, responses=ERROR_RESPONSES)

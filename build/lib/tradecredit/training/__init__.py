@@ -1,0 +1,1 @@
+"""Training: out-of-time splits, tuned LightGBM, calibration, evaluation, MLflow registry, champion gate."""

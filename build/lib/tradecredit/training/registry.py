@@ -1,0 +1,160 @@
+"""MLflow: where runs, models and aliases live. SQLite in the workspace unless
+``TRADECREDIT_MLFLOW_TRACKING_URI`` names a server (MLflow's deprecated file store is never used).
+
+MLflow's own ``MLFLOW_TRACKING_URI`` is not read: ``mlflow.set_tracking_uri`` writes it into
+the process environment, so it cannot tell a user's server from the last workspace used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from tradecredit.config import BackendsConfig
+from tradecredit.training.model import CreditModel
+from tradecredit.workspace import Workspace
+
+TRACKING_URI_ENV = "TRADECREDIT_MLFLOW_TRACKING_URI"
+CHALLENGER, CHAMPION = "challenger", "champion"
+MODEL_ARTIFACT = "credit_model"
+# Loading the pyfunc needs these (and the tradecredit package itself, which defines the wrapper).
+PIP_PACKAGES = ("lightgbm", "numpy", "pandas", "polars", "pyarrow", "scikit-learn", "mlflow")
+
+
+class RegistryError(RuntimeError):
+    """No such model, version or alias; the message says which and what to run."""
+
+
+def tracking_uri(ws: Workspace, backends: BackendsConfig | None = None) -> str:
+    """``$TRADECREDIT_MLFLOW_TRACKING_URI``, else the profile's server, else the workspace's SQLite."""
+    env = os.environ.get(TRACKING_URI_ENV) or (backends.mlflow_tracking_uri if backends else None)
+    if env:
+        return env
+    ws.mlflow.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{ws.mlflow / 'mlflow.db'}"
+
+
+def artifact_root(ws: Workspace) -> str:
+    return (ws.mlflow / "artifacts").resolve().as_uri()
+
+
+def connect(ws: Workspace, backends: BackendsConfig | None = None) -> MlflowClient:
+    # MLflow narrates every step at INFO and draws download progress bars; commands print their own summary.
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow's own SQLAlchemy mappings use a loader SQLAlchemy 2 deprecates; nothing we can act on.
+    warnings.filterwarnings("ignore", message="The ``noload`` loader strategy is deprecated")
+    uri = tracking_uri(ws, backends)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(client: MlflowClient, name: str, ws: Workspace) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    # With a database backend the default artifact root is ./mlruns under whatever folder
+    # the command ran in: pin it to the workspace (a server keeps its own artifact root).
+    location = artifact_root(ws) if client.tracking_uri.startswith("sqlite:") else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+class CreditPyfunc(mlflow.pyfunc.PythonModel):
+    """The registry's portable wrapper: calibrated probability per input row."""
+
+    def load_context(self, context: Any) -> None:
+        self.model = CreditModel.load(Path(context.artifacts[MODEL_ARTIFACT]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return pd.DataFrame({"probability": self.model.predict(model_input)})
+
+
+def pyfunc_input(model: CreditModel, x: pd.DataFrame) -> pd.DataFrame:
+    """The pyfunc's input schema: numbers as float64 and text as strings (not categories)."""
+    out = x.copy()
+    for column in model.categories:
+        out[column] = out[column].astype(object).where(out[column].notna(), None)
+    return out
+
+
+@dataclass(frozen=True)
+class LoggedVersion:
+    name: str
+    version: str
+    run_id: str
+
+
+def log_model_version(model: CreditModel, example: pd.DataFrame, registered_model: str) -> LoggedVersion:
+    """Inside an active run: log the pyfunc with signature and input example, register a new version."""
+    example_input = pyfunc_input(model, example)
+    signature = infer_signature(example_input, pd.DataFrame({"probability": model.predict(example)}))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = model.save(Path(tmp) / MODEL_ARTIFACT)
+        with warnings.catch_warnings():
+            # MLflow warns that integer columns with missing values should be float: ours already are.
+            warnings.simplefilter("ignore", UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                # Models from code: the wrapper is stored as source, never as a pickle.
+                python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+                artifacts={MODEL_ARTIFACT: str(folder)},
+                signature=signature,
+                input_example=example_input,
+                pip_requirements=[f"{p}=={metadata.version(p)}" for p in PIP_PACKAGES],
+                registered_model_name=registered_model,
+            )
+    run = mlflow.active_run()
+    assert run is not None  # log_model above needs one
+    return LoggedVersion(registered_model, str(info.registered_model_version), run.info.run_id)
+
+
+def version_by(client: MlflowClient, registered_model: str, version: str | None, alias: str) -> ModelVersion:
+    """A version by number, else the one the alias points to."""
+    try:
+        if version is not None:
+            return client.get_model_version(registered_model, str(version))
+        return client.get_model_version_by_alias(registered_model, alias)
+    except MlflowException:
+        if version is not None:
+            raise RegistryError(f"model {registered_model} has no version {version}") from None
+        raise RegistryError(f"model {registered_model} has no '{alias}' version") from None
+
+
+def load_version(client: MlflowClient, registered_model: str, version: str) -> CreditModel:
+    """The native model of a registered version (the booster, not the pyfunc)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        # connect() set the tracking and registry URIs this resolves models:/ against.
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{registered_model}/{version}", dst_path=tmp)
+        return CreditModel.load(Path(local) / "artifacts" / MODEL_ARTIFACT)
+
+
+def run_dict(client: MlflowClient, run_id: str, artifact: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(run_id, artifact, tmp)
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,210 @@
+"""What a run leaves for people: plots (ROC, calibration, SHAP summary, grade table), the rate
+tables, and the model card."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import polars as pl  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from tradecredit.features.catalog import FEATURE_SERVICES, model_input_features  # noqa: E402
+from tradecredit.training.evaluate import Evaluation  # noqa: E402
+from tradecredit.training.model import CreditModel  # noqa: E402
+
+LABEL_DEFINITIONS = {
+    "default": (
+        "`default_12m` = 1 if the buyer has a credit event (insolvency, payment default, claim, write-off) or an "
+        "invoice {dpd} days past due within the 12 months after the as-of date (as_of, as_of + 365 days]."
+    ),
+    "late": "`late_30d` = 1 if the invoice is settled more than {late} days after its due date, or is still unsettled then.",
+}
+POPULATIONS = {
+    "default": (
+        "Every buyer on the first of each month, with its features as known that day. Excluded: buyers already "
+        "in default on the as-of date, and months whose 12-month window runs past the data."
+    ),
+    "late": (
+        "Every invoice, with the buyer's features as of the day before issue (what an order system knows when "
+        "the order arrives) and the order's own amount and terms. Excluded: invoices whose outcome is not yet known."
+    ),
+}
+LIMITS = {
+    "default": [
+        "A PD for the 12 months after the as-of date, for a buyer not already in default; not a lifetime PD and not a loss given default.",
+        "Trained on the portfolio's own history; a buyer unlike any seen (a new country or industry) gets missing-value behaviour, not a tested score.",
+        "Calibrated to the calibration months' default rate: a change in the economy shows first in monitoring's backtests.",
+        "Features older than the feature store's freshness limit make the score stale: the service flags them.",
+    ],
+    "late": [
+        "The probability that one invoice is paid more than 30 days late, for a buyer already in the ledger.",
+        "It is not a default model: slow payers that never default score high here.",
+        "Terms longer than the label horizon in the config were never seen in training.",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    folder: Path
+    plots: list[Path]
+    tables: list[Path]
+
+
+def write_plots(model: CreditModel, evaluation: Evaluation, explain_x: pd.DataFrame, folder: Path) -> ReportFiles:
+    folder.mkdir(parents=True, exist_ok=True)
+    e = evaluation
+    plots = [
+        _roc(e.label, e.prob, e.benchmark_prob, e.truth, folder / "roc.png"),
+        _calibration(evaluation.deciles, folder / "calibration.png"),
+        _shap_summary(model, explain_x, folder / "shap_summary.png"),
+    ]
+    tables = [folder / "decile_table.csv"]
+    evaluation.deciles.write_csv(tables[0])
+    if evaluation.grades is not None:
+        plots.append(_grade_plot(evaluation.grades, folder / "grade_table.png"))
+        tables.append(folder / "grade_table.csv")
+        evaluation.grades.write_csv(tables[-1])
+    return ReportFiles(folder, plots, tables)
+
+
+def _roc(label: np.ndarray, prob: np.ndarray, benchmark: np.ndarray, truth: np.ndarray | None, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    curves = [("model", prob, label), ("logistic benchmark", benchmark, label)]
+    if truth is not None and (~np.isnan(truth)).any():
+        known = ~np.isnan(truth)
+        curves.append(("oracle (simulator truth)", truth[known], label[known]))
+    for name, score, y in curves:
+        fpr, tpr, _ = roc_curve(y, score)
+        ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, out-of-time test, held-out buyers")
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _calibration(deciles: pl.DataFrame, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    predicted, observed = deciles["predicted_rate"].to_numpy(), deciles["observed_rate"].to_numpy()
+    low, high = deciles["jeffreys_low"].to_numpy(), deciles["jeffreys_high"].to_numpy()
+    ax.errorbar(predicted, observed, yerr=np.maximum(0, [observed - low, high - observed]), fmt="o", capsize=3, label="deciles (Jeffreys 95%)")
+    top = max(predicted.max(), high.max()) * 1.05
+    ax.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=0.8, label="perfect calibration")
+    ax.set(xlabel="mean predicted", ylabel="observed rate", title="Calibration by risk decile")
+    ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def _shap_summary(model: CreditModel, x: pd.DataFrame, path: Path) -> Path:
+    import shap
+
+    contributions = model.contributions(x)[:, :-1]
+    display = x.copy()
+    for column in model.categories:
+        display[column] = display[column].cat.codes.replace(-1, np.nan)
+    plt.figure()
+    shap.summary_plot(contributions, display, max_display=15, show=False, plot_size=(7, 6))
+    plt.title("SHAP contributions (log-odds), test rows")
+    plt.tight_layout()
+    plt.savefig(path, dpi=110)
+    plt.close("all")
+    return path
+
+
+def _grade_plot(grades: pl.DataFrame, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    g = grades["grade"].to_numpy()
+    ax.bar(g - 0.2, grades["predicted_rate"].to_numpy(), width=0.4, label="predicted PD")
+    observed = grades["observed_rate"].to_numpy()
+    # With no events the Jeffreys interval sits above 0: the bar is 0, the whisker starts above it.
+    err = np.maximum(0, [observed - grades["jeffreys_low"].to_numpy(), grades["jeffreys_high"].to_numpy() - observed])
+    ax.bar(g + 0.2, observed, width=0.4, yerr=err, capsize=2, label="observed (Jeffreys 95%)")
+    ax.set_yscale("log")
+    ax.set(xlabel="grade (1 best)", ylabel="12-month default rate", title="Predicted against observed by grade")
+    ax.set_xticks(g)
+    ax.legend()
+    return _save(fig, path)
+
+
+def _table(frame: pl.DataFrame, columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in frame.select(columns).iter_rows():
+        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def model_card(
+    *, model: CreditModel, version: str | None, split: str, slice_rows: dict[str, int], excluded: dict[str, int],
+    evaluation: Evaluation, calibration: dict[str, object], explain: dict[str, float], tuning: dict[str, object],
+    label_params: dict[str, int], config_sha256: str, data_fingerprint: str,
+) -> str:
+    """A Markdown model card: what the model predicts, for whom, from what, how well, and where not to use it."""
+    m, b = evaluation.metrics, evaluation.benchmark
+    service = FEATURE_SERVICES[model.name][0]
+    features = model_input_features(model.name)
+    constrained = ", ".join(f"`{f}` ({'+' if d > 0 else '-'})" for f, d in model.monotone.items())
+    lines = [
+        f"# Model card: {model.name} ({model.label})" + (f", version {version}" if version else ""),
+        "",
+        "## Label",
+        LABEL_DEFINITIONS[model.name].format(dpd=label_params["default_days_past_due"], late=label_params["late_days"]),
+        "",
+        "## Population and exclusions",
+        POPULATIONS[model.name],
+        "",
+        "Rows by slice: " + ", ".join(f"{k} {v:,}" for k, v in slice_rows.items()) + ".",
+        "Excluded: " + (", ".join(f"{k} {v:,}" for k, v in excluded.items()) or "none") + ".",
+        "",
+        "## Split (out of time, held-out buyers)",
+        split,
+        "",
+        "## Features",
+        f"{len(features)} features from the Feast feature service `{service}`"
+        + (" plus the order's own four" if model.name == "late" else "")
+        + f". Monotone constraints (+: never lowers risk, -: never raises it): {constrained}.",
+        "",
+        "## Model",
+        f"LightGBM, {explain['trees']:.0f} trees, {explain['leaves']:.0f} leaves in all; tuned with Optuna TPE "
+        f"({tuning['trials_completed']} trials completed, {tuning['trials_pruned']} pruned). "
+        f"Calibration: {calibration['method']} (out-of-fold log loss {calibration['cv_log_loss']}). "
+        f"Scoring one row takes {explain['score_ms_per_row']:.3f} ms and explaining it (TreeSHAP) "
+        f"{explain['explain_ms_per_row']:.3f} ms on this machine.",
+        "",
+        "## Performance on the test slice (held-out buyers)",
+        "| metric | model | logistic benchmark |",
+        "|---|---|---|",
+        *[f"| {k} | {m[k]:.4f} | {b[k]:.4f} |" for k in ("auc", "gini", "ks", "brier", "log_loss", "ece", "pr_auc")],
+        "",
+        f"AUC against the benchmark: {m['auc'] - b['auc']:+.4f}. Rows {m['rows']:.0f}, events {m['positives']:.0f} "
+        f"(observed rate {m['observed_rate']:.4f}, mean predicted {m['mean_predicted']:.4f})."
+        + (f" On test rows of buyers it trained on, AUC is {evaluation.seen_buyers_auc:.4f}." if evaluation.seen_buyers_auc else ""),
+    ]
+    if evaluation.oracle:
+        o = evaluation.oracle
+        lines += [
+            "",
+            f"Against the simulator's truth on the {o['rows']:.0f} test rows that have one: oracle AUC {o['auc']:.4f}, "
+            f"model AUC {o['model_auc_same_rows']:.4f} (ratio {o['auc_ratio']:.3f}); oracle ECE {o['ece']:.4f}, "
+            f"model ECE {o['model_ece_same_rows']:.4f}.",
+        ]
+    lines += ["", "### By risk decile", _table(evaluation.deciles, ["decile", "rows", "events", "predicted_rate", "observed_rate", "jeffreys_low", "jeffreys_high", "jeffreys_p_underestimate"])]
+    if evaluation.grades is not None:
+        lines += ["", "### By grade", _table(evaluation.grades, ["grade", "rows", "events", "predicted_rate", "observed_rate", "jeffreys_low", "jeffreys_high", "jeffreys_p_underestimate"])]
+    lines += ["", "## Limits of use", *[f"- {item}" for item in LIMITS[model.name]], "",
+              f"Config SHA-256 `{config_sha256}`; training data fingerprint `{data_fingerprint}`.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""Out-of-time train / calibration / test slices with a label-horizon gap, and held-out buyers.
+
+Counted back from the last date whose label is complete (data end minus the label horizon):
+
+    [ train ..................... ][ calibration ]<-- gap_days -->[ test ]
+      trained-on buyers only        held-out buyers               all buyers; the headline
+                                                                  metrics use held-out ones
+
+No calibration row's label window reaches into the test months, and training ends before
+calibration, so neither the model nor its calibrator has seen an outcome from the test period.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+
+import polars as pl
+
+from tradecredit.config import SplitConfig
+
+SLICE = "slice"
+HOLDOUT = "holdout_buyer"
+TRAIN, CALIBRATION, TEST, UNUSED = "train", "calibration", "test", "unused"
+
+
+class SplitError(ValueError):
+    """The data is too short for the configured slices, or a row cannot be placed."""
+
+
+def _add_months(first_of_month: date, months: int) -> date:
+    index = first_of_month.year * 12 + first_of_month.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    date_column: str
+    data_start: date
+    train_end: date  # exclusive: the first calibration day
+    calibration_start: date
+    calibration_end: date  # inclusive
+    test_start: date
+    test_end: date  # inclusive: the last date whose label is complete
+    gap_days: int
+    label_horizon_days: int
+    holdout_buyer_share: float
+    holdout_salt: str
+
+    def as_dict(self) -> dict[str, str | int | float]:
+        return {k: v.isoformat() if isinstance(v, date) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, object]) -> SplitPlan:
+        fields = {k: date.fromisoformat(str(v)) if k.endswith(("_start", "_end")) else v for k, v in raw.items()}
+        return cls(**fields)  # type: ignore[arg-type]
+
+    def describe(self) -> str:
+        return (
+            f"train {self.data_start} .. {self.train_end - timedelta(days=1)} (trained-on buyers); "
+            f"calibration {self.calibration_start} .. {self.calibration_end} (held-out buyers); "
+            f"gap {self.gap_days} days; test {self.test_start} .. {self.test_end} "
+            f"(held-out buyers for the headline, {self.holdout_buyer_share:.0%} of buyers)"
+        )
+
+
+def plan_split(dates: pl.Series, data_end: date, cfg: SplitConfig, date_column: str) -> SplitPlan:
+    """Place the slices on the dates present; an error if the history is too short."""
+    if dates.is_empty():
+        raise SplitError("the training set has no rows")
+    data_start, last = dates.min(), dates.max()
+    test_end = min(last, data_end - timedelta(days=cfg.label_horizon_days))
+    test_start = _add_months(test_end.replace(day=1), -(cfg.test_months - 1))
+    calibration_end = test_start - timedelta(days=cfg.gap_days)
+    calibration_start = _add_months(calibration_end.replace(day=1), -(cfg.calibration_months - 1))
+    if calibration_start <= data_start:
+        needed = cfg.test_months + cfg.calibration_months + cfg.gap_days // 30 + 1
+        raise SplitError(
+            f"not enough history for the split: rows from {data_start} to {last}, but {cfg.test_months} test months, "
+            f"a {cfg.gap_days}-day gap and {cfg.calibration_months} calibration months leave no training months "
+            f"(need about {needed} months of labelled dates)"
+        )
+    return SplitPlan(
+        date_column=date_column,
+        data_start=data_start,
+        train_end=calibration_start,
+        calibration_start=calibration_start,
+        calibration_end=calibration_end,
+        test_start=test_start,
+        test_end=test_end,
+        gap_days=cfg.gap_days,
+        label_horizon_days=cfg.label_horizon_days,
+        holdout_buyer_share=cfg.holdout_buyer_share,
+        holdout_salt=cfg.holdout_salt,
+    )
+
+
+def holdout_buyers(buyer_ids: pl.Series, share: float, salt: str) -> pl.Series:
+    """Whether each buyer is held out: a salted SHA-256 of its id, stable across runs and machines."""
+    unique = buyer_ids.unique().to_list()
+    chosen = {
+        b: int.from_bytes(hashlib.sha256(f"{salt}:{b}".encode()).digest()[:8], "big") / 2**64 < share for b in unique
+    }
+    return buyer_ids.replace_strict(chosen, return_dtype=pl.Boolean)
+
+
+def assign_slices(frame: pl.DataFrame, plan: SplitPlan) -> pl.DataFrame:
+    """Add ``holdout_buyer`` and ``slice`` (train, calibration, test, unused) to each row."""
+    day = pl.col(plan.date_column)
+    if frame.schema[plan.date_column] != pl.Date:
+        day = day.dt.date()
+    held = holdout_buyers(frame["buyer_id"], plan.holdout_buyer_share, plan.holdout_salt)
+    return frame.with_columns(held.alias(HOLDOUT)).with_columns(
+        pl.when((day < plan.train_end) & ~pl.col(HOLDOUT))
+        .then(pl.lit(TRAIN))
+        .when(day.is_between(plan.calibration_start, plan.calibration_end) & pl.col(HOLDOUT))
+        .then(pl.lit(CALIBRATION))
+        .when(day.is_between(plan.test_start, plan.test_end))
+        .then(pl.lit(TEST))
+        .otherwise(pl.lit(UNUSED))
+        .alias(SLICE)
+    )

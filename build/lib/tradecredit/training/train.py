@@ -1,0 +1,384 @@
+"""``train(training_set, ...) -> TrainedModel``: out-of-time split, Optuna-tuned LightGBM with
+monotone constraints, calibration on its own slice, and the out-of-time evaluation."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import lightgbm as lgb
+import numpy as np
+import optuna
+import pandas as pd
+import polars as pl
+from optuna.trial import FrozenTrial
+from optuna_integration import LightGBMPruningCallback
+from sklearn.metrics import log_loss
+from sklearn.pipeline import Pipeline
+
+from tradecredit.config import DaskConfig, LightGbmConfig, ModelTrainingConfig, PolicyConfig, TuningConfig
+from tradecredit.features.catalog import model_input_features
+from tradecredit.training.checks import ExplainCost, explain_cost
+from tradecredit.training.distributed import fit_booster_dask
+from tradecredit.training.shared_tuning import SHARED_REPORT_INTERVAL, SharedStudy, best_trial, run_worker, settle, trial_counts
+from tradecredit.training.evaluate import Evaluation, benchmark_predict, evaluate_predictions, fit_benchmark
+from tradecredit.training.model import CalibrationChoice, CreditModel, choose_calibrator, model_matrix
+from tradecredit.training.splits import CALIBRATION, HOLDOUT, SLICE, TEST, TRAIN, SplitPlan, assign_slices, plan_split
+
+# What each model's label is and which column places a row in time.
+LABELS = {"default": "default_12m", "late": "late_30d"}
+DATE_COLUMNS = {"default": "as_of_ts", "late": "issued_on"}
+VALID_NAME = "calibration"
+
+
+class TrainingError(ValueError):
+    """The training set cannot train this model (missing columns, too short, one class)."""
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    plan: SplitPlan
+    frame: pl.DataFrame  # the training set with ``holdout_buyer`` and ``slice``
+    features: tuple[str, ...]
+    categories: dict[str, list[str]]
+    fingerprint: str
+    excluded: dict[str, int]
+
+    def rows(self, slice_name: str, holdout: bool | None = None) -> pl.DataFrame:
+        mask = pl.col(SLICE) == slice_name
+        if holdout is not None:
+            mask &= pl.col(HOLDOUT) == holdout
+        return self.frame.filter(mask)
+
+
+def fingerprint(frame: pl.DataFrame) -> str:
+    """SHA-256 over the rows' hashes and the schema: the same training set gives the same
+    fingerprint with the pinned polars (row hashes are not promised stable across versions)."""
+    digest = hashlib.sha256(str(frame.schema).encode())
+    digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def prepare(training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTrainingConfig, late_days: int) -> PreparedData:
+    label = LABELS[model]
+    features = tuple(f.name for f in model_input_features(model))
+    needed = ["buyer_id", DATE_COLUMNS[model], label, *features]
+    missing = [c for c in needed if c not in training_set.columns]
+    if missing:
+        raise TrainingError(f"the {model} training set lacks columns: {', '.join(missing)}")
+    if training_set[label].null_count():
+        raise TrainingError(f"the {model} training set has {training_set[label].null_count()} rows without a label")
+    if model == "late":
+        longest = int(training_set["order_terms_days"].max()) + late_days
+        if longest > cfg.split.label_horizon_days:
+            raise TrainingError(
+                f"late.split.label_horizon_days is {cfg.split.label_horizon_days}, but terms of "
+                f"{longest - late_days} days make late_{late_days}d known only {longest} days after issue: raise it"
+            )
+    day = pl.col(DATE_COLUMNS[model])
+    if training_set.schema[DATE_COLUMNS[model]] != pl.Date:
+        day = day.dt.date()
+    dates = training_set.select(day.alias("d"))["d"]
+    plan = plan_split(dates, data_end, cfg.split, DATE_COLUMNS[model])
+    frame = assign_slices(training_set, plan)
+    incomplete = int((dates > plan.test_end).sum())
+    text = [f.name for f in model_input_features(model) if f.dtype == "string"]
+    train_rows = frame.filter(pl.col(SLICE) == TRAIN)
+    categories = {c: sorted(train_rows[c].drop_nulls().unique().to_list()) for c in text}
+    for name in (TRAIN, CALIBRATION, TEST):
+        part = frame.filter(pl.col(SLICE) == name)[label]
+        if part.is_empty() or part.min() == part.max():
+            raise TrainingError(f"the {name} slice of the {model} training set has {part.len()} rows and only one outcome class")
+    return PreparedData(plan, frame, features, categories, fingerprint(training_set),
+                        {"label_incomplete_after_test_end": incomplete})
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    params: dict[str, float | int]
+    rounds: int
+    best_validation_log_loss: float
+    trials_completed: int
+    trials_pruned: int
+    seconds: float
+    trials_failed: int = 0
+
+
+def _base_params(lightgbm_cfg: LightGbmConfig, monotone: list[int]) -> dict[str, object]:
+    return {
+        "objective": "binary",
+        # Tuning and early stopping use log loss, a smooth proper score: with a few hundred
+        # validation defaults, AUC's noise picked worse models (see the README).
+        "metric": "binary_logloss",
+        "verbosity": -1,
+        # Determinism: LightGBM's multithreaded histogram building is not reproducible unless told.
+        "deterministic": True,
+        "force_row_wise": True,
+        "seed": lightgbm_cfg.seed,
+        "num_threads": lightgbm_cfg.num_threads,
+        "monotone_constraints": monotone,
+        # "basic" constrains every split, so the sweep can demand exact monotonicity.
+        "monotone_constraints_method": "basic",
+    }
+
+
+def _rounds_cap(tuning: TuningConfig, num_leaves: int, max_depth: int) -> int:
+    # TreeSHAP's per-row cost grows with trees x leaves x depth^2: cap trees so every candidate
+    # explains within the service's budget.
+    return max(10, min(tuning.max_rounds, tuning.max_treeshap_cost // (num_leaves * max_depth**2)))
+
+
+def trial_objective(
+    train_set: lgb.Dataset, valid_set: lgb.Dataset, tuning: TuningConfig, base: dict[str, object], report_interval: int = 1
+) -> Callable[[optuna.Trial], float]:
+    """One trial: parameters drawn from the space, a booster early-stopped and pruned on the
+    calibration slice's log loss (held-out buyers, later months)."""
+    space = tuning.search_space
+
+    def objective(trial: optuna.Trial) -> float:
+        max_depth = trial.suggest_int("max_depth", *space.max_depth)
+        # More leaves than a depth allows would be wasted: keep the pair consistent.
+        num_leaves = trial.suggest_int("num_leaves", space.num_leaves[0], min(space.num_leaves[1], max(space.num_leaves[0], 2**max_depth)))
+        params = base | {
+            "max_depth": max_depth,
+            "num_leaves": num_leaves,
+            "learning_rate": trial.suggest_float("learning_rate", *space.learning_rate, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", *space.min_child_samples, log=True),
+            "lambda_l2": trial.suggest_float("lambda_l2", *space.lambda_l2, log=True),
+            "feature_fraction": trial.suggest_float("feature_fraction", *space.feature_fraction),
+            "bagging_fraction": trial.suggest_float("bagging_fraction", *space.bagging_fraction),
+            "bagging_freq": 1,
+        }
+        booster = lgb.train(
+            params,
+            train_set,
+            num_boost_round=_rounds_cap(tuning, num_leaves, max_depth),
+            valid_sets=[valid_set],
+            valid_names=[VALID_NAME],
+            callbacks=[
+                lgb.early_stopping(tuning.early_stopping_rounds, verbose=False),
+                LightGBMPruningCallback(trial, "binary_logloss", valid_name=VALID_NAME, report_interval=report_interval),
+            ],
+        )
+        trial.set_user_attr("rounds", booster.best_iteration or booster.current_iteration())
+        return float(booster.best_score[VALID_NAME]["binary_logloss"])
+
+    # lgb.train re-applies each trial's parameters to the validation set built on the training
+    # set's bins and says so every time; the bins are what we want shared.
+    warnings.filterwarnings("ignore", message="Overriding the parameters from Reference Dataset")
+    return objective
+
+
+def tune(
+    train_set: lgb.Dataset,
+    valid_set: lgb.Dataset,
+    tuning: TuningConfig,
+    base: dict[str, object],
+    shared: SharedStudy | None = None,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+) -> TuningResult:
+    """TPE over the configured space. In memory in this process, or, with ``shared``, as one
+    worker of a study in a database that other workers (processes, machines) tune at once."""
+    started = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if shared is not None:
+        threads = {"num_threads": shared.threads} if shared.threads else {}
+        objective = trial_objective(train_set, valid_set, tuning, base | threads, SHARED_REPORT_INTERVAL)
+        study = shared.open(tuning)
+        run_worker(study, objective, tuning, callbacks)
+        # Other workers' last trials count too: wait for them (or for a dead worker's to fail).
+        settle(study, shared.grace_seconds)
+        return tuning_result(study, best_trial(study), started)
+    objective = trial_objective(train_set, valid_set, tuning, base)
+    study = optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=tuning.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
+    )
+    # TPE samples at random until it has 10 trials; with a budget of a dozen, a known-good first
+    # trial keeps the search from ending on a random draw.
+    study.enqueue_trial(tuning.first_trial.model_dump())
+    study.optimize(objective, n_trials=tuning.trials, timeout=tuning.timeout_seconds, callbacks=list(callbacks))
+    return tuning_result(study, study.best_trial, started)
+
+
+def tuning_result(study: optuna.Study, best: FrozenTrial, started: float) -> TuningResult:
+    counts = trial_counts(study)
+    return TuningResult(
+        params=dict(best.params),
+        rounds=int(best.user_attrs["rounds"]),
+        best_validation_log_loss=float(best.value),
+        trials_completed=counts["complete"],
+        trials_pruned=counts["pruned"],
+        seconds=time.perf_counter() - started,
+        trials_failed=counts["fail"],
+    )
+
+
+def training_rows(train_slice: pl.DataFrame, model: str, cfg: ModelTrainingConfig, seed: int) -> pl.DataFrame:
+    """The train slice, or its seeded sample when ``max_train_rows`` caps it; evaluation refits
+    the benchmark on exactly these rows."""
+    if cfg.max_train_rows and train_slice.height > cfg.max_train_rows:
+        # Sorted after sampling: the same rows in the same order give the same model anywhere.
+        return train_slice.sample(cfg.max_train_rows, seed=seed).sort(DATE_COLUMNS[model], "buyer_id", maintain_order=True)
+    return train_slice
+
+
+def final_params(tuned: dict[str, float | int], base: dict[str, object]) -> dict[str, object]:
+    return base | tuned | {"bagging_freq": 1}
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model: CreditModel
+    data: PreparedData
+    tuning: TuningResult
+    params: dict[str, object]
+    calibration: CalibrationChoice
+    calibration_log_loss: dict[str, float]  # raw and calibrated, on the calibration slice
+    evaluation: Evaluation
+    benchmark: Pipeline  # the logistic regression the model is compared with
+    explain: ExplainCost
+    slice_rows: dict[str, int]
+    seconds: float
+    fit: FitInfo
+
+
+@dataclass(frozen=True)
+class FitInfo:
+    """Where the final booster was fitted and how long it took."""
+
+    engine: str  # local or dask
+    workers: int
+    scheduler: str
+    seconds: float
+
+
+def fit_booster(params: dict[str, object], x: pd.DataFrame, y: np.ndarray, rounds: int) -> lgb.Booster:
+    return lgb.train(params, lgb.Dataset(x, y, free_raw_data=False), num_boost_round=rounds)
+
+
+@dataclass(frozen=True)
+class TuningInputs:
+    """What tuning needs, built the same way by ``train`` and by each ``tune`` worker."""
+
+    data: PreparedData
+    base: dict[str, object]
+    train_rows: pl.DataFrame
+    cal_rows: pl.DataFrame
+    x_train: pd.DataFrame
+    y_train: np.ndarray
+    x_cal: pd.DataFrame
+    y_cal: np.ndarray
+    train_set: lgb.Dataset
+    valid_set: lgb.Dataset
+
+
+def tuning_inputs(
+    training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTrainingConfig, lightgbm_cfg: LightGbmConfig, late_days: int
+) -> TuningInputs:
+    label = LABELS[model]
+    data = prepare(training_set, model, data_end, cfg, late_days)
+    base = _base_params(lightgbm_cfg, [cfg.monotone.get(f, 0) for f in data.features])
+    train_rows, cal_rows = training_rows(data.rows(TRAIN), model, cfg, lightgbm_cfg.seed), data.rows(CALIBRATION)
+    x_train, y_train = model_matrix(train_rows, data.features, data.categories, model), train_rows[label].to_numpy()
+    x_cal, y_cal = model_matrix(cal_rows, data.features, data.categories, model), cal_rows[label].to_numpy()
+    # Trials vary min_child_samples; a Dataset pre-filtered for one value would refuse smaller ones.
+    train_set = lgb.Dataset(x_train, y_train, params={"feature_pre_filter": False}, free_raw_data=False)
+    valid_set = lgb.Dataset(x_cal, y_cal, reference=train_set, free_raw_data=False)
+    return TuningInputs(data, base, train_rows, cal_rows, x_train, y_train, x_cal, y_cal, train_set, valid_set)
+
+
+def train(
+    training_set: pl.DataFrame,
+    model: str,
+    data_end: date,
+    cfg: ModelTrainingConfig,
+    lightgbm_cfg: LightGbmConfig,
+    policy: PolicyConfig,
+    late_days: int,
+    truth: pl.DataFrame | None = None,
+    shared: SharedStudy | None = None,
+    dask: DaskConfig | None = None,
+    tuning_callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+) -> TrainedModel:
+    """Split, tune, fit, calibrate and evaluate one model. ``truth``: the simulator's true
+    probability per row (``buyer_id, as_of_ts, truth`` or ``invoice_id, truth``), if known.
+    ``shared``: tune as one worker of a study in a database; ``dask``: fit the final booster
+    with LightGBM's Dask estimator on that cluster (everything else is the same)."""
+    started = time.perf_counter()
+    inputs = tuning_inputs(training_set, model, data_end, cfg, lightgbm_cfg, late_days)
+    data, base, train_rows, cal_rows = inputs.data, inputs.base, inputs.train_rows, inputs.cal_rows
+    x_train, y_train, x_cal, y_cal = inputs.x_train, inputs.y_train, inputs.x_cal, inputs.y_cal
+    label = LABELS[model]
+    tuning = tune(inputs.train_set, inputs.valid_set, cfg.tuning, base, shared, tuning_callbacks)
+    params = final_params(tuning.params, base)
+    fit_started = time.perf_counter()
+    if dask is None:
+        booster, fit = fit_booster(params, x_train, y_train, tuning.rounds), None
+    else:
+        fit = fit_booster_dask(params, x_train, y_train, tuning.rounds, dask)
+        booster = fit.booster
+    fit_info = FitInfo("dask" if fit else "local", fit.workers if fit else 1, fit.scheduler if fit else "in process",
+                       time.perf_counter() - fit_started)
+
+    raw_cal = booster.predict(x_cal, raw_score=True)
+    choice = choose_calibrator(raw_cal, y_cal, cal_rows["buyer_id"].to_numpy(), cfg.calibration_folds)
+    cal_loss = {
+        "raw": float(log_loss(y_cal, 1 / (1 + np.exp(-raw_cal)), labels=[0, 1])),
+        "calibrated": float(log_loss(y_cal, choice.calibrator(raw_cal), labels=[0, 1])),
+    }
+    trained = CreditModel(model, label, booster, data.features, data.categories, choice.calibrator, dict(cfg.monotone))
+
+    benchmark = fit_benchmark(x_train, y_train, lightgbm_cfg.seed)
+    evaluation = evaluate_slices(trained, data.frame, benchmark, truth, cfg, policy)
+    test_rows = data.rows(TEST, holdout=True)
+    cost = explain_cost(trained, trained.matrix(test_rows.head(200)))
+    slice_rows = {
+        "train": train_rows.height,
+        "train_available": data.rows(TRAIN).height,
+        "calibration": cal_rows.height,
+        "test_heldout_buyers": test_rows.height,
+        "test_seen_buyers": data.rows(TEST, holdout=False).height,
+        "unused": data.rows("unused").height,
+    }
+    return TrainedModel(trained, data, tuning, params, choice, cal_loss, evaluation, benchmark, cost, slice_rows,
+                        time.perf_counter() - started, fit_info)
+
+
+def truth_column(rows: pl.DataFrame, truth: pl.DataFrame | None) -> np.ndarray | None:
+    """The simulator's true probability for each row (NaN where the truth has none)."""
+    if truth is None:
+        return None
+    keys = [c for c in truth.columns if c != "truth"]
+    joined = rows.select(keys).join(truth, on=keys, how="left", maintain_order="left")
+    return joined["truth"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+
+
+def evaluate_slices(
+    model: CreditModel,
+    sliced: pl.DataFrame,
+    benchmark: Pipeline,
+    truth: pl.DataFrame | None,
+    cfg: ModelTrainingConfig,
+    policy: PolicyConfig,
+) -> Evaluation:
+    """The model and the benchmark on the test slice's held-out buyers of a frame carrying
+    ``slice`` and ``holdout_buyer``; the test rows of seen buyers beside."""
+    test = sliced.filter(pl.col(SLICE) == TEST)
+    heldout, seen = test.filter(pl.col(HOLDOUT)), test.filter(~pl.col(HOLDOUT))
+    x = model.matrix(heldout)
+    return evaluate_predictions(
+        label=heldout[model.label].to_numpy().astype(int),
+        prob=model.calibrator(model.raw_score(x)),
+        benchmark_prob=benchmark_predict(benchmark, x),
+        truth=truth_column(heldout, truth),
+        ece_bins=cfg.ece_bins,
+        policy=policy if model.name == "default" else None,
+        seen_label=seen[model.label].to_numpy().astype(int),
+        seen_prob=model.predict(seen) if seen.height else None,
+    )
