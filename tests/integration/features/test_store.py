@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
+from tests.conftest import REPO
 from tests.integration.features.conftest import build_into
 from tests.oracles.features_oracle import mismatches
-from tradecredit.config import SnapshotConfig
+from tradecredit.config import SnapshotConfig, load_config
 from tradecredit.features.build import calendar_dates
-from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, features_of_model
+from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, VIEWS, features_of_model
+from tradecredit.features.paths import FeaturePaths
 from tradecredit.features.labels import default_dates, label_default_12m, label_late
 from tradecredit.features.store import REDIS_URL_ENV, apply_repo, historical_features, materialize, online_features, scalar_columns
 from tradecredit.features.training_sets import default_training_set, late_training_set
@@ -24,8 +26,8 @@ def monthly_built(small_portfolio, config, tmp_path_factory):
     return build_into(tmp_path_factory.mktemp("monthly"), loaded, config, config.features)
 
 
-def _parity(built, features_cfg, model):
-    store = apply_repo(built.paths, features_cfg)
+def _parity(built, features_cfg, model, backends=None):
+    store = apply_repo(built.paths, features_cfg, backends)
     materialize(store, built.data_end, features_cfg)
     buyers = built.tables["buyers"]["buyer_id"].to_list()
     online = online_features(store, model, buyers, features_cfg, read_at=datetime.combine(built.data_end, datetime.min.time(), UTC))
@@ -63,6 +65,26 @@ def test_online_equals_offline_on_a_real_redis(monthly_built, config, redis_url,
     import redis
 
     host, port = redis_url.split(":")
+    assert redis.Redis(host=host, port=int(port)).dbsize() > 0, "features must really be in Redis"
+
+
+def test_online_equals_offline_in_the_production_profile(monthly_built, production_servers, monkeypatch, tmp_path):
+    """The production profile's own file: Feast's SQL registry on a real PostgreSQL and the
+    online store on a real Redis; online answers equal point-in-time offline ones."""
+    for name, value in production_servers.environment().items():
+        monkeypatch.setenv(name, value)
+    production = load_config(REPO / "configs", "production")
+    assert production.features.online_store == "redis" and production.backends.feast_registry.startswith("postgresql+psycopg://")
+    features_cfg = production.features.model_copy(update={"project": "tc_parity_production"})
+    paths = FeaturePaths(monthly_built.paths.offline_dir, tmp_path / "feature_repo")
+    built = type(monthly_built)(monthly_built.tables, monthly_built.data_start, monthly_built.data_end, paths, features_cfg)
+    for model in FEATURE_SERVICES:
+        store, _ = _parity(built, features_cfg, model, production.backends)
+    assert type(store.registry).__name__ == "SqlRegistry" and not (tmp_path / "feature_repo" / "registry.db").exists()
+    assert store.list_feature_views() and {v.name for v in store.list_feature_views()} == {v.name for v in VIEWS}
+    import redis
+
+    host, port = production.backends.redis_address.split(":")
     assert redis.Redis(host=host, port=int(port)).dbsize() > 0, "features must really be in Redis"
 
 

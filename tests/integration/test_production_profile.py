@@ -1,0 +1,129 @@
+"""The whole pipeline in the production profile, through the installed program, against real
+servers: Feast's SQL registry in PostgreSQL and its online store in Redis, MLflow tracking and
+registry behind `mlflow server` on PostgreSQL, tuning on an Optuna study in PostgreSQL with two
+workers, the final fit on a Dask LocalCluster; then the Bento `tradecredit package` builds,
+served with its pinned model versions. Nothing may fall back to the workspace's SQLite files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import psycopg
+import pytest
+import redis
+import yaml
+from mlflow import MlflowClient
+
+from tests.integration.conftest import TRADECREDIT, production_config_dir, production_env, run
+from tradecredit.local_servers import PG_USER
+from tradecredit.serving.process import RunningServer, free_port, wait_ready
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_pipeline_runs_in_the_production_profile(tmp_path, production_servers):
+    configs = production_config_dir(tmp_path / "configs", trials=4)
+    env = production_env(production_servers, configs) | {"BENTOML_HOME": str(tmp_path / "bentoml")}
+    ws = tmp_path / "ws"
+
+    def ok(*args: str, timeout: int = 400) -> subprocess.CompletedProcess[str]:
+        done = run("--workspace", str(ws), *args, env=env, timeout=timeout)
+        assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        assert "database is locked" not in done.stderr
+        return done
+
+    ok("simulate", "--out", str(ws / "simulated"), "--buyers", "400", "--months", "40")
+    ok("load", str(ws / "simulated" / "ledger"), "--strict")
+    ok("features", "build")
+    ok("features", "apply")
+    assert "into the redis online store" in ok("features", "materialize").stdout
+    # The two models' chains are independent: run them side by side, as a scheduler would.
+    def chain(model: str) -> subprocess.Popen[str]:
+        script = " && ".join(
+            f"{TRADECREDIT} --workspace {ws} {step}" for step in (f"features training-set {model}", f"train {model}", f"promote {model}")
+        )
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECREDIT_")} | env
+        return subprocess.Popen(["bash", "-c", script], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    chains = {model: chain(model) for model in ("default", "late")}
+    summaries = {}
+    for model, process in chains.items():
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, f"{model}: {out[-2000:]}\n{err[-3000:]}"
+        assert "fitted on Dask (2 workers)" in out and "database is locked" not in err
+        summaries[model] = json.loads((ws / "models" / model / "train_summary.json").read_text())
+
+    # Feast: the registry is rows in PostgreSQL, the online features are keys in Redis.
+    assert not (ws / "feature_repo" / "registry.db").exists() and not (ws / "feature_repo" / "online_store.db").exists()
+    host, port = production_servers.postgres.address.split(":")
+    with psycopg.connect(host=host, port=int(port), user=PG_USER, dbname="feast") as con:
+        views = {row[0] for row in con.execute("SELECT feature_view_name FROM feature_views WHERE project_id = 'tradecredit'")}
+    assert views == {"payment_behaviour", "registry_signals", "firmographics", "financials"}
+    redis_host, redis_port = production_servers.redis.address.split(":")
+    assert redis.Redis(host=redis_host, port=int(redis_port)).dbsize() >= 400
+
+    # MLflow: runs and registry on the server, none in the workspace's SQLite.
+    assert not (ws / "mlflow" / "mlflow.db").exists()
+    client = MlflowClient(tracking_uri=production_servers.mlflow.address, registry_uri=production_servers.mlflow.address)
+    for model, summary in summaries.items():
+        assert summary["tracking_uri"] == production_servers.mlflow.address
+        assert summary["training_engine"]["engine"] == "dask" and summary["training_engine"]["workers"] == 2
+        champion = client.get_model_version_by_alias(summary["registered_model"], "champion")
+        assert champion.version == summary["version"]
+        assert client.get_run(summary["run_id"]).data.tags["training_engine"] == "dask"
+        # Optuna: the study is in PostgreSQL and holds the configured trials, each also an MLflow run.
+        study = optuna.load_study(study_name=summary["optuna_study"], storage=production_servers.environment()["TRADECREDIT_OPTUNA_URL"])
+        finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+        assert len(finished) >= 4
+        tuning = client.get_experiment_by_name(f"{summary['registered_model']}-tuning")
+        logged = client.search_runs([tuning.experiment_id], filter_string=f"tags.optuna_study = '{summary['optuna_study']}'")
+        assert len(logged) == len(finished)
+
+    # The Bento: pinned to the champions, with the profile, configs and locked requirements.
+    packaged = ok("package")
+    tag = packaged.stdout.split("Built Bento ")[1].split(",")[0]
+    name, version = tag.split(":")
+    bento = tmp_path / "bentoml" / "bentos" / name / version
+    manifest = yaml.safe_load((bento / "bento.yaml").read_text())
+    pinned = json.loads((bento / "src" / "pinned_models.json").read_text())
+    for model, summary in summaries.items():
+        assert pinned[model] == {"registered_model": summary["registered_model"], "version": summary["version"]}
+        assert manifest["labels"][f"model_{model}"] == f"{summary['registered_model']}:{summary['version']}"
+    bento_env = {e["name"]: e["value"] for e in manifest["envs"]}
+    assert bento_env["TRADECREDIT_PROFILE"] == "production"
+    assert (bento / "src" / "configs" / "profiles" / "production.yaml").exists()
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text()
+    assert "lightgbm==4.7.0" in requirements and "bentoml==" in requirements
+    assert list((bento / "env" / "python" / "wheels").glob("tradecredit-*.whl"))
+
+    # Served as the container would run it (its working folder is the Bento's src): the pinned
+    # versions, features from Redis, the registry from the MLflow server.
+    serve_env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECREDIT_")} | env | {
+        key: str(bento / "src" / value) if key in ("TRADECREDIT_CONFIG_DIR", "TRADECREDIT_PINNED_MODELS") else value
+        for key, value in bento_env.items()
+    } | {"TRADECREDIT_WORKSPACE": str(ws), "TRADECREDIT_SERVE_AS_OF": json.loads((ws / "features" / "build_summary.json").read_text())["as_of_end"]}
+    port = free_port()
+    log = tmp_path / "bento-serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("bentoml")), "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
+            env=serve_env, stdout=out, stderr=subprocess.STDOUT, cwd=bento / "src", start_new_session=True,
+        )
+    server = RunningServer(process, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_ready(server, 180)
+        status, body = server.post("/status", {})
+        assert status == 200, body
+        assert body["model_versions"] == {s["registered_model"]: s["version"] for s in summaries.values()}
+        buyer = "B000001"
+        status, answer = server.post("/assess", {"buyer_id": buyer, "order": {"amount": 10000, "terms_days": 60}})
+        assert status == 200, answer
+        assert answer["buyer_id"] == buyer and 0 < answer["pd_12m"] < 1 and answer["grade"] >= 1
+        assert server.post("/status", {})[1]["decisions_logged"] == 1
+    finally:
+        server.stop()
