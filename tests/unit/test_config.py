@@ -103,3 +103,51 @@ def test_policy_refuses_a_limit_share_that_rises_with_risk(config_copy):
     _edit(config_copy / "policy.yaml", "grade_share: [1.0, 1.0, 0.9", "grade_share: [1.0, 0.8, 0.9")
     with pytest.raises(ConfigError, match="never rising as grades worsen"):
         load_config(config_copy)
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def _profile_dir(tmp_path, text: str):
+    import shutil
+
+    folder = tmp_path / "configs"
+    shutil.copytree(REPO / "configs", folder)
+    (folder / "profiles" / "test.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_the_embedded_profile_is_the_default_and_needs_no_server(monkeypatch):
+    monkeypatch.delenv("TRADECREDIT_PROFILE", raising=False)
+    cfg = load_config(REPO / "configs")
+    assert cfg.backends.mlflow_tracking_uri is None and cfg.backends.feast_registry is None
+    assert cfg.backends.tuning.url is None and cfg.backends.training_engine == "local" and cfg.features.online_store == "sqlite"
+
+
+def test_the_production_profile_overrides_keys_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TRADECREDIT_PROFILE", "production")
+    monkeypatch.setenv("TRADECREDIT_MLFLOW_URL", "http://10.0.0.5:5000")
+    monkeypatch.delenv("TRADECREDIT_REDIS_URL", raising=False)
+    monkeypatch.delenv("TRADECREDIT_DASK_SCHEDULER", raising=False)
+    cfg = load_config(REPO / "configs")
+    assert cfg.backends.mlflow_tracking_uri == "http://10.0.0.5:5000"  # from the environment
+    assert cfg.backends.redis_address == "127.0.0.1:6379"  # the file's default
+    assert cfg.backends.dask.scheduler is None  # ${VAR:-} unset means null
+    assert cfg.features.online_store == "redis" and cfg.backends.training_engine == "dask"
+    assert cfg.backends.tuning.workers == 2 and cfg.backends.tuning.url.startswith("postgresql+psycopg://")
+    # Keys the profile does not name keep the section file's value.
+    assert cfg.backends.tuning.heartbeat_seconds == load_config(REPO / "configs", "embedded").backends.tuning.heartbeat_seconds
+
+
+def test_profile_errors_name_what_is_wrong(tmp_path, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_VARIABLE", raising=False)
+    with pytest.raises(ConfigError, match="no profile 'nope'.*profiles: embedded, production"):
+        load_config(REPO / "configs", "nope")
+    with pytest.raises(ConfigError, match=r"test.yaml: key 'backends.feast_registry' needs \$NO_SUCH_VARIABLE"):
+        load_config(_profile_dir(tmp_path / "a", "backends:\n  feast_registry: ${NO_SUCH_VARIABLE}\n"), "test")
+    with pytest.raises(ConfigError, match="unknown section.*bakends"):
+        load_config(_profile_dir(tmp_path / "b", "bakends:\n  redis_address: x\n"), "test")
+    with pytest.raises(ConfigError, match="backends.yaml \\(with the profile's backends overrides\\).*unknown key 'tuning.wrokers'"):
+        load_config(_profile_dir(tmp_path / "c", "backends:\n  tuning:\n    wrokers: 3\n"), "test")
+    with pytest.raises(ConfigError, match="tuning.workers above 1 needs a shared tuning.url"):
+        load_config(_profile_dir(tmp_path / "d", "backends:\n  tuning:\n    workers: 3\n"), "test")
