@@ -14,7 +14,7 @@ serving: the per-request cost of the production profile (Feast SQL registry on P
     workspace's features into both stores, loads the champions from the MLflow server.
 
     cd benchmarks && ../.venv/bin/python bench_scale.py training [--buyers 50000] [--rounds 300]
-    cd benchmarks && ../.venv/bin/python bench_scale.py serving --workspace DIR [--requests 2000]
+    cd benchmarks && ../.venv/bin/python bench_scale.py serving --workspace DIR [--requests 2000] [--config-dir DIR]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _summary(samples: list[float]) -> str:
     return f"p50 {q[49]:.2f} ms, p95 {q[94]:.2f} ms, mean {statistics.fmean(samples):.2f} ms"
 
 
-def serving(workspace: Path, requests: int) -> None:
+def serving(workspace: Path, requests: int, configs: Path) -> None:
     from tradecredit.config import load_config
     from tradecredit.features.cli import built_as_of, paths_of
     from tradecredit.features.store import apply_repo, materialize
@@ -98,10 +98,10 @@ def serving(workspace: Path, requests: int) -> None:
     servers = start_production_servers()
     try:
         os.environ.update(servers.environment())
-        profiles = {"embedded": load_config(REPO / "configs", "embedded"), "production": load_config(REPO / "configs", "production")}
+        profiles = {"embedded": load_config(configs, "embedded"), "production": load_config(configs, "production")}
         # Both profiles serve the same champions: train once into the server, the embedded run reads it there too.
         os.environ[TRACKING_URI_ENV] = servers.mlflow.address
-        _register_workspace_models(ws, profiles["production"])
+        _register_workspace_models(ws, profiles["production"], configs)
         for name, cfg in profiles.items():
             store = apply_repo(paths_of(ws), cfg.features, cfg.backends)
             materialize(store, as_of, cfg.features)
@@ -110,20 +110,20 @@ def serving(workspace: Path, requests: int) -> None:
             assessor = open_assessor(ws, cfg, clock, with_log=True)
             reader = assessor.reader
             reads = _timed(lambda i: reader.read([buyers[i % len(buyers)]]), requests)
-            assess = _timed(lambda i: assessor.assess(AssessRequest.model_validate(
-                {"buyer_id": buyers[i % len(buyers)], "order": {"amount": 10_000, "terms_days": 60}})), requests)
+            assess = _timed(lambda i: assessor.assess([AssessRequest.model_validate(
+                {"buyer_id": buyers[i % len(buyers)], "order": {"amount": 10_000, "terms_days": 60}})], "assess"), requests)
             print(f"  {name:10s} online read: {_summary(reads)}; whole assessment (with SHAP and the decision log): {_summary(assess)}")
     finally:
         servers.stop()
 
 
-def _register_workspace_models(ws, cfg) -> None:
+def _register_workspace_models(ws, cfg, configs: Path) -> None:
     """Train both models of the workspace into the MLflow server with the production profile's
     tuning (shared study) and the Dask fit, and promote them: the same champions for both runs."""
     from tradecredit.training.cli import run_promote, run_train
 
     for model in ("default", "late"):
-        run_train(cfg, ws, model, config_dir=REPO / "configs")
+        run_train(cfg, ws, model, config_dir=configs)
         run_promote(cfg, ws, model)
 
 
@@ -137,11 +137,12 @@ def main() -> None:
     s = sub.add_parser("serving")
     s.add_argument("--workspace", type=Path, required=True)
     s.add_argument("--requests", type=int, default=2000)
+    s.add_argument("--config-dir", type=Path, default=REPO / "configs", help="e.g. a copy with short searches: the models only need to exist")
     args = parser.parse_args()
     if args.what == "training":
         training(args.buyers, args.months, args.rounds)
     else:
-        serving(args.workspace, args.requests)
+        serving(args.workspace, args.requests, args.config_dir)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from tests.integration.conftest import TRADECREDIT, production_config_dir, produ
 from tests.model.synthetic import synthetic_training_set
 from tradecredit.training.shared_tuning import FINGERPRINT_ATTR, WORKER_ATTR
 
-TRIALS = 12
+TRIALS = 8
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def tuning_setup(tmp_path_factory, production_servers):
         profile={"backends": {"training_engine": "local"}},
     )
     ws = folder / "ws"
-    frame, data_end = synthetic_training_set("default", buyers=800)
+    frame, data_end = synthetic_training_set("default", buyers=500)
     (ws / "training_sets").mkdir(parents=True)
     frame.write_parquet(ws / "training_sets" / "default.parquet")
     (ws / "training_sets" / "default_summary.json").write_text(json.dumps({"data_end": data_end.isoformat()}))

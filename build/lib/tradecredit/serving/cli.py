@@ -88,7 +88,8 @@ def run_package(cfg: PlatformConfig, ws: Workspace, config_dir: Path) -> dict[st
     labels = [f"--label=model_{name}={registered}:{version}" for name, (registered, version) in versions.items()]
     command = [str(Path(sys.executable).with_name("bentoml")), "build", "--bentofile", str(build / "bentofile.yaml"),
                "--output", "tag", *labels, str(build)]
-    done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"BENTOML_DO_NOT_TRACK": "True"})
+    # BentoML resolves the bentofile's paths against the working folder and refuses any outside it.
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"BENTOML_DO_NOT_TRACK": "True"}, cwd=build)
     if done.returncode != 0:
         raise fail(f"bentoml build failed: {(done.stderr or done.stdout).strip()[-2000:]}")
     tag = done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
