@@ -75,12 +75,16 @@ def run_package(cfg: PlatformConfig, ws: Workspace, config_dir: Path) -> dict[st
     steps = [
         [uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project", "--no-header", "--quiet",
          "--project", str(REPO_ROOT), "--output-file", str(build / "requirements.txt")],
-        [uv, "build", "--wheel", "--quiet", "--project", str(REPO_ROOT), "--out-dir", str(build / "wheels")],
+        # Without --wheel, uv builds the sdist and the wheel from it in a temporary folder:
+        # setuptools then leaves no build/ folder in the checkout.
+        [uv, "build", "--quiet", "--project", str(REPO_ROOT), "--out-dir", str(build / "wheels")],
     ]
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True)
         if done.returncode != 0:
             raise fail(f"{' '.join(step[:2])} failed: {done.stderr.strip()[-1000:]}")
+    for sdist in (build / "wheels").glob("*.tar.gz"):
+        sdist.unlink()
     # BentoML takes wheel file names, not patterns: name the one just built.
     bentofile = yaml.safe_load(BENTOFILE.read_text(encoding="utf-8"))
     bentofile["python"]["wheels"] = [f"wheels/{w.name}" for w in sorted((build / "wheels").glob("*.whl"))]

@@ -21,17 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tradecredit.serving.process import free_port
+
 PG_USER = "tradecredit"
 
 
 class ServerError(RuntimeError):
     """A server could not be found or did not start; the message says which and why."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -178,8 +178,7 @@ def run_train(
     helpers, callbacks = [], []
     try:
         if shared is not None:
-            # Created (and stamped with the data's fingerprint) before the helpers join it.
-            shared.open(model_cfg.tuning)
+            # Whoever comes first creates the study; every worker checks the data's fingerprint.
             helpers = launch_tuning_helpers(ws, config_dir, model, shared.name, workers - 1, shared.threads or 1)
             callbacks = [trial_logger(client, ws, model, shared.name)]
         dask = cfg.backends.dask if cfg.backends.training_engine == "dask" else None
@@ -291,8 +290,8 @@ def run_tune(
     tune until it holds the configured number of finished trials. Other machines join by
     running the same command; ``train --study`` then trains on the study's best trial."""
     from tradecredit.training import registry
-    from tradecredit.training.shared_tuning import SHARED_REPORT_INTERVAL, StudyError, best_trial, run_worker, settle, trial_counts
-    from tradecredit.training.train import TrainingError, trial_objective, tuning_inputs
+    from tradecredit.training.shared_tuning import StudyError
+    from tradecredit.training.train import TrainingError, tune, tuning_inputs
 
     _check_model(model)
     if workers < 1:
@@ -306,25 +305,20 @@ def run_tune(
     helpers = []
     try:
         inputs = tuning_inputs(frame, model, data_end, model_cfg, cfg.training.lightgbm, cfg.labels.late_days)
-        found = shared.open(model_cfg.tuning)
         helpers = launch_tuning_helpers(ws, config_dir, model, shared.name, workers - 1, threads)
         client = registry.connect(ws, cfg.backends)
-        objective = trial_objective(inputs.train_set, inputs.valid_set, model_cfg.tuning, inputs.base | {"num_threads": threads},
-                                    SHARED_REPORT_INTERVAL)
-        ran = run_worker(found, objective, model_cfg.tuning, [trial_logger(client, ws, model, shared.name)])
-        settle(found, shared.grace_seconds)
-        counts = trial_counts(found)
-        best = best_trial(found)
+        result = tune(inputs.train_set, inputs.valid_set, model_cfg.tuning, inputs.base, shared,
+                      [trial_logger(client, ws, model, shared.name)])
     except (TrainingError, StudyError, ValueError) as exc:
         raise fail(str(exc)) from None
     finally:
         finish_helpers(helpers)
     typer.echo(
-        f"Study '{shared.name}': {counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed trials "
-        f"(this worker ran {ran}); best validation log loss {best.value:.5f} (trial {best.number}). "
-        f"Train on it: tradecredit train {model} --study {shared.name}"
+        f"Study '{shared.name}': {result.trials_completed} complete, {result.trials_pruned} pruned, {result.trials_failed} failed "
+        f"trials (this worker ran {result.trials_run_here}); best validation log loss {result.best_validation_log_loss:.5f} "
+        f"(trial {result.best_trial_number}). Train on it: tradecredit train {model} --study {shared.name}"
     )
-    return counts | {"ran": ran}
+    return {"complete": result.trials_completed, "pruned": result.trials_pruned, "fail": result.trials_failed, "ran": result.trials_run_here}
 
 
 def find_version(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None, alias: str) -> tuple[Any, Any]:

@@ -106,6 +106,8 @@ class TuningResult:
     trials_pruned: int
     seconds: float
     trials_failed: int = 0
+    best_trial_number: int = 0
+    trials_run_here: int = 0  # by this process (all of them, unless the study is shared)
 
 
 def _base_params(lightgbm_cfg: LightGbmConfig, monotone: list[int]) -> dict[str, object]:
@@ -189,10 +191,10 @@ def tune(
         threads = {"num_threads": shared.threads} if shared.threads else {}
         objective = trial_objective(train_set, valid_set, tuning, base | threads, SHARED_REPORT_INTERVAL)
         study = shared.open(tuning)
-        run_worker(study, objective, tuning, callbacks)
+        ran = run_worker(study, objective, tuning, callbacks)
         # Other workers' last trials count too: wait for them (or for a dead worker's to fail).
         settle(study, shared.grace_seconds)
-        return tuning_result(study, best_trial(study), started)
+        return tuning_result(study, best_trial(study), started, ran)
     objective = trial_objective(train_set, valid_set, tuning, base)
     study = optuna.create_study(
         direction="minimize",
@@ -203,10 +205,10 @@ def tune(
     # trial keeps the search from ending on a random draw.
     study.enqueue_trial(tuning.first_trial.model_dump())
     study.optimize(objective, n_trials=tuning.trials, timeout=tuning.timeout_seconds, callbacks=list(callbacks))
-    return tuning_result(study, study.best_trial, started)
+    return tuning_result(study, study.best_trial, started, len(study.trials))
 
 
-def tuning_result(study: optuna.Study, best: FrozenTrial, started: float) -> TuningResult:
+def tuning_result(study: optuna.Study, best: FrozenTrial, started: float, ran: int) -> TuningResult:
     counts = trial_counts(study)
     return TuningResult(
         params=dict(best.params),
@@ -216,6 +218,8 @@ def tuning_result(study: optuna.Study, best: FrozenTrial, started: float) -> Tun
         trials_pruned=counts["pruned"],
         seconds=time.perf_counter() - started,
         trials_failed=counts["fail"],
+        best_trial_number=best.number,
+        trials_run_here=ran,
     )
 
 
@@ -319,12 +323,12 @@ def train(
     params = final_params(tuning.params, base)
     fit_started = time.perf_counter()
     if dask is None:
-        booster, fit = fit_booster(params, x_train, y_train, tuning.rounds), None
+        booster = fit_booster(params, x_train, y_train, tuning.rounds)
+        fit_info = FitInfo("local", 1, "in process", time.perf_counter() - fit_started)
     else:
-        fit = fit_booster_dask(params, x_train, y_train, tuning.rounds, dask)
-        booster = fit.booster
-    fit_info = FitInfo("dask" if fit else "local", fit.workers if fit else 1, fit.scheduler if fit else "in process",
-                       time.perf_counter() - fit_started)
+        fitted = fit_booster_dask(params, x_train, y_train, tuning.rounds, dask)
+        booster = fitted.booster
+        fit_info = FitInfo("dask", fitted.workers, fitted.scheduler, time.perf_counter() - fit_started)
 
     raw_cal = booster.predict(x_cal, raw_score=True)
     choice = choose_calibrator(raw_cal, y_cal, cal_rows["buyer_id"].to_numpy(), cfg.calibration_folds)

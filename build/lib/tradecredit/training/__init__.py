@@ -1,1 +1,0 @@
-"""Training: out-of-time splits, tuned LightGBM, calibration, evaluation, MLflow registry, champion gate."""
