@@ -54,6 +54,10 @@ def _pid_of(worker: str) -> int:
     return int(worker.rsplit(":", 1)[1])
 
 
+def _running_of(running: list[optuna.trial.FrozenTrial], pid: int) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in running if _pid_of(t.user_attrs.get(WORKER_ATTR, "x:0")) == pid]
+
+
 def _finished_by(study: optuna.Study, pid: int) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
             if _pid_of(t.user_attrs.get(WORKER_ATTR, "x:0")) == pid]
@@ -71,11 +75,18 @@ def test_two_workers_share_one_study_and_a_worker_killed_mid_trial_leaves_it_usa
             running = _study(servers, name).get_trials(states=(optuna.trial.TrialState.RUNNING,))
         except KeyError:  # the study is not created yet
             running = []
-        mine = [t for t in running if _pid_of(t.user_attrs.get(WORKER_ATTR, "x:0")) == victim.pid]
         # Kill it mid-trial, after it has finished one: then both workers have trials in the study.
-        if mine and _finished_by(_study(servers, name), victim.pid):
-            victim.send_signal(signal.SIGKILL)
-            killed_trial = mine[0]
+        if _running_of(running, victim.pid) and _finished_by(_study(servers, name), victim.pid):
+            # Freeze it first and look again: a trial seen running a moment ago may have finished
+            # since, and the kill must land inside a trial, not between two.
+            victim.send_signal(signal.SIGSTOP)
+            time.sleep(0.2)  # a write it sent just before it stopped lands first
+            mine = _running_of(_study(servers, name).get_trials(states=(optuna.trial.TrialState.RUNNING,)), victim.pid)
+            if mine:
+                victim.send_signal(signal.SIGKILL)
+                killed_trial = mine[0]
+            else:
+                victim.send_signal(signal.SIGCONT)
         time.sleep(0.02)
     assert killed_trial is not None, "the victim never ran a trial"
     victim.wait(timeout=30)
