@@ -18,7 +18,7 @@ import os
 
 import bentoml
 
-from tradecredit.config import ConsoleConfig, ServingConfig, default_config_dir, load_config, load_section
+from tradecredit.config import ConsoleConfig, ServingConfig, default_config_dir, load_config, load_profiled_section
 from tradecredit.serving.console.app import Console, build_console_app
 from tradecredit.serving.engine import Assessor, Clock, open_assessor
 from tradecredit.serving.errors import ApiError, GuardMiddleware, error_response
@@ -41,12 +41,12 @@ from tradecredit.workspace import Workspace
 
 def serving_config() -> ServingConfig:
     # The decorator below needs the worker count and the guards' limits when the module is
-    # imported by `bentoml serve`; this reads only serving.yaml.
-    return load_section(default_config_dir() / "serving.yaml", ServingConfig)
+    # imported by `bentoml serve`; this reads only serving.yaml (and the profile's keys for it).
+    return load_profiled_section(ServingConfig)
 
 
 _SERVING = serving_config()
-_CONSOLE_PATH = load_section(default_config_dir() / "console.yaml", ConsoleConfig).path
+_CONSOLE_PATH = load_profiled_section(ConsoleConfig).path
 # The console's routes run in the worker that serves them and use that worker's assessor.
 console_app = build_console_app(lambda: bentoml.get_current_service().console, _CONSOLE_PATH)
 

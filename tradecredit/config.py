@@ -765,6 +765,16 @@ def load_config(config_dir: Path | None = None, profile: str | None = None) -> P
     return PlatformConfig(**sections)
 
 
+def load_profiled_section(model: type[M], config_dir: Path | None = None, profile: str | None = None) -> M:
+    """One section file with the selected profile's overrides for it: what load_config gives
+    for that section, for readers that need one section before the rest (the service's
+    decorator reads serving.yaml and console.yaml when `bentoml serve` imports it)."""
+    config_dir = config_dir or default_config_dir()
+    name = next(section for section, section_model in SECTIONS.items() if section_model is model)
+    overrides = profile_overrides(config_dir, selected_profile(profile)).get(name)
+    return load_section(config_dir / f"{name}.yaml", model, overrides)
+
+
 def profile_overrides(config_dir: Path, profile: str) -> dict[str, dict[str, Any]]:
     """The profile file's sections, ``${VAR}`` and ``${VAR:-default}`` expanded from the
     environment (addresses and passwords stay out of the file). The embedded profile is the

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tradecredit.config import ConfigError, load_config
+from tradecredit.config import ConfigError, ConsoleConfig, ServingConfig, load_config, load_profiled_section
 
 
 @pytest.fixture
@@ -151,3 +151,13 @@ def test_profile_errors_name_what_is_wrong(tmp_path, monkeypatch):
         load_config(_profile_dir(tmp_path / "c", "backends:\n  tuning:\n    wrokers: 3\n"), "test")
     with pytest.raises(ConfigError, match="tuning.workers above 1 needs a shared tuning.url"):
         load_config(_profile_dir(tmp_path / "d", "backends:\n  tuning:\n    workers: 3\n"), "test")
+
+
+def test_a_section_read_alone_gets_its_profile_keys(tmp_path, monkeypatch):
+    # The service's decorator reads serving.yaml and console.yaml before the rest of the config:
+    # a profile's keys for them must apply there too.
+    configs = _profile_dir(tmp_path / "p", "serving:\n  workers: 7\nconsole:\n  path: /review\n")
+    monkeypatch.setenv("TRADECREDIT_PROFILE", "test")
+    assert load_profiled_section(ServingConfig, configs).workers == 7 == load_config(configs).serving.workers
+    assert load_profiled_section(ConsoleConfig, configs).path == "/review"
+    assert load_profiled_section(ServingConfig, configs, "embedded").workers == load_config(configs, "embedded").serving.workers != 7
