@@ -347,7 +347,7 @@ def pinned_versions(cfg: PlatformConfig) -> dict[str, tuple[str, str]] | None:
 def load_champions(ws: Workspace, cfg: PlatformConfig) -> dict[str, ServedModel]:
     """Both models from the MLflow registry, loaded as native models: the versions a Bento
     pins, else the champions."""
-    from tradecredit.training.registry import connect, load_version, version_by
+    from tradecredit.training.registry import CHAMPION, connect, load_version, version_by
 
     client = connect(ws, cfg.backends)
     versions = pinned_versions(cfg)
@@ -355,7 +355,7 @@ def load_champions(ws: Workspace, cfg: PlatformConfig) -> dict[str, ServedModel]
         versions = champion_versions(client, cfg)
     else:
         for registered, version in versions.values():
-            version_by(client, registered, version, "champion")  # a clear error if the registry lost it
+            version_by(client, registered, version, CHAMPION)  # a clear error if the registry lost it
     return {name: ServedModel(load_version(client, registered, version), registered, version) for name, (registered, version) in versions.items()}
 
 

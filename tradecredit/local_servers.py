@@ -9,6 +9,7 @@ instead (README: Scaling out).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -68,22 +69,13 @@ def _wait(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str
         time.sleep(0.1)
 
 
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 # --------------------------------------------------------------------------- PostgreSQL
 
 
 def _postgres_bin(program: str) -> str:
-    found = shutil.which(program) if program != "postgres" else None
+    # Debian keeps the server programs out of PATH, one folder per major version: take the newest.
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"), key=lambda p: int(Path(p).parts[4]))
-    if candidates:
-        return candidates[-1]
+    found = candidates[-1] if candidates else shutil.which(program)
     if found:
         return found
     raise ServerError(f"PostgreSQL's {program} is not installed: run .ci/system-packages (Debian package postgresql)")
@@ -244,16 +236,10 @@ class ProductionServers:
 
 
 def start_production_servers() -> ProductionServers:
-    postgres = start_postgres(DATABASES)
-    try:
-        redis = start_redis()
-    except ServerError:
-        postgres.stop()
-        raise
-    try:
-        mlflow = start_mlflow_server(postgres_url(postgres.address, "mlflow"))
-    except ServerError:
-        redis.stop()
-        postgres.stop()
-        raise
+    # If a later server fails to start, the ones already up are stopped.
+    with contextlib.ExitStack() as started:
+        postgres = started.enter_context(start_postgres(DATABASES))
+        redis = started.enter_context(start_redis())
+        mlflow = started.enter_context(start_mlflow_server(postgres_url(postgres.address, "mlflow")))
+        started.pop_all()
     return ProductionServers(postgres, redis, mlflow)

@@ -174,12 +174,13 @@ def run_train(
     model_cfg = cfg.training.model(model)
     client = registry.connect(ws, cfg.backends)
     workers = cfg.backends.tuning.workers
-    shared = shared_study(cfg, model, frame, study, 0, _tuning_threads(cfg, workers))
+    threads = _tuning_threads(cfg, workers)
+    shared = shared_study(cfg, model, frame, study, 0, threads)
     helpers, callbacks = [], []
     try:
         if shared is not None:
             # Whoever comes first creates the study; every worker checks the data's fingerprint.
-            helpers = launch_tuning_helpers(ws, config_dir, model, shared.name, workers - 1, shared.threads or 1)
+            helpers = launch_tuning_helpers(ws, config_dir, model, shared.name, workers - 1, threads)
             callbacks = [trial_logger(client, ws, model, shared.name)]
         dask = cfg.backends.dask if cfg.backends.training_engine == "dask" else None
         trained = train(frame, model, data_end, model_cfg, cfg.training.lightgbm, cfg.policy, cfg.labels.late_days, truth,
@@ -246,7 +247,7 @@ def run_train(
         "model": model, "registered_model": logged.name, "version": logged.version, "run_id": logged.run_id,
         "alias": registry.CHALLENGER, "split": trained.data.plan.as_dict(), "slice_rows": trained.slice_rows,
         "params": params | {"rounds": trained.tuning.rounds}, "calibration": trained.calibration.calibrator.method,
-        "metrics": metrics, "tracking_uri": registry.tracking_uri(ws, cfg.backends),
+        "metrics": metrics, "tracking_uri": client.tracking_uri,
         "training_engine": asdict(trained.fit), "optuna_study": shared.name if shared else None,
     }
     out.mkdir(parents=True, exist_ok=True)

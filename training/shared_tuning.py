@@ -79,16 +79,8 @@ class SharedStudy:
 
     def open(self, tuning: TuningConfig) -> optuna.Study:
         """Create the study or join it; the first trial is queued once, whoever comes first."""
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(
-            study_name=self.name,
-            storage=self.storage(),
-            direction="minimize",
-            load_if_exists=True,
-            # Workers seeded alike would draw the same random start-up trials.
-            sampler=optuna.samplers.TPESampler(seed=tuning.seed + self.worker_index),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
-        )
+        # Workers seeded alike would draw the same random start-up trials.
+        study = search_study(tuning, seed_offset=self.worker_index, storage=self.storage(), name=self.name)
         known = study.user_attrs.get(FINGERPRINT_ATTR)
         if known is None:
             study.set_user_attr(FINGERPRINT_ATTR, self.fingerprint)
@@ -97,8 +89,24 @@ class SharedStudy:
                 f"study '{self.name}' was started on another training set (fingerprint {known[:12]}, this one {self.fingerprint[:12]}): "
                 "give this training set a study of its own"
             )
-        study.enqueue_trial(tuning.first_trial.model_dump(), skip_if_exists=True)
         return study
+
+
+def search_study(tuning: TuningConfig, seed_offset: int = 0, storage: RDBStorage | None = None, name: str | None = None) -> optuna.Study:
+    """The search every tuning runs: TPE with median pruning, minimising the validation log
+    loss; in memory, or joined by name in a shared storage."""
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        load_if_exists=storage is not None,
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=tuning.seed + seed_offset),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
+    )
+    # TPE samples at random until it has 10 trials; with a budget of a dozen, a known-good first
+    # trial keeps the search from ending on a random draw. Queued once, whoever comes first.
+    study.enqueue_trial(tuning.first_trial.model_dump(), skip_if_exists=True)
+    return study
 
 
 def worker_name() -> str:

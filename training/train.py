@@ -24,7 +24,15 @@ from tradecredit.config import DaskConfig, LightGbmConfig, ModelTrainingConfig, 
 from tradecredit.features.catalog import model_input_features
 from tradecredit.training.checks import ExplainCost, explain_cost
 from tradecredit.training.distributed import fit_booster_dask
-from tradecredit.training.shared_tuning import SHARED_REPORT_INTERVAL, SharedStudy, best_trial, run_worker, settle, trial_counts
+from tradecredit.training.shared_tuning import (
+    SHARED_REPORT_INTERVAL,
+    SharedStudy,
+    best_trial,
+    run_worker,
+    search_study,
+    settle,
+    trial_counts,
+)
 from tradecredit.training.evaluate import Evaluation, benchmark_predict, evaluate_predictions, fit_benchmark
 from tradecredit.training.model import CalibrationChoice, CreditModel, choose_calibrator, model_matrix
 from tradecredit.training.splits import CALIBRATION, HOLDOUT, SLICE, TEST, TRAIN, SplitPlan, assign_slices, plan_split
@@ -196,14 +204,7 @@ def tune(
         settle(study, shared.grace_seconds)
         return tuning_result(study, best_trial(study), started, ran)
     objective = trial_objective(train_set, valid_set, tuning, base)
-    study = optuna.create_study(
-        direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=tuning.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
-    )
-    # TPE samples at random until it has 10 trials; with a budget of a dozen, a known-good first
-    # trial keeps the search from ending on a random draw.
-    study.enqueue_trial(tuning.first_trial.model_dump())
+    study = search_study(tuning)
     study.optimize(objective, n_trials=tuning.trials, timeout=tuning.timeout_seconds, callbacks=list(callbacks))
     return tuning_result(study, study.best_trial, started, len(study.trials))
 
