@@ -72,7 +72,13 @@ def experiment_id(client: MlflowClient, name: str, ws: Workspace) -> str:
     # With a database backend the default artifact root is ./mlruns under whatever folder
     # the command ran in: pin it to the workspace (a server keeps its own artifact root).
     location = artifact_root(ws) if client.tracking_uri.startswith("sqlite:") else None
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException as error:
+        # Several tuning workers start at once on one server: all but the first find it made.
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
 
 
 class CreditPyfunc(mlflow.pyfunc.PythonModel):

@@ -1,5 +1,6 @@
 """MLflow on a real SQLite database in a temporary workspace: train, register, load back,
-promote, and the gate refusing a worse challenger with its reasons recorded."""
+promote, and the gate refusing a worse challenger with its reasons recorded; and, on a real
+MLflow server, workers creating one experiment at once."""
 
 from __future__ import annotations
 
@@ -105,3 +106,28 @@ def test_promote_without_a_challenger_and_a_changed_training_set_fail_clearly(wo
     frame.with_columns(pl.col("default_12m").shuffle(seed=1)).write_parquet(workspace.training_sets / "default.parquet")
     with pytest.raises(typer.Exit):
         run_promote(cfg, workspace, "default")
+
+
+def test_workers_creating_one_experiment_at_once_all_get_it(production_servers, tmp_path):
+    """Tuning workers started together on a new MLflow server each look for the tuning
+    experiment and create it when missing: all but the first find it made, none fails."""
+    import threading
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlflow import MlflowClient
+
+    name = f"race-{uuid.uuid4().hex[:8]}"
+    workers = 8
+    start = threading.Barrier(workers)
+
+    def get_or_create(_: int) -> str:
+        client = MlflowClient(tracking_uri=production_servers.mlflow.address)
+        client.get_experiment_by_name(name)  # MLflow's first call imports plugins: not inside the race
+        start.wait()
+        return registry.experiment_id(client, name, Workspace(tmp_path / "ws"))
+
+    with ThreadPoolExecutor(workers) as pool:
+        ids = list(pool.map(get_or_create, range(workers)))
+    assert len(set(ids)) == 1
+    assert MlflowClient(tracking_uri=production_servers.mlflow.address).get_experiment_by_name(name).experiment_id == ids[0]
