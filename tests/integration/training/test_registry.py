@@ -5,12 +5,16 @@ MLflow server, workers creating one experiment at once."""
 from __future__ import annotations
 
 import json
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import mlflow
 import numpy as np
 import polars as pl
 import pytest
 import typer
+from mlflow import MlflowClient
 
 from tests.model.conftest import quick
 from tests.model.synthetic import synthetic_training_set
@@ -111,12 +115,6 @@ def test_promote_without_a_challenger_and_a_changed_training_set_fail_clearly(wo
 def test_workers_creating_one_experiment_at_once_all_get_it(production_servers, tmp_path):
     """Tuning workers started together on a new MLflow server each look for the tuning
     experiment and create it when missing: all but the first find it made, none fails."""
-    import threading
-    import uuid
-    from concurrent.futures import ThreadPoolExecutor
-
-    from mlflow import MlflowClient
-
     name = f"race-{uuid.uuid4().hex[:8]}"
     workers = 8
     start = threading.Barrier(workers)

@@ -46,10 +46,10 @@ def _study(servers, name: str, storage: optuna.storages.RDBStorage | None = None
 
 def _worker(ws: Path, env: dict[str, str], study: str, index: int, logs: Path) -> subprocess.Popen[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECREDIT_")} | env
+    command = [TRADECREDIT, "--workspace", str(ws), "tune", "default", "--study", study, "--worker-index", str(index), "--threads", "1"]
     # Output to files, not pipes: a worker must never block on a pipe nobody reads yet.
-    return subprocess.Popen([TRADECREDIT, "--workspace", str(ws), "tune", "default", "--study", study, "--worker-index", str(index),
-                             "--threads", "1"], env=full_env, stdout=(logs / f"worker{index}.out").open("w"),
-                            stderr=(logs / f"worker{index}.err").open("w"), text=True)
+    with (logs / f"worker{index}.out").open("w") as out, (logs / f"worker{index}.err").open("w") as err:
+        return subprocess.Popen(command, env=full_env, stdout=out, stderr=err, text=True)
 
 
 def _pid_of(worker: str) -> int:
