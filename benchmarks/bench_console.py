@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 from tradecredit.config import default_config_dir, load_config
-from tradecredit.features.cli import built_as_of
 from tradecredit.ledger import read_normalised_table
-from tradecredit.serving.console.auth import ConsoleAuth, users_db
+from tradecredit.serving.console.auth import ConsoleAuth
 from tradecredit.serving.console.client import ConsoleClient
 from tradecredit.serving.process import running_server
 from tradecredit.workspace import Workspace
@@ -58,13 +57,13 @@ def main() -> None:
     args = parser.parse_args()
     ws = Workspace(args.workspace.resolve())
     cfg = load_config(default_config_dir())
-    auth = ConsoleAuth(users_db(ws.root), cfg.console)
+    auth = ConsoleAuth(ws.users_db, cfg.console)
     auth.add_user("bench", "benchmark-password", replace=True)
     auth.close()
     buyers = read_normalised_table(ws.ledger, "buyers", ["buyer_id"])["buyer_id"].to_list()
     rng = random.Random(7)
     started = time.perf_counter()
-    with running_server(ws, default_config_dir(), as_of=built_as_of(ws).isoformat()) as server:
+    with running_server(ws, default_config_dir(), as_of=ws.built_as_of().isoformat()) as server:
         ready = time.perf_counter() - started
         client = ConsoleClient(server.url)
         assert client.login("bench", "benchmark-password").status == 303

@@ -31,7 +31,6 @@ import yaml
 from measure import TRADECREDIT, measure
 
 from tradecredit.config import default_config_dir, load_config
-from tradecredit.features.cli import built_as_of
 from tradecredit.features.labels import default_dates
 from tradecredit.ledger import read_normalised_ledger
 from tradecredit.training.registry import TRACKING_URI_ENV, tracking_uri
@@ -75,7 +74,7 @@ def monthly_runs(ws: Path, dates: list[date], env: dict[str, str] | None, config
     shutil.rmtree(ws / "monitoring", ignore_errors=True)
     cfg = load_config(configs)
     ledger = read_normalised_ledger(ws / "ledger")
-    end = built_as_of(Workspace(ws))
+    end = Workspace(ws).built_as_of()
     defaulted = set(default_dates(ledger.tables, cfg.labels.default_days_past_due, end)["buyer_id"].to_list())
     rows = []
     for day in dates:
@@ -120,7 +119,7 @@ def main() -> None:
         ws = scratch / "demo"
         print(f"Running the demo with 10,000 buyers in {ws} ...")
         tc(ws, "demo", "--buyers", "10000")
-    end = built_as_of(Workspace(ws))
+    end = Workspace(ws).built_as_of()
     shutil.rmtree(ws / "monitoring", ignore_errors=True)
     # A previous month first, so the timed run has a run before it (grade changes, alert dedup).
     tc(ws, "monitor", "--as-of", date(end.year, end.month, 1).isoformat())

@@ -59,7 +59,7 @@ def training(buyers: int, months: int, rounds: int) -> None:
     dask = fit_booster_dask(params, inputs.x_train, inputs.y_train, rounds, cfg.backends.dask)
     for name, booster, seconds, extra in (
         ("single process (2 threads)", local, local_seconds, ""),
-        (f"Dask LocalCluster ({dask.workers} workers x 1 thread)", dask.booster, dask.fit_seconds,
+        (f"Dask LocalCluster ({dask.workers} workers x 1 thread)", dask.fitted_booster, dask.fit_seconds,
          f"; cluster start {dask.cluster_seconds:.1f} s"),
     ):
         prob = booster.predict(x_test)
@@ -82,7 +82,6 @@ def _summary(samples: list[float]) -> str:
 
 def serving(workspace: Path, requests: int, configs: Path) -> None:
     from tradecredit.config import load_config
-    from tradecredit.features.cli import built_as_of, paths_of
     from tradecredit.features.store import apply_repo, materialize
     from tradecredit.ledger import read_normalised_table
     from tradecredit.local_servers import start_production_servers
@@ -92,7 +91,7 @@ def serving(workspace: Path, requests: int, configs: Path) -> None:
     from tradecredit.workspace import Workspace
 
     ws = Workspace(workspace.resolve())
-    as_of = built_as_of(ws)
+    as_of = ws.built_as_of()
     clock = Clock(datetime(as_of.year, as_of.month, as_of.day, 23, 59, 59, tzinfo=UTC))
     buyers = read_normalised_table(ws.ledger, "buyers", ["buyer_id"])["buyer_id"].to_list()
     servers = start_production_servers()
@@ -103,7 +102,7 @@ def serving(workspace: Path, requests: int, configs: Path) -> None:
         os.environ[TRACKING_URI_ENV] = servers.mlflow.address
         _register_workspace_models(ws, profiles["production"], configs)
         for name, cfg in profiles.items():
-            store = apply_repo(paths_of(ws), cfg.features, cfg.backends)
+            store = apply_repo(ws.feature_paths(), cfg.features, cfg.backends)
             materialize(store, as_of, cfg.features)
         print(f"{len(buyers):,} buyers of {ws.root}, clock {clock.now().date()}; {requests:,} requests each, one at a time, in process; 2 cores.")
         for name, cfg in profiles.items():
@@ -120,11 +119,11 @@ def serving(workspace: Path, requests: int, configs: Path) -> None:
 def _register_workspace_models(ws, cfg, configs: Path) -> None:
     """Train both models of the workspace into the MLflow server with the production profile's
     tuning (shared study) and the Dask fit, and promote them: the same champions for both runs."""
-    from tradecredit.training.cli import run_promote, run_train
+    from tradecredit.training import pipeline
 
     for model in ("default", "late"):
-        run_train(cfg, ws, model, config_dir=configs)
-        run_promote(cfg, ws, model)
+        pipeline.train(cfg, ws, model, config_dir=configs)
+        pipeline.promote(cfg, ws, model)
 
 
 def main() -> None:

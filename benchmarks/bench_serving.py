@@ -27,9 +27,8 @@ import yaml
 from measure import TRADECREDIT
 
 from tradecredit.config import default_config_dir, load_config
-from tradecredit.features.cli import built_as_of
 from tradecredit.ledger import read_normalised_table
-from tradecredit.serving.engine import Clock, open_assessor, order_rows, score_and_explain
+from tradecredit.serving.engine import Clock, open_assessor, order_rows
 from tradecredit.serving.process import parse_as_of, running_server
 from tradecredit.serving.schemas import AssessRequest
 from tradecredit.workspace import Workspace
@@ -113,12 +112,12 @@ def in_process_floor(ws: Workspace, config_dir: Path, as_of: str, buyers: list[s
         x_default = default.rows_array([row])
         x_late = late.rows_array(order_rows([r], [row], assessor.clock.now()))
         t = time.perf_counter()
-        default.booster.predict(x_default, raw_score=True)
-        late.booster.predict(x_late, raw_score=True)
+        default.raw_score(x_default)
+        late.raw_score(x_late)
         timings["score both models"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        default.booster.predict(x_default, pred_contrib=True)
-        late.booster.predict(x_late, pred_contrib=True)
+        default.contributions(x_default)
+        late.contributions(x_late)
         timings["TreeSHAP both models"].append(time.perf_counter() - t)
         t = time.perf_counter()
         assessor.assess([r], "assess")
@@ -136,7 +135,7 @@ def in_process_floor(ws: Workspace, config_dir: Path, as_of: str, buyers: list[s
     read_s = time.perf_counter() - t
     x = default.rows_array(assessor.reader.read([b.buyer_id for b in batch], assessor.clock.now()).rows())
     t = time.perf_counter()
-    score_and_explain(default, x)
+    default.explain(x)
     explain_s = time.perf_counter() - t
     print(f"  batch of {len(batch):,} (no orders): {batch_s:.2f} s, of which the Feast read {read_s:.2f} s, score + TreeSHAP {explain_s:.3f} s")
     assessor.log.close()  # type: ignore[union-attr]
@@ -161,7 +160,7 @@ def main() -> None:
             serving["decision_log"]["synchronous"] = args.synchronous
             (config_dir / "serving.yaml").write_text(yaml.safe_dump(serving))
         cfg = load_config(config_dir)
-        as_of = built_as_of(ws).isoformat()
+        as_of = ws.built_as_of().isoformat()
         buyers = read_normalised_table(ws.ledger, "buyers", ["buyer_id"])["buyer_id"].to_list()
         print(f"{len(buyers):,} buyers; clock {as_of}; {cfg.serving.workers} workers x {cfg.serving.threads_per_worker} threads; "
               f"decision log synchronous={cfg.serving.decision_log.synchronous}; {datetime.now(UTC):%Y-%m-%d}")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tradecredit.errors import StageError
 from tradecredit.features.build import FeatureTables
 
 
-class FeatureStoreError(RuntimeError):
+class FeatureStoreError(StageError):
     """The feature store cannot do what was asked: missing build, bad entity rows, no server."""
 
 

@@ -15,11 +15,9 @@ import numpy as np
 import polars as pl
 
 from tradecredit.config import DriftConfig, PolicyConfig
-from tradecredit.grades import grade_of, tier_of
 from tradecredit.monitoring.drift import PsiResult, population_stability
 from tradecredit.training.model import CreditModel
-
-SCORE = "pd_12m"
+from tradecredit.training.scoring import SCORE, features_found, score_buyers
 
 
 @dataclass(frozen=True)
@@ -34,22 +32,14 @@ class PortfolioScores:
 def active(features: pl.DataFrame, model: CreditModel) -> pl.Series:
     """A buyer is active when it has a feature snapshot at the date and was invoiced within
     the last year (the default model's population: trading buyers)."""
-    found = features.select(pl.any_horizontal(pl.col(list(model.features)).is_not_null()).alias("found"))["found"]
-    return found & (features["invoices_issued_365d"].fill_null(0) > 0)
+    return features_found(features, model) & (features["invoices_issued_365d"].fill_null(0) > 0)
 
 
 def score_portfolio(features: pl.DataFrame, model: CreditModel, model_version: str, as_of: date, policy: PolicyConfig) -> PortfolioScores:
     """Score every active buyer of ``features`` (Feast's rows at ``as_of``) with ``model``."""
     keep = active(features, model)
     current = features.filter(keep)
-    pd_12m = model.predict(current) if current.height else np.array([])
-    grades = grade_of(pd_12m, policy).astype(np.int64)
-    scores = current.select("buyer_id", "as_of_ts").with_columns(
-        pl.Series(SCORE, pd_12m, dtype=pl.Float64),
-        pl.Series("grade", grades, dtype=pl.Int64),
-        pl.Series("tier", [str(t) for t in tier_of(grades, policy)], dtype=pl.String),
-        pl.lit(model_version).alias("model_version"),
-    )
+    scores = score_buyers(current, model, model_version, policy).drop("features_found")
     return PortfolioScores(as_of, model_version, scores, current.select("buyer_id", *model.features), int((~keep).sum()))
 
 

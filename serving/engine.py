@@ -28,7 +28,7 @@ from tradecredit.serving.errors import ApiError
 from tradecredit.serving.policy import BuyerFacts, decide
 from tradecredit.serving.reasons import top_reasons
 from tradecredit.serving.schemas import AssessRequest, Assessment, Explanation, Freshness, Insurance, LatePayment, Reason
-from tradecredit.training.model import CreditModel
+from tradecredit.training.model import CreditModel, Explained
 from tradecredit.workspace import Workspace
 
 ORDER_FEATURE_NAMES = frozenset(f.name for f in ORDER_FEATURES)
@@ -60,26 +60,12 @@ class Clock:
 
 
 @dataclass(frozen=True)
-class Explained:
-    """Calibrated probabilities, raw scores and TreeSHAP contributions of some rows."""
+class BuyerExplanation:
+    """What an assessment read and computed for one buyer: its online features and the default
+    model's score and TreeSHAP explanation."""
 
-    probability: np.ndarray
-    raw: np.ndarray
-    contributions: np.ndarray  # one column per feature, then the base value
-    additivity_error: np.ndarray
-
-    def available(self, tolerance: float) -> np.ndarray:
-        return self.additivity_error <= tolerance
-
-
-def score_and_explain(model: CreditModel, x: np.ndarray) -> Explained:
-    """Score rows and explain them with LightGBM's native TreeSHAP, checking additivity per row:
-    base value + contributions must equal the raw score the probability came from."""
-    raw = np.asarray(model.booster.predict(x, raw_score=True), dtype=float)
-    contributions = np.asarray(model.booster.predict(x, pred_contrib=True), dtype=float)
-    error = np.abs(contributions.sum(axis=1) - raw)
-    error[~np.isfinite(error)] = np.inf
-    return Explained(model.calibrator(raw), raw, contributions, error)
+    features: dict[str, Any]
+    explained: Explained
 
 
 @dataclass(frozen=True)
@@ -174,10 +160,14 @@ class Assessor:
             return ApiError(400, "invalid_field", f"'{prefix}requested_limit' is above the largest accepted amount ({bounds.max_amount:,.0f})", f"{prefix}requested_limit")
         return None
 
-    def assess(self, items: list[AssessRequest], endpoint: str, log: bool = True) -> list[Assessment | ApiError]:
+    def assess(
+        self, items: list[AssessRequest], endpoint: str, log: bool = True, details: dict[int, BuyerExplanation] | None = None
+    ) -> list[Assessment | ApiError]:
         """One answer per item, in order: an assessment, or the error that item got. Every
         assessment is in the decision log before this returns (``log=False``: a what-if the
-        console shows a reviewer, which decides nothing)."""
+        console shows a reviewer, which decides nothing). ``details``, if given, receives each
+        assessed item's features and full default-model explanation, by item index (the
+        console's buyer page draws them without scoring the buyer a second time)."""
         request_id = self.new_id()
         now = self.clock.now()
         results: list[Assessment | ApiError | None] = [None] * len(items)
@@ -201,7 +191,7 @@ class Assessor:
                 )
         todo = [i for i in todo if results[i] is None]
         if todo:
-            records = self._assess_known(items, todo, rows, fresh, now, request_id, endpoint, results)
+            records = self._assess_known(items, todo, rows, fresh, now, request_id, endpoint, results, details)
             if self.log is not None and log:
                 self.log.append(records)
         return [r for r in results if r is not None]
@@ -216,11 +206,12 @@ class Assessor:
         request_id: str,
         endpoint: str,
         results: list[Assessment | ApiError | None],
+        details: dict[int, BuyerExplanation] | None = None,
     ) -> list[DecisionRecord]:
         serving = self.cfg.serving
         default = self.models["default"]
         buyer_rows = [rows[items[i].buyer_id] for i in todo]
-        explained = score_and_explain(default.model, default.model.rows_array(buyer_rows))
+        explained = default.model.explain(default.model.rows_array(buyer_rows))
         available = explained.available(serving.additivity_tolerance)
         late_at = {i: k for k, i in enumerate(i for i in todo if items[i].order is not None)}
         late_rows: list[dict[str, Any]] = []
@@ -228,7 +219,7 @@ class Assessor:
         if late_at:
             late = self.models["late"]
             late_rows = order_rows([items[i] for i in late_at], [rows[items[i].buyer_id] for i in late_at], now)
-            late_explained = score_and_explain(late.model, late.model.rows_array(late_rows))
+            late_explained = late.model.explain(late.model.rows_array(late_rows))
             late_available = late_explained.available(serving.additivity_tolerance)
         records = []
         stamp = now.isoformat()
@@ -275,6 +266,8 @@ class Assessor:
                 ),
             )
             results[i] = assessment
+            if details is not None:
+                details[i] = BuyerExplanation(features, explained.row(k))
             used = {"default": {n: _json_value(features.get(n)) for n in default.model.features}}
             if late_values is not None:
                 used["late"] = {n: _json_value(late_values.get(n)) for n in self.models["late"].model.features}
@@ -306,48 +299,10 @@ def order_rows(items: list[AssessRequest], buyer_rows: list[dict[str, Any]], now
     ]
 
 
-def champion_versions(client: Any, cfg: PlatformConfig) -> dict[str, tuple[str, str]]:
-    """Model name -> (registered model, champion version) for both models; a missing champion
-    is a RegistryError that says which command makes one."""
-    from tradecredit.training.registry import CHAMPION, RegistryError, version_by
-
-    found = {}
-    for name in ("default", "late"):
-        registered = cfg.training.model(name).registered_model
-        try:
-            found[name] = (registered, str(version_by(client, registered, None, CHAMPION).version))
-        except RegistryError:
-            raise RegistryError(f"no champion version of {registered}: run `tradecredit train {name}` and `tradecredit promote {name}`") from None
-    return found
-
-
-# A Bento built by `tradecredit package` names the versions it was built for in this file; the
-# service then loads exactly those, whatever the champion alias points to later.
-PINNED_MODELS_ENV = "TRADECREDIT_PINNED_MODELS"
-
-
-def pinned_versions(cfg: PlatformConfig) -> dict[str, tuple[str, str]] | None:
-    """Model name -> (registered model, version) from ``$TRADECREDIT_PINNED_MODELS``, if set."""
-    from tradecredit.training.registry import RegistryError
-
-    path = os.environ.get(PINNED_MODELS_ENV)
-    if not path:
-        return None
-    try:
-        pinned = json.loads(Path(path).read_text(encoding="utf-8"))
-        found = {name: (str(pinned[name]["registered_model"]), str(pinned[name]["version"])) for name in ("default", "late")}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RegistryError(f"{PINNED_MODELS_ENV}={path}: not a pinned-models file of both models ({exc})") from None
-    for name, (registered, _) in found.items():
-        if registered != cfg.training.model(name).registered_model:
-            raise RegistryError(f"{path} pins {registered} for the {name} model, but the config names {cfg.training.model(name).registered_model}")
-    return found
-
-
 def load_champions(ws: Workspace, cfg: PlatformConfig) -> dict[str, ServedModel]:
     """Both models from the MLflow registry, loaded as native models: the versions a Bento
     pins, else the champions."""
-    from tradecredit.training.registry import CHAMPION, connect, load_version, version_by
+    from tradecredit.training.registry import CHAMPION, champion_versions, connect, load_version, pinned_versions, version_by
 
     client = connect(ws, cfg.backends)
     versions = pinned_versions(cfg)
@@ -361,10 +316,9 @@ def load_champions(ws: Workspace, cfg: PlatformConfig) -> dict[str, ServedModel]
 
 def open_assessor(ws: Workspace, cfg: PlatformConfig, clock: Clock, with_log: bool = True) -> Assessor:
     """Load the champions, open the Feast online store and the decision log."""
-    from tradecredit.features.cli import paths_of
     from tradecredit.features.store import open_store
 
     models = load_champions(ws, cfg)
-    reader = OnlineFeatureReader(open_store(paths_of(ws), cfg.features, cfg.backends), "default", cfg.features)
+    reader = OnlineFeatureReader(open_store(ws.feature_paths(), cfg.features, cfg.backends), "default", cfg.features)
     log = DecisionLog(ws.decision_log, cfg.serving.decision_log.synchronous, cfg.serving.decision_log.busy_timeout_ms) if with_log else None
     return Assessor(cfg, models, reader, clock, log)

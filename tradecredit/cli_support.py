@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -10,6 +12,7 @@ import polars as pl
 import typer
 
 from tradecredit.config import ConfigError, PlatformConfig, load_config
+from tradecredit.errors import StageError
 from tradecredit.workspace import Workspace
 
 
@@ -26,6 +29,15 @@ def fail(message: str) -> typer.Exit:
     """Print one ``error:`` line and return the exit (status 2) for the caller to raise."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=2)
+
+
+@contextmanager
+def stage() -> Iterator[None]:
+    """Run a pipeline call: its :class:`StageError` becomes the usual ``error:`` line and exit 2."""
+    try:
+        yield
+    except StageError as exc:
+        raise fail(str(exc)) from None
 
 
 def date_option(text: str, option: str = "--as-of") -> date:

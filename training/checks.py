@@ -38,7 +38,7 @@ def monotone_sweep(model: CreditModel, x: pd.DataFrame) -> MonotoneSweep:
             continue
         swept = pd.concat([x] * grid.size, ignore_index=True)
         swept[feature] = np.repeat(grid, len(x))
-        pd_grid = model.calibrator(model.raw_score(swept)).reshape(grid.size, len(x))
+        pd_grid = model.predict_matrix(swept).reshape(grid.size, len(x))
         steps = np.diff(pd_grid, axis=0) * direction  # must be >= 0
         against = steps < -1e-12
         violations += int(against.sum())
@@ -68,15 +68,15 @@ def explain_cost(model: CreditModel, x: pd.DataFrame, repeats: int = 200) -> Exp
     score, explain = [], []
     for row in rows:
         start = time.perf_counter()
-        model.booster.predict(row, raw_score=True)
+        model.raw_score(row)
         score.append(time.perf_counter() - start)
         start = time.perf_counter()
-        model.booster.predict(row, pred_contrib=True)
+        model.contributions(row)
         explain.append(time.perf_counter() - start)
-    dump = model.booster.dump_model()["tree_info"]
+    leaves = model.tree_sizes()
     return ExplainCost(
         score_ms_per_row=float(np.median(score) * 1000),
         explain_ms_per_row=float(np.median(explain) * 1000),
-        trees=len(dump),
-        leaves=int(sum(t["num_leaves"] for t in dump)),
+        trees=len(leaves),
+        leaves=int(sum(leaves)),
     )

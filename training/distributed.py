@@ -27,7 +27,7 @@ LABEL_COLUMN = "__label__"
 
 @dataclass(frozen=True)
 class DaskFit:
-    booster: lgb.Booster
+    fitted_booster: lgb.Booster
     workers: int
     scheduler: str  # the scheduler's address, or "LocalCluster"
     cluster_seconds: float  # starting (or reaching) the cluster

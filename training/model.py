@@ -1,8 +1,9 @@
 """A trained credit model: the LightGBM booster, its calibrator and its input contract.
 
-The scoring service and the batch ``score`` command use this class directly (the native
-booster: the MLflow pyfunc adds ~1 ms and 20x the time to a one-row prediction); the pyfunc
-in the registry wraps the same class for portability.
+The one scoring path: training, evaluation, the gate, batch scoring, monitoring, the console and
+the scoring service all score and explain through :class:`CreditModel`; nothing else touches
+the booster or the calibrator. The service uses the native booster (the MLflow pyfunc adds
+~1 ms and 20x the time to a one-row prediction); the pyfunc in the registry wraps this class.
 """
 
 from __future__ import annotations
@@ -86,8 +87,12 @@ CALIBRATION_METHODS = {"platt": fit_platt, "isotonic": fit_isotonic}
 
 @dataclass(frozen=True)
 class CalibrationChoice:
-    calibrator: Calibrator
+    chosen: Calibrator
     cv_log_loss: dict[str, float]  # method -> mean out-of-fold log loss on the calibration slice
+
+    @property
+    def method(self) -> str:
+        return self.chosen.method
 
 
 def choose_calibrator(raw: np.ndarray, label: np.ndarray, groups: np.ndarray, folds: int) -> CalibrationChoice:
@@ -132,6 +137,23 @@ def model_matrix(
         else:
             columns[f] = values.cast(pl.Float64).to_numpy()
     return pd.DataFrame(columns)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """Calibrated probabilities, raw scores and TreeSHAP contributions of some rows."""
+
+    probability: np.ndarray
+    raw: np.ndarray
+    contributions: np.ndarray  # one column per feature, then the base value
+    additivity_error: np.ndarray
+
+    def available(self, tolerance: float) -> np.ndarray:
+        return self.additivity_error <= tolerance
+
+    def row(self, i: int) -> Explained:
+        """The explanation of row ``i`` alone."""
+        return Explained(self.probability[i : i + 1], self.raw[i : i + 1], self.contributions[i : i + 1], self.additivity_error[i : i + 1])
 
 
 @dataclass(frozen=True)
@@ -184,16 +206,56 @@ class CreditModel:
                     out[i, j] = code
         return out
 
-    def raw_score(self, x: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(x, raw_score=True)
+    def raw_score(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The booster's log-odds for a model matrix (:meth:`matrix`) or its array (:meth:`array`)."""
+        return np.asarray(self.booster.predict(x, raw_score=True), dtype=float)
 
-    def predict(self, frame: pl.DataFrame | pd.DataFrame) -> np.ndarray:
-        """Calibrated probabilities of the label."""
-        return self.calibrator(self.raw_score(self.matrix(frame)))
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        """Raw scores to calibrated probabilities."""
+        return self.calibrator(raw)
 
-    def contributions(self, x: pd.DataFrame) -> np.ndarray:
+    def predict_matrix(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of rows already in the model's input form."""
+        return self.calibrate(self.raw_score(x))
+
+    def predict_proba(self, frame: pl.DataFrame | pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities of the label for a frame carrying the model's features."""
+        return self.predict_matrix(self.matrix(frame))
+
+    def predict_rows(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """Calibrated probabilities straight from feature dicts (the service's and console's path)."""
+        return self.predict_matrix(self.rows_array(rows))
+
+    def contributions(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
         """LightGBM's exact TreeSHAP: one column per feature, then the base value (log-odds)."""
-        return self.booster.predict(x, pred_contrib=True)
+        return np.asarray(self.booster.predict(x, pred_contrib=True), dtype=float)
+
+    def explain(self, x: pd.DataFrame | np.ndarray) -> Explained:
+        """Score rows and explain them with LightGBM's native TreeSHAP, checking additivity per
+        row: base value + contributions must equal the raw score the probability came from."""
+        raw = self.raw_score(x)
+        contributions = self.contributions(x)
+        error = np.abs(contributions.sum(axis=1) - raw)
+        error[~np.isfinite(error)] = np.inf
+        return Explained(self.calibrate(raw), raw, contributions, error)
+
+    @property
+    def calibration_method(self) -> str:
+        return self.calibrator.method
+
+    def tree_sizes(self) -> list[int]:
+        """Leaves per tree."""
+        return [int(t["num_leaves"]) for t in self.booster.dump_model()["tree_info"]]
+
+    def shap_explainer(self) -> Any:
+        """SHAP's own TreeExplainer of the booster: the cross-check of :meth:`contributions`."""
+        import shap
+
+        return shap.TreeExplainer(self.booster)
+
+    def model_text(self) -> str:
+        """The booster in LightGBM's text format (what :meth:`save` writes)."""
+        return self.booster.model_to_string()
 
     def save(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)

@@ -38,14 +38,14 @@ def gate(
     """``test_rows_frame``: the challenger's test rows (held-out buyers) as a polars frame;
     ``test_rows_x`` the same rows as the challenger's input matrix."""
     reasons: list[str] = []
-    prob = challenger.calibrator(challenger.raw_score(test_rows_x))
+    prob = challenger.predict_matrix(test_rows_x)
     auc = float(roc_auc_score(label, prob))
     evidence: dict[str, float | int | str | None] = {"test_rows": int(len(label)), "test_events": int(label.sum()), "challenger_auc": auc}
 
     if champion is not None:
         try:
             # The champion builds its own input: its feature list may differ from the challenger's.
-            champion_auc: float | None = float(roc_auc_score(label, champion.predict(test_rows_frame)))
+            champion_auc: float | None = float(roc_auc_score(label, champion.predict_proba(test_rows_frame)))
         except ModelInputError as exc:
             champion_auc = None
             evidence["champion_unusable"] = str(exc)

@@ -25,7 +25,9 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from tradecredit.config import BackendsConfig
+from tradecredit.config import BackendsConfig, PlatformConfig
+from tradecredit.errors import StageError
+from tradecredit.model_specs import MODELS, model_spec
 from tradecredit.training.model import CreditModel
 from tradecredit.workspace import Workspace
 
@@ -36,7 +38,7 @@ MODEL_ARTIFACT = "credit_model"
 PIP_PACKAGES = ("lightgbm", "numpy", "pandas", "polars", "pyarrow", "scikit-learn", "mlflow")
 
 
-class RegistryError(RuntimeError):
+class RegistryError(StageError):
     """No such model, version or alias; the message says which and what to run."""
 
 
@@ -46,11 +48,11 @@ def tracking_uri(ws: Workspace, backends: BackendsConfig | None = None) -> str:
     if env:
         return env
     ws.mlflow.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{ws.mlflow / 'mlflow.db'}"
+    return f"sqlite:///{ws.mlflow_db}"
 
 
 def artifact_root(ws: Workspace) -> str:
-    return (ws.mlflow / "artifacts").resolve().as_uri()
+    return ws.mlflow_artifacts.resolve().as_uri()
 
 
 def connect(ws: Workspace, backends: BackendsConfig | None = None) -> MlflowClient:
@@ -88,7 +90,7 @@ class CreditPyfunc(mlflow.pyfunc.PythonModel):
         self.model = CreditModel.load(Path(context.artifacts[MODEL_ARTIFACT]))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return pd.DataFrame({"probability": self.model.predict(model_input)})
+        return pd.DataFrame({"probability": self.model.predict_proba(model_input)})
 
 
 def pyfunc_input(model: CreditModel, x: pd.DataFrame) -> pd.DataFrame:
@@ -109,7 +111,7 @@ class LoggedVersion:
 def log_model_version(model: CreditModel, example: pd.DataFrame, registered_model: str) -> LoggedVersion:
     """Inside an active run: log the pyfunc with signature and input example, register a new version."""
     example_input = pyfunc_input(model, example)
-    signature = infer_signature(example_input, pd.DataFrame({"probability": model.predict(example)}))
+    signature = infer_signature(example_input, pd.DataFrame({"probability": model.predict_proba(example)}))
     with tempfile.TemporaryDirectory() as tmp:
         folder = model.save(Path(tmp) / MODEL_ARTIFACT)
         with warnings.catch_warnings():
@@ -164,3 +166,87 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+# -- lookups by model name ---------------------------------------------------------------------
+
+
+def registered_name(cfg: PlatformConfig, model: str) -> str:
+    """The registered model of a model name (``configs/training.yaml``); an unknown name is an error."""
+    return cfg.training.model(model_spec(model).name).registered_model
+
+
+def find_version(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None, alias: str) -> tuple[MlflowClient, ModelVersion]:
+    """(client, model version) of a version number or the alias's version; a RegistryError
+    naming the command to run if there is none."""
+    client = connect(ws, cfg.backends)
+    try:
+        return client, version_by(client, registered_name(cfg, model), version, alias)
+    except RegistryError as exc:
+        hint = "" if version else f": run 'tradecredit train {model}'" + (f" and 'tradecredit promote {model}'" if alias == CHAMPION else "")
+        raise RegistryError(f"{exc}{hint}") from None
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A registered version with its native model, and the client that found it."""
+
+    client: MlflowClient
+    version: ModelVersion
+    model: CreditModel
+
+    @property
+    def run_id(self) -> str:
+        return str(self.version.run_id)
+
+    def run_metric(self, name: str) -> float:
+        return float(self.client.get_run(self.run_id).data.metrics[name])
+
+
+def load_registered(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None, alias: str) -> RegisteredModel:
+    """A version number or the alias's version, loaded as a native model."""
+    client, found = find_version(cfg, ws, model, version, alias)
+    return RegisteredModel(client, found, load_version(client, found.name, found.version))
+
+
+def champion_or_none(cfg: PlatformConfig, ws: Workspace, model: str) -> tuple[MlflowClient, ModelVersion] | None:
+    """(client, champion version) of a model, or None when it has no champion."""
+    client = connect(ws, cfg.backends)
+    try:
+        return client, version_by(client, registered_name(cfg, model), None, CHAMPION)
+    except RegistryError:
+        return None
+
+
+def champion_versions(client: MlflowClient, cfg: PlatformConfig) -> dict[str, tuple[str, str]]:
+    """Model name -> (registered model, champion version) for every model; a missing champion
+    is a RegistryError that says which command makes one."""
+    found = {}
+    for name in MODELS:
+        registered = registered_name(cfg, name)
+        try:
+            found[name] = (registered, str(version_by(client, registered, None, CHAMPION).version))
+        except RegistryError:
+            raise RegistryError(f"no champion version of {registered}: run `tradecredit train {name}` and `tradecredit promote {name}`") from None
+    return found
+
+
+# A Bento built by `tradecredit package` names the versions it was built for in this file; the
+# service then loads exactly those, whatever the champion alias points to later.
+PINNED_MODELS_ENV = "TRADECREDIT_PINNED_MODELS"
+
+
+def pinned_versions(cfg: PlatformConfig) -> dict[str, tuple[str, str]] | None:
+    """Model name -> (registered model, version) from ``$TRADECREDIT_PINNED_MODELS``, if set."""
+    path = os.environ.get(PINNED_MODELS_ENV)
+    if not path:
+        return None
+    try:
+        pinned = json.loads(Path(path).read_text(encoding="utf-8"))
+        found = {name: (str(pinned[name]["registered_model"]), str(pinned[name]["version"])) for name in MODELS}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RegistryError(f"{PINNED_MODELS_ENV}={path}: not a pinned-models file of both models ({exc})") from None
+    for name, (registered, _) in found.items():
+        if registered != registered_name(cfg, name):
+            raise RegistryError(f"{path} pins {registered} for the {name} model, but the config names {registered_name(cfg, name)}")
+    return found

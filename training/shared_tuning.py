@@ -27,6 +27,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from tradecredit.errors import StageError
 from tradecredit.config import TuningConfig, TuningStorageConfig
 
 FINGERPRINT_ATTR = "data_fingerprint"
@@ -40,7 +41,7 @@ warnings.filterwarnings("ignore", category=ExperimentalWarning, module=r"optuna\
 warnings.filterwarnings("ignore", category=ExperimentalWarning, module=__name__)
 
 
-class StudyError(ValueError):
+class StudyError(StageError, ValueError):
     """The shared study cannot be used (another training set, no finished trial)."""
 
 

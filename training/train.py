@@ -21,7 +21,9 @@ from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
 
 from tradecredit.config import DaskConfig, LightGbmConfig, ModelTrainingConfig, PolicyConfig, TuningConfig
+from tradecredit.errors import StageError
 from tradecredit.features.catalog import model_input_features
+from tradecredit.model_specs import model_spec
 from tradecredit.training.checks import ExplainCost, explain_cost
 from tradecredit.training.distributed import fit_booster_dask
 from tradecredit.training.shared_tuning import (
@@ -37,13 +39,10 @@ from tradecredit.training.evaluate import Evaluation, benchmark_predict, evaluat
 from tradecredit.training.model import CalibrationChoice, CreditModel, choose_calibrator, model_matrix
 from tradecredit.training.splits import CALIBRATION, HOLDOUT, SLICE, TEST, TRAIN, SplitPlan, assign_slices, plan_split
 
-# What each model's label is and which column places a row in time.
-LABELS = {"default": "default_12m", "late": "late_30d"}
-DATE_COLUMNS = {"default": "as_of_ts", "late": "issued_on"}
 VALID_NAME = "calibration"
 
 
-class TrainingError(ValueError):
+class TrainingError(StageError, ValueError):
     """The training set cannot train this model (missing columns, too short, one class)."""
 
 
@@ -72,9 +71,10 @@ def fingerprint(frame: pl.DataFrame) -> str:
 
 
 def prepare(training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTrainingConfig, late_days: int) -> PreparedData:
-    label = LABELS[model]
+    spec = model_spec(model)
+    label, date_column = spec.label(late_days), spec.date_column
     features = tuple(f.name for f in model_input_features(model))
-    needed = ["buyer_id", DATE_COLUMNS[model], label, *features]
+    needed = ["buyer_id", date_column, label, *features]
     missing = [c for c in needed if c not in training_set.columns]
     if missing:
         raise TrainingError(f"the {model} training set lacks columns: {', '.join(missing)}")
@@ -87,11 +87,11 @@ def prepare(training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTr
                 f"late.split.label_horizon_days is {cfg.split.label_horizon_days}, but terms of "
                 f"{longest - late_days} days make late_{late_days}d known only {longest} days after issue: raise it"
             )
-    day = pl.col(DATE_COLUMNS[model])
-    if training_set.schema[DATE_COLUMNS[model]] != pl.Date:
+    day = pl.col(date_column)
+    if training_set.schema[date_column] != pl.Date:
         day = day.dt.date()
     dates = training_set.select(day.alias("d"))["d"]
-    plan = plan_split(dates, data_end, cfg.split, DATE_COLUMNS[model])
+    plan = plan_split(dates, data_end, cfg.split, date_column)
     frame = assign_slices(training_set, plan)
     incomplete = int((dates > plan.test_end).sum())
     text = [f.name for f in model_input_features(model) if f.dtype == "string"]
@@ -229,7 +229,7 @@ def training_rows(train_slice: pl.DataFrame, model: str, cfg: ModelTrainingConfi
     the benchmark on exactly these rows."""
     if cfg.max_train_rows and train_slice.height > cfg.max_train_rows:
         # Sorted after sampling: the same rows in the same order give the same model anywhere.
-        return train_slice.sample(cfg.max_train_rows, seed=seed).sort(DATE_COLUMNS[model], "buyer_id", maintain_order=True)
+        return train_slice.sample(cfg.max_train_rows, seed=seed).sort(model_spec(model).date_column, "buyer_id", maintain_order=True)
     return train_slice
 
 
@@ -286,7 +286,7 @@ class TuningInputs:
 def tuning_inputs(
     training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTrainingConfig, lightgbm_cfg: LightGbmConfig, late_days: int
 ) -> TuningInputs:
-    label = LABELS[model]
+    label = model_spec(model).label(late_days)
     data = prepare(training_set, model, data_end, cfg, late_days)
     base = _base_params(lightgbm_cfg, [cfg.monotone.get(f, 0) for f in data.features])
     train_rows, cal_rows = training_rows(data.rows(TRAIN), model, cfg, lightgbm_cfg.seed), data.rows(CALIBRATION)
@@ -319,7 +319,7 @@ def train(
     inputs = tuning_inputs(training_set, model, data_end, cfg, lightgbm_cfg, late_days)
     data, base, train_rows, cal_rows = inputs.data, inputs.base, inputs.train_rows, inputs.cal_rows
     x_train, y_train, x_cal, y_cal = inputs.x_train, inputs.y_train, inputs.x_cal, inputs.y_cal
-    label = LABELS[model]
+    label = model_spec(model).label(late_days)
     tuning = tune(inputs.train_set, inputs.valid_set, cfg.tuning, base, shared, tuning_callbacks)
     params = final_params(tuning.params, base)
     fit_started = time.perf_counter()
@@ -328,16 +328,16 @@ def train(
         fit_info = FitInfo("local", 1, "in process", time.perf_counter() - fit_started)
     else:
         fitted = fit_booster_dask(params, x_train, y_train, tuning.rounds, dask)
-        booster = fitted.booster
+        booster = fitted.fitted_booster
         fit_info = FitInfo("dask", fitted.workers, fitted.scheduler, time.perf_counter() - fit_started)
 
     raw_cal = booster.predict(x_cal, raw_score=True)
     choice = choose_calibrator(raw_cal, y_cal, cal_rows["buyer_id"].to_numpy(), cfg.calibration_folds)
     cal_loss = {
         "raw": float(log_loss(y_cal, 1 / (1 + np.exp(-raw_cal)), labels=[0, 1])),
-        "calibrated": float(log_loss(y_cal, choice.calibrator(raw_cal), labels=[0, 1])),
+        "calibrated": float(log_loss(y_cal, choice.chosen(raw_cal), labels=[0, 1])),
     }
-    trained = CreditModel(model, label, booster, data.features, data.categories, choice.calibrator, dict(cfg.monotone))
+    trained = CreditModel(model, label, booster, data.features, data.categories, choice.chosen, dict(cfg.monotone))
 
     benchmark = fit_benchmark(x_train, y_train, lightgbm_cfg.seed)
     evaluation = evaluate_slices(trained, data.frame, benchmark, truth, cfg, policy)
@@ -379,11 +379,11 @@ def evaluate_slices(
     x = model.matrix(heldout)
     return evaluate_predictions(
         label=heldout[model.label].to_numpy().astype(int),
-        prob=model.calibrator(model.raw_score(x)),
+        prob=model.predict_matrix(x),
         benchmark_prob=benchmark_predict(benchmark, x),
         truth=truth_column(heldout, truth),
         ece_bins=cfg.ece_bins,
         policy=policy if model.name == "default" else None,
         seen_label=seen[model.label].to_numpy().astype(int),
-        seen_prob=model.predict(seen) if seen.height else None,
+        seen_prob=model.predict_proba(seen) if seen.height else None,
     )

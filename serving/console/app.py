@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from tradecredit.config import PlatformConfig
 from tradecredit.ledger import read_normalised_table
 from tradecredit.serving.console import charts
-from tradecredit.serving.console.auth import ConsoleAuth, Session, users_db
+from tradecredit.serving.console.auth import ConsoleAuth, Session
 from tradecredit.serving.console.data import (
     PortfolioTable,
     QueryError,
@@ -50,7 +50,7 @@ from tradecredit.serving.console.data import (
 )
 from tradecredit.serving.console.text import LANGUAGES, words
 from tradecredit.serving.decision_log import ReviewRecord, read_decisions, read_reviews
-from tradecredit.serving.engine import Assessor, score_and_explain
+from tradecredit.serving.engine import Assessor, BuyerExplanation
 from tradecredit.serving.errors import ApiError, from_validation_errors
 from tradecredit.serving.reasons import top_reasons
 from tradecredit.serving.schemas import AssessRequest, Assessment
@@ -80,8 +80,8 @@ class Console:
         self.cfg = cfg
         self.ws = ws
         self.assessor = assessor
-        self.auth = ConsoleAuth(users_db(ws.root), cfg.console)
-        self.alerts_db = ws.root / "monitoring" / "alerts.db"
+        self.auth = ConsoleAuth(ws.users_db, cfg.console)
+        self.alerts_db = ws.alerts_db
         buyers = read_normalised_table(ws.ledger, "buyers", ["buyer_id", "country", "industry", "legal_form", "founded_on", "employees"])
         self.buyers = buyers.sort("buyer_id")
         self._table: PortfolioTable | None = None
@@ -405,25 +405,20 @@ def what_if_summary(a: Assessment) -> dict[str, Any]:
 def buyer_context(console: Console, buyer_id: str, lang: str) -> dict[str, Any]:
     """Everything the buyer page shows, as of the service clock."""
     now = console.now
-    answer = console.assessor.assess([assess_request(buyer_id)], "console", log=False)[0]
+    details: dict[int, BuyerExplanation] = {}
+    answer = console.assessor.assess([assess_request(buyer_id)], "console", log=False, details=details)[0]
     if isinstance(answer, ApiError):
         raise Refused(answer.status, f"{buyer_id}: {answer.message}" if answer.status == 404 else answer.message)
     served = console.assessor.models["default"]
     model = served.model
-    online = console.assessor.reader.read([buyer_id], now)
-    row = online.rows()[0]
-    explained = score_and_explain(model, model.rows_array([row]))
+    row, explained = details[0].features, details[0].explained
     contributions = [float(c) for c in explained.contributions[0][:-1]]
     reasons = top_reasons(model.features, row, explained.contributions[0][:-1], model.monotone, console.cfg.console.waterfall_features)
     t = words(lang)
     ws = console.ws
-    from tradecredit.features.cli import paths_of
-    from tradecredit.monitoring.cli import runs_folder
-
-    feature_paths = paths_of(ws)
-    history = pd_history(sorted(runs_folder(ws).glob("*/scores.parquet")), buyer_id, now)
-    payments = payment_history(feature_paths.view_file("payment_behaviour"), buyer_id, now, console.cfg.console.history_months)
-    events = registry_timeline(ws.ledger / "registry_events.parquet", buyer_id, now)
+    history = pd_history(ws.run_score_files(), buyer_id, now)
+    payments = payment_history(ws.feature_view_file("payment_behaviour"), buyer_id, now, console.cfg.console.history_months)
+    events = registry_timeline(ws.ledger_table_file("registry_events"), buyer_id, now)
     decisions = list(read_decisions(ws.decision_log, buyer_id)) if ws.decision_log.exists() else []
     reviews = read_reviews(ws.decision_log, buyer_id=buyer_id)
     overrides = {r["decision_id"]: r for r in reviews if r["action"] == "override"}
@@ -438,7 +433,7 @@ def buyer_context(console: Console, buyer_id: str, lang: str) -> dict[str, Any]:
     }
     return {
         "buyer_id": buyer_id, "a": answer, "reasons": reasons, "figures": figures, "history": history.to_dicts(),
-        "statements": statements(feature_paths.view_file("financials"), buyer_id, now).to_dicts(), "events": events.to_dicts(),
+        "statements": statements(ws.feature_view_file("financials"), buyer_id, now).to_dicts(), "events": events.to_dicts(),
         "decisions": list(reversed(decisions))[:DECISIONS_SHOWN], "decisions_logged": len(decisions), "overrides": overrides, "alerts": alerts.to_dicts(),
         "firm": firm.row(0, named=True) if firm.height else {}, "model_version": f"{served.registered_model} v{served.version}",
         "decision_choices": DECISIONS, "raw_score": float(explained.raw[0]),

@@ -62,10 +62,6 @@ def _sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def users_db(workspace_root: Path) -> Path:
-    return workspace_root / "console" / "users.db"
-
-
 class ConsoleAuth:
     """Users and sessions. ``now`` is the wall clock (sessions expire in real time, whatever
     date the service replays); tests pass their own."""

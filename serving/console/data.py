@@ -67,7 +67,7 @@ def score_online(assessor: Assessor, buyer_ids: list[str], now: datetime, chunk:
         known = [(b, row, f) for b, row, f in zip(part, online.rows(), fresh, strict=True) if f.known]
         if not known:
             continue
-        pds = model.calibrator(model.booster.predict(model.rows_array([row for _, row, _ in known]), raw_score=True))
+        pds = model.predict_rows([row for _, row, _ in known])
         for (buyer, row, f), pd_12m in zip(known, pds, strict=True):
             decision = decide(float(pd_12m), buyer_facts(row), None, assessor.cfg.policy, refer_because="stale features" if f.stale else None)
             records.append(

@@ -27,8 +27,9 @@ def test_same_data_and_config_give_the_same_model(trained_default, platform):
     frame, data_end = synthetic_training_set("default")
     again = train(frame, "default", data_end, quick(platform.training.default), platform.training.lightgbm,
                   platform.policy, platform.labels.late_days)
-    assert again.model.booster.model_to_string() == trained_default.model.booster.model_to_string()
-    assert again.model.calibrator == trained_default.model.calibrator
+    assert again.model.model_text() == trained_default.model.model_text()
+    raw = np.linspace(-8, 4, 200)
+    np.testing.assert_array_equal(again.model.calibrate(raw), trained_default.model.calibrate(raw))
 
 
 def test_monotone_sweep_passes_on_the_trained_model(trained_default):
@@ -54,7 +55,7 @@ def test_worse_payment_history_never_lowers_the_pd(trained_default):
         (pl.col(f) + delta).clip(0, 1) if f.startswith("late_share") else (pl.col(f) + delta).clip(lower_bound=0)
         for f, delta in WORSE_PAYMENT.items()
     ])
-    before, after = trained_default.model.predict(rows), trained_default.model.predict(worse)
+    before, after = trained_default.model.predict_proba(rows), trained_default.model.predict_proba(worse)
     assert np.all(after >= before - 1e-12)
     assert np.mean(after > before) > 0.5, "the payment features must matter, or this test proves nothing"
 
@@ -64,7 +65,7 @@ def test_native_treeshap_equals_shap_and_adds_up(trained_default):
     assert shap_additivity_error(trained_default.model, x) < 1e-9
     native = trained_default.model.contributions(x)
     numeric = trained_default.model.array(x)
-    explainer = shap.TreeExplainer(trained_default.model.booster)
+    explainer = trained_default.model.shap_explainer()
     values = explainer.shap_values(numeric)
     np.testing.assert_allclose(native[:, :-1], values, atol=1e-8)
     np.testing.assert_allclose(native[:, -1], explainer.expected_value, atol=1e-8)
@@ -72,7 +73,7 @@ def test_native_treeshap_equals_shap_and_adds_up(trained_default):
 
 def test_array_path_scores_like_the_frame_path(trained_default):
     x = _test_x(trained_default).head(300)
-    np.testing.assert_allclose(trained_default.model.booster.predict(trained_default.model.array(x), raw_score=True),
+    np.testing.assert_allclose(trained_default.model.raw_score(trained_default.model.array(x)),
                                trained_default.model.raw_score(x), atol=1e-12)
 
 
@@ -114,7 +115,7 @@ def test_a_constrained_features_shap_value_moves_only_in_its_direction(trained_d
         for row in x[:25]:
             sweep = np.repeat(row[None, :], len(grid), axis=0)
             sweep[:, j] = grid
-            phi = model.booster.predict(sweep, pred_contrib=True)[:, j]
+            phi = model.contributions(sweep)[:, j]
             assert np.all(np.diff(phi) * sign >= -1e-12), f"{feature}: SHAP value moves against its constraint {sign}"
             checked += int(np.ptp(phi) > 0)
     assert checked > 25, "the constrained features must move their SHAP values, or this test proves nothing"

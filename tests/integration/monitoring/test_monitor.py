@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from tests.integration.conftest import run
-from tradecredit.monitoring.cli import demo_dates, score_history
+from tradecredit.monitoring.pipeline import demo_dates
 from tradecredit.workspace import Workspace
 
 
@@ -28,7 +28,7 @@ def test_the_demo_monitored_three_dates_and_wrote_the_report(demo_run, dates):
     ws = demo_run.workspace
     assert "== 8. Monitor the portfolio" in demo_run.result.stdout
     assert f"Monitoring report (open it in a browser): {ws / 'monitoring' / 'runs' / dates[-1].isoformat() / 'report.html'}" in demo_run.result.stdout
-    history = score_history(Workspace(ws))
+    history = Workspace(ws).score_history()
     assert sorted(history["as_of_ts"].dt.date().unique().to_list()) == dates
     assert history["model_version"].unique().to_list() == ["1"] and history["pd_12m"].is_between(0, 1).all()
     summary = json.loads((ws / "monitoring" / "runs" / dates[-1].isoformat() / "summary.json").read_text())
@@ -61,7 +61,7 @@ def test_alerts_are_stored_once_per_buyer_and_signal_across_the_demo_runs(demo_r
 
 def test_monitor_scores_match_batch_scoring_and_the_backtest_command(demo_run, dates, tmp_path):
     ws, earlier = demo_run.workspace, dates[0]
-    history = score_history(Workspace(ws))
+    history = Workspace(ws).score_history()
     past_rows = history.filter(pl.col("as_of_ts").dt.date() == earlier).height
     past = history.filter(pl.col("as_of_ts").dt.date() == earlier).head(20)
     entities = tmp_path / "entities.csv"

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import run
-from tradecredit.monitoring.cli import demo_dates
+from tradecredit.monitoring.pipeline import demo_dates
 from tradecredit.training.registry import tracking_uri
 from tradecredit.workspace import Workspace
 

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from tests.integration.serving.conftest import clock_at_data_end
-from tradecredit.features.cli import paths_of
+from tradecredit.training.model import CreditModel
 from tradecredit.features.store import historical_features, open_store
 from tradecredit.serving.decision_log import read_decisions
 from tradecredit.serving.engine import Assessor, Clock, ServedModel
@@ -32,9 +32,9 @@ def test_online_scores_equal_the_training_paths_scores(demo_run, assessor, serve
     served = [one(assessor, buyer_id=b) for b in buyers]
     ws = Workspace(demo_run.workspace)
     as_of = served[0].freshness.features_as_of
-    store = open_store(paths_of(ws), served_config.features)
+    store = open_store(ws.feature_paths(), served_config.features)
     frame = historical_features(store, "default", pl.DataFrame({"buyer_id": buyers, "as_of_ts": [as_of] * len(buyers)}))
-    expected = assessor.models["default"].model.predict(frame)
+    expected = assessor.models["default"].model.predict_proba(frame)
     np.testing.assert_allclose([s.pd_12m for s in served], expected, rtol=0, atol=1e-12)
 
 
@@ -68,23 +68,19 @@ def test_decisions_are_logged_with_features_and_versions(demo_run, assessor):
     assert row["response"]["pd_12m"] == a.pd_12m and row["decision"] == a.decision
 
 
-class CorruptedContributions:
-    """A booster whose explanation no longer adds up to its score."""
+class CorruptedContributions(CreditModel):
+    """A model whose explanation no longer adds up to its score."""
 
-    def __init__(self, booster):
-        self.booster = booster
-
-    def predict(self, x, **kwargs):
-        out = self.booster.predict(x, **kwargs)
-        if kwargs.get("pred_contrib"):
-            out = out.copy()
-            out[:, 0] += 0.01
+    def contributions(self, x):
+        out = super().contributions(x).copy()
+        out[:, 0] += 0.01
         return out
 
 
 def test_a_failed_additivity_check_marks_the_explanation_unavailable_and_refers(assessor):
     default = assessor.models["default"]
-    broken = ServedModel(dataclasses.replace(default.model, booster=CorruptedContributions(default.model.booster)), default.registered_model, default.version)
+    corrupted = CorruptedContributions(**{f.name: getattr(default.model, f.name) for f in dataclasses.fields(default.model)})
+    broken = ServedModel(corrupted, default.registered_model, default.version)
     tampered = Assessor(assessor.cfg, {**assessor.models, "default": broken}, assessor.reader, assessor.clock, None)
     order = {"amount": 10, "terms_days": 30}
     # A buyer the honest model approves, so the referral can only come from the failed check.

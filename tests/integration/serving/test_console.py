@@ -16,7 +16,8 @@ from fastapi.routing import APIRoute
 from tests.conftest import REPO
 from tests.integration.browser import open_page
 from tradecredit.config import load_config
-from tradecredit.serving.console.auth import ConsoleAuth, users_db
+from tradecredit.workspace import Workspace
+from tradecredit.serving.console.auth import ConsoleAuth
 from tradecredit.serving.console.client import ConsoleClient
 from tradecredit.serving.decision_log import read_decisions, read_reviews
 
@@ -27,7 +28,7 @@ SCREENSHOTS = Path(os.environ.get("TRADECREDIT_SCREENSHOTS") or REPO / "test-art
 
 @pytest.fixture(scope="module")
 def reviewers(demo_run) -> dict[str, str]:
-    auth = ConsoleAuth(users_db(demo_run.workspace), load_config(demo_run.configs).console)
+    auth = ConsoleAuth(Workspace(demo_run.workspace).users_db, load_config(demo_run.configs).console)
     for name, password in PASSWORDS.items():
         auth.add_user(name, password, replace=True)
     auth.close()

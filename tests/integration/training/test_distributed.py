@@ -34,9 +34,9 @@ def test_dask_training_matches_single_machine_quality():
     # The same inputs, constraints and tuned parameters: only where the trees were grown differs.
     assert dask.model.features == local.model.features and dask.model.categories == local.model.categories
     assert dask.model.monotone == local.model.monotone and dask.params == local.params
-    assert dask.model.booster.num_trees() == local.model.booster.num_trees() == local.tuning.rounds
+    assert len(dask.model.tree_sizes()) == len(local.model.tree_sizes()) == local.tuning.rounds
     # Really trained elsewhere (data-parallel trees differ), not a copy of the local booster.
-    assert dask.model.booster.model_to_string() != local.model.booster.model_to_string()
+    assert dask.model.model_text() != local.model.model_text()
 
     m_local, m_dask = local.evaluation.metrics, dask.evaluation.metrics
     assert abs(m_dask["auc"] - m_local["auc"]) <= AUC_TOLERANCE, (m_local["auc"], m_dask["auc"])

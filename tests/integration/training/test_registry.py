@@ -13,14 +13,16 @@ import mlflow
 import numpy as np
 import polars as pl
 import pytest
-import typer
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
 from tests.model.conftest import quick
 from tests.model.synthetic import synthetic_training_set
+from tradecredit.cli import app
 from tradecredit.config import PlatformConfig
+from tradecredit.errors import StageError
 from tradecredit.training import registry
-from tradecredit.training.cli import run_evaluate, run_promote, run_train
+from tradecredit.training.pipeline import evaluate, promote, train
 from tradecredit.training.promote import PROMOTED, REFUSED
 from tradecredit.workspace import Workspace
 
@@ -44,7 +46,7 @@ def workspace(tmp_path, monkeypatch) -> Workspace:
 
 def test_train_registers_a_challenger_that_loads_back_identically_and_promotes(workspace, config):
     cfg = _platform(config)
-    summary = run_train(cfg, workspace, "default")
+    summary = train(cfg, workspace, "default").summary
     assert summary["version"] == "1" and summary["tracking_uri"].startswith("sqlite:///")
     client = registry.connect(workspace)
     version = client.get_model_version_by_alias(cfg.training.default.registered_model, "challenger")
@@ -63,14 +65,14 @@ def test_train_registers_a_challenger_that_loads_back_identically_and_promotes(w
     native = registry.load_version(client, version.name, version.version)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
     from_pyfunc = pyfunc.predict(registry.pyfunc_input(native, native.matrix(frame)))["probability"].to_numpy()
-    np.testing.assert_allclose(from_pyfunc, native.predict(frame), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(from_pyfunc, native.predict_proba(frame), rtol=0, atol=1e-12)
     local_card = (workspace.models / "default" / "model_card.md").read_text()
     assert "## Split" in local_card and "Limits of use" in local_card and "TreeSHAP" in local_card
 
-    evaluation = run_evaluate(cfg, workspace, "default")
+    evaluation = evaluate(cfg, workspace, "default").document
     assert evaluation["same_data_as_training"] and evaluation["test_auc"] == pytest.approx(run.data.metrics["test_auc"])
 
-    decision = run_promote(cfg, workspace, "default")
+    decision = promote(cfg, workspace, "default").decision
     assert decision.decision == PROMOTED, decision.reasons
     champion = client.get_model_version_by_alias(version.name, "champion")
     assert str(champion.version) == "1" and champion.tags["gate_decision"] == PROMOTED
@@ -81,15 +83,16 @@ def test_train_registers_a_challenger_that_loads_back_identically_and_promotes(w
 
 def test_the_gate_refuses_a_worse_challenger_and_says_why(workspace, config):
     cfg = _platform(config)
-    run_train(cfg, workspace, "default")
-    assert run_promote(cfg, workspace, "default").decision == PROMOTED
+    train(cfg, workspace, "default")
+    assert promote(cfg, workspace, "default").promoted
 
     # A challenger forced to read payment history backwards: a worse model by construction.
     backwards = {f: -d for f, d in cfg.training.default.monotone.items()}
     worse_cfg = _platform(config, monotone=backwards, max_ece=1e-6)
-    run_train(worse_cfg, workspace, "default")
-    decision = run_promote(worse_cfg, workspace, "default")
-    assert decision.decision == REFUSED
+    train(worse_cfg, workspace, "default")
+    result = promote(worse_cfg, workspace, "default")
+    decision = result.decision
+    assert decision.decision == REFUSED and not result.promoted and result.describe().startswith("Refused")
     joined = " ".join(decision.reasons)
     assert "below the champion" in joined and "calibration error" in joined
 
@@ -103,13 +106,18 @@ def test_the_gate_refuses_a_worse_challenger_and_says_why(workspace, config):
 
 def test_promote_without_a_challenger_and_a_changed_training_set_fail_clearly(workspace, config):
     cfg = _platform(config)
-    with pytest.raises(typer.Exit):
-        run_promote(cfg, workspace, "default")
-    run_train(cfg, workspace, "default")
+    with pytest.raises(StageError, match=r"has no 'challenger' version: run 'tradecredit train default'"):
+        promote(cfg, workspace, "default")
+    # The command says the same in one error line with exit status 2, and no traceback.
+    cli = CliRunner().invoke(app, ["--workspace", str(workspace.root), "promote", "default"])
+    assert cli.exit_code == 2, cli.output
+    assert "error: model tradecredit-default-12m has no 'challenger' version: run 'tradecredit train default'" in cli.output
+    assert "Traceback" not in cli.output
+    train(cfg, workspace, "default")
     frame = pl.read_parquet(workspace.training_sets / "default.parquet")
     frame.with_columns(pl.col("default_12m").shuffle(seed=1)).write_parquet(workspace.training_sets / "default.parquet")
-    with pytest.raises(typer.Exit):
-        run_promote(cfg, workspace, "default")
+    with pytest.raises(StageError, match=r"training set changed since version 1 was trained.*run 'tradecredit train default'"):
+        promote(cfg, workspace, "default")
 
 
 def test_workers_creating_one_experiment_at_once_all_get_it(production_servers, tmp_path):

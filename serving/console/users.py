@@ -1,0 +1,36 @@
+"""The console's reviewers: the users store of a workspace, and the demo's reviewer."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tradecredit.config import PlatformConfig
+from tradecredit.errors import StageError
+from tradecredit.serving.console.auth import AuthError, ConsoleAuth
+from tradecredit.workspace import Workspace
+
+DEMO_USER = "demo"
+
+
+@contextmanager
+def opened_users(cfg: PlatformConfig, ws: Workspace) -> Iterator[ConsoleAuth]:
+    """The workspace's console users; a refused change is a :class:`StageError`, not a traceback."""
+    auth = ConsoleAuth(ws.users_db, cfg.console)
+    try:
+        yield auth
+    except AuthError as exc:
+        raise StageError(str(exc)) from None
+    finally:
+        auth.close()
+
+
+def demo_login(cfg: PlatformConfig, ws: Workspace) -> tuple[str, str]:
+    """A fresh password for the demo's reviewer, written to a file only its owner can read."""
+    password = secrets.token_urlsafe(12)
+    with opened_users(cfg, ws) as auth:
+        auth.add_user(DEMO_USER, password, replace=True)
+    ws.demo_login.write_text(f"user: {DEMO_USER}\npassword: {password}\n", encoding="utf-8")
+    ws.demo_login.chmod(0o600)
+    return DEMO_USER, password

@@ -1,0 +1,74 @@
+"""The table of models: what each model predicts, for which rows, from which features, and where
+its pieces live. Every stage looks a model up here; an unknown name is an error, never a
+silent fallback to another model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tradecredit.errors import StageError
+
+
+class UnknownModel(StageError, KeyError):
+    """A model name that is not in :data:`MODEL_SPECS`."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # the command-line name: `train default`, `score late`
+    label_template: str  # the label column, with {late_days} from configs/labels.yaml
+    date_column: str  # the column that places a training row in time (the split is by it)
+    keys: tuple[str, ...]  # what identifies a training row
+    feature_service: str  # the Feast feature service the model reads (features.catalog.FEATURE_SERVICES)
+    experiment: str  # the MLflow experiment its training runs go to
+    truth_file: str  # the simulator's truth for this label, in SIMULATED/truth
+    truth_keys: tuple[str, ...]
+    truth_column: str
+    description: str
+
+    def label(self, late_days: int) -> str:
+        return self.label_template.format(late_days=late_days)
+
+    @property
+    def tuning_experiment(self) -> str:
+        return f"{self.experiment}-tuning"
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    "default": ModelSpec(
+        name="default",
+        label_template="default_12m",
+        date_column="as_of_ts",
+        keys=("buyer_id", "as_of_ts"),
+        feature_service="default",
+        experiment="tradecredit-default-12m",
+        truth_file="buyer_month_pd.parquet",
+        truth_keys=("buyer_id", "as_of_ts"),
+        truth_column="pd_12m",
+        description="12-month probability of default, one row per buyer and month",
+    ),
+    "late": ModelSpec(
+        name="late",
+        label_template="late_{late_days}d",
+        date_column="issued_on",
+        keys=("invoice_id",),
+        feature_service="late",
+        experiment="tradecredit-late-30d",
+        truth_file="invoice_late.parquet",
+        truth_keys=("invoice_id",),
+        truth_column="p_late_30d",
+        description="probability that an order is paid late, one row per invoice",
+    ),
+}
+MODELS: tuple[str, ...] = tuple(MODEL_SPECS)
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The spec of a model; :class:`UnknownModel` naming the choices otherwise."""
+    try:
+        return MODEL_SPECS[name]
+    except KeyError:
+        raise UnknownModel(f"unknown model '{name}': choose {', '.join(MODELS)}") from None

@@ -1,0 +1,384 @@
+"""The training stages: train, tune, evaluate, promote and score. Plain functions from the config
+and the workspace to frozen results; they raise :class:`StageError` for a user to act on, and
+the command line prints what they return.
+
+MLflow and LightGBM are imported inside: they take seconds to import, and ``tradecredit
+simulate`` should not wait for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from tradecredit.config import PlatformConfig
+from tradecredit.errors import StageError
+from tradecredit.model_specs import ModelSpec, model_spec
+from tradecredit.workspace import Workspace, read_json, write_json
+
+if TYPE_CHECKING:
+    from tradecredit.training.promote import GateDecision
+    from tradecredit.training.registry import RegisteredModel
+    from tradecredit.training.train import TrainedModel
+
+
+def read_truth(ws: Workspace, spec: ModelSpec, data_end: date, folder: Path | None = None) -> pl.DataFrame | None:
+    """The simulator's true probabilities, keyed like the training rows, if the folder belongs to
+    this ledger (same data end); None for a user's own data. A folder named explicitly
+    (``--truth``) that does not fit is an error."""
+    explicit = folder is not None
+    folder = folder or ws.simulated_truth
+    summary = folder / "summary.json"
+    if not summary.exists():
+        if explicit:
+            raise StageError(f"--truth {folder}: no summary.json there")
+        return None
+    if read_json(summary)["data_end"] != data_end.isoformat():
+        if explicit:
+            raise StageError(f"--truth {folder}: its data ends on another date than the training set ({data_end})")
+        return None
+    truth = pl.read_parquet(folder / spec.truth_file)
+    if "as_of_ts" in spec.truth_keys:
+        truth = truth.with_columns(as_of_ts=pl.col("as_of_date").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+    return truth.select(*spec.truth_keys, truth=spec.truth_column)
+
+
+# -- train --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: str
+    version: str
+    summary: dict[str, Any]
+    metrics: dict[str, float]
+    trained: TrainedModel
+    warnings: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        m, t = self.metrics, self.trained
+        text = (
+            f"Trained {self.model} model version {self.version} (alias challenger): out-of-time AUC {m['test_auc']:.4f}, "
+            f"Gini {m['test_gini']:.4f}, KS {m['test_ks']:.4f}, ECE {m['test_ece']:.4f}; logistic benchmark AUC "
+            f"{m['benchmark_auc']:.4f} ({m['auc_lift_over_benchmark']:+.4f})"
+        )
+        if "oracle_auc" in m:
+            text += f"; oracle AUC {m['oracle_auc']:.4f} (model/oracle {m['oracle_auc_ratio']:.3f})"
+        failed = f" + {t.tuning.trials_failed} failed" if t.tuning.trials_failed else ""
+        where = f"; fitted on Dask ({t.fit.workers} workers) in {t.fit.seconds:.1f} s" if t.fit.engine == "dask" else ""
+        return text + (
+            f". {t.explain.trees} trees, explain {t.explain.explain_ms_per_row:.2f} ms/row; "
+            f"{t.tuning.trials_completed} trials + {t.tuning.trials_pruned} pruned{failed} in {t.tuning.seconds:.0f} s{where}."
+        )
+
+
+def train(
+    cfg: PlatformConfig, ws: Workspace, model: str, truth_dir: Path | None = None, study: str | None = None,
+    config_dir: Path | None = None,
+) -> TrainResult:
+    """Train, evaluate, log to MLflow, register a version with the alias ``challenger``, and
+    write the summary, model card and plots under WORKSPACE/models/MODEL. With a shared Optuna
+    storage, tuning runs on a study there with ``backends.tuning.workers`` processes; with the
+    dask engine, the final booster is fitted on the Dask cluster."""
+    from dataclasses import asdict
+
+    from tradecredit.training import registry, tracking
+    from tradecredit.training.report import write_plots
+    from tradecredit.training.splits import TEST
+    from tradecredit.training.train import train as fit_model
+    from tradecredit.training.tuning_workers import finish_helpers, launch_tuning_helpers, shared_study, tuning_threads
+
+    spec = model_spec(model)
+    frame, data_end = ws.read_training_set(model)
+    truth = read_truth(ws, spec, data_end, truth_dir)
+    model_cfg = cfg.training.model(model)
+    client = registry.connect(ws, cfg.backends)
+    workers = cfg.backends.tuning.workers
+    threads = tuning_threads(cfg, workers)
+    shared = shared_study(cfg, model, frame, study, 0, threads)
+    helpers, callbacks, warnings = [], [], []
+    try:
+        if shared is not None:
+            # Whoever comes first creates the study; every worker checks the data's fingerprint.
+            helpers = launch_tuning_helpers(ws, config_dir, model, shared.name, workers - 1, threads)
+            callbacks = [tracking.trial_logger(client, ws, spec, shared.name)]
+        dask = cfg.backends.dask if cfg.backends.training_engine == "dask" else None
+        trained = fit_model(frame, model, data_end, model_cfg, cfg.training.lightgbm, cfg.policy, cfg.labels.late_days, truth,
+                            shared=shared, dask=dask, tuning_callbacks=callbacks)
+    except ValueError as exc:  # TrainingError, StudyError, a calibration that cannot be chosen
+        raise StageError(str(exc)) from None
+    finally:
+        warnings = finish_helpers(helpers)
+
+    x_test = trained.model.matrix(trained.data.rows(TEST, holdout=True))
+    files = write_plots(trained.model, trained.evaluation, x_test.head(2000), ws.training_report_dir(model))
+    run = tracking.log_training_run(client, ws, cfg, spec, trained, data_end, shared.name if shared else None,
+                                    [*files.plots, *files.tables], x_test.head(5))
+    summary = {
+        "model": model, "registered_model": run.registered_model, "version": run.version, "run_id": run.run_id,
+        "alias": registry.CHALLENGER, "split": trained.data.plan.as_dict(), "slice_rows": trained.slice_rows,
+        "params": run.params | {"rounds": trained.tuning.rounds}, "calibration": trained.calibration.method,
+        "metrics": run.metrics, "tracking_uri": client.tracking_uri,
+        "training_engine": asdict(trained.fit), "optuna_study": shared.name if shared else None,
+    }
+    ws.model_card(model).parent.mkdir(parents=True, exist_ok=True)
+    ws.model_card(model).write_text(run.card, encoding="utf-8")
+    write_json(ws.train_summary(model), registry.json_ready(summary))
+    write_json(ws.train_metrics(model), tracking.headline(run.metrics))
+    return TrainResult(model, run.version, summary, run.metrics, trained, tuple(warnings))
+
+
+# -- tune ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    study: str
+    model: str
+    complete: int
+    pruned: int
+    failed: int
+    ran_here: int
+    best_validation_log_loss: float
+    best_trial: int
+    warnings: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return (
+            f"Study '{self.study}': {self.complete} complete, {self.pruned} pruned, {self.failed} failed "
+            f"trials (this worker ran {self.ran_here}); best validation log loss {self.best_validation_log_loss:.5f} "
+            f"(trial {self.best_trial}). Train on it: tradecredit train {self.model} --study {self.study}"
+        )
+
+
+def tune(
+    cfg: PlatformConfig, ws: Workspace, model: str, study: str, workers: int, worker_index: int = 0,
+    threads: int | None = None, config_dir: Path | None = None,
+) -> TuneResult:
+    """Join (or start) the shared study ``study`` with ``workers`` processes on this machine and
+    tune until it holds the configured number of finished trials. Other machines join by
+    running the same command; ``train --study`` then trains on the study's best trial."""
+    from tradecredit.training import registry, tracking
+    from tradecredit.training.train import tune as tune_study
+    from tradecredit.training.train import tuning_inputs
+    from tradecredit.training.tuning_workers import finish_helpers, launch_tuning_helpers, shared_study, tuning_threads
+
+    spec = model_spec(model)
+    if workers < 1:
+        raise StageError("--workers must be at least 1")
+    frame, data_end = ws.read_training_set(model)
+    model_cfg = cfg.training.model(model)
+    threads = threads or tuning_threads(cfg, workers)
+    shared = shared_study(cfg, model, frame, study, worker_index, threads)
+    if shared is None:
+        raise StageError("tune needs a shared Optuna storage (backends.tuning.url): use --profile production")
+    helpers, warnings = [], []
+    try:
+        inputs = tuning_inputs(frame, model, data_end, model_cfg, cfg.training.lightgbm, cfg.labels.late_days)
+        helpers = launch_tuning_helpers(ws, config_dir, model, shared.name, workers - 1, threads)
+        client = registry.connect(ws, cfg.backends)
+        result = tune_study(inputs.train_set, inputs.valid_set, model_cfg.tuning, inputs.base, shared,
+                            [tracking.trial_logger(client, ws, spec, shared.name)])
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
+    finally:
+        warnings = finish_helpers(helpers)
+    return TuneResult(shared.name, model, result.trials_completed, result.trials_pruned, result.trials_failed,
+                      result.trials_run_here, result.best_validation_log_loss, result.best_trial_number, tuple(warnings))
+
+
+# -- evaluate -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlicedTrainingSet:
+    """The training set with a registered version's own split re-applied."""
+
+    frame: pl.DataFrame  # with ``slice`` and ``holdout_buyer``
+    plan: Any
+    same_data: bool  # the data is still the data the version was trained on (fingerprint)
+    data_end: date
+
+
+def sliced_training_set(ws: Workspace, registered: RegisteredModel, model: str) -> SlicedTrainingSet:
+    from tradecredit.training import registry
+    from tradecredit.training.splits import SplitPlan, assign_slices
+    from tradecredit.training.train import fingerprint
+
+    frame, data_end = ws.read_training_set(model)
+    plan = SplitPlan.from_dict(registry.run_dict(registered.client, registered.run_id, "split.json"))
+    same_data = fingerprint(frame) == registered.client.get_run(registered.run_id).data.tags.get("data_fingerprint")
+    return SlicedTrainingSet(assign_slices(frame, plan), plan, same_data, data_end)
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    model: str
+    version: str
+    document: dict[str, Any]  # what metrics.json holds
+    metrics: dict[str, float]
+    rows: int
+    folder: Path
+
+    def describe(self) -> str:
+        note = "" if self.document["same_data_as_training"] else " (the training set changed since this version was trained)"
+        m = self.metrics
+        return (
+            f"Evaluated {self.model} version {self.version} on {self.rows:,} out-of-time rows of held-out buyers{note}: "
+            f"AUC {m['test_auc']:.4f}, ECE {m['test_ece']:.4f}, benchmark AUC {m['benchmark_auc']:.4f}. {self.folder}"
+        )
+
+
+def evaluate(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None = None, truth_dir: Path | None = None) -> EvaluateResult:
+    """Evaluate a registered version (default: the challenger) on its out-of-time test slice of
+    the current training set; write WORKSPACE/models/MODEL/evaluation/ (metrics.json, plots, tables)."""
+    from tradecredit.training import registry, tracking
+    from tradecredit.training.evaluate import fit_benchmark
+    from tradecredit.training.report import write_plots
+    from tradecredit.training.splits import HOLDOUT, SLICE, TEST, TRAIN
+    from tradecredit.training.train import evaluate_slices, training_rows
+
+    spec = model_spec(model)
+    registered = registry.load_registered(cfg, ws, model, version, registry.CHALLENGER)
+    credit_model = registered.model
+    sliced = sliced_training_set(ws, registered, model)
+    truth = read_truth(ws, spec, sliced.data_end, truth_dir)
+    model_cfg = cfg.training.model(model)
+    seed = cfg.training.lightgbm.seed
+    train_rows = training_rows(sliced.frame.filter(pl.col(SLICE) == TRAIN), model, model_cfg, seed)
+    benchmark = fit_benchmark(credit_model.matrix(train_rows), train_rows[credit_model.label].to_numpy(), seed)
+    evaluation = evaluate_slices(credit_model, sliced.frame, benchmark, truth, model_cfg, cfg.policy)
+    folder = ws.evaluation_dir(model)
+    heldout = sliced.frame.filter((pl.col(SLICE) == TEST) & pl.col(HOLDOUT))
+    write_plots(credit_model, evaluation, credit_model.matrix(heldout.head(2000)), folder)
+    metrics = evaluation.flat_metrics()
+    document = {"model": model, "registered_model": registered.version.name, "version": str(registered.version.version),
+                "split": sliced.plan.as_dict(), "same_data_as_training": sliced.same_data, **tracking.headline(metrics)}
+    write_json(folder / "metrics.json", registry.json_ready(document))
+    write_json(folder / "all_metrics.json", registry.json_ready(metrics))
+    return EvaluateResult(model, str(registered.version.version), document, metrics, len(evaluation.label), folder)
+
+
+# -- promote ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromoteResult:
+    registered_model: str
+    version: str
+    decision: GateDecision
+    evidence: dict[str, Any]
+    previous_champion: str | None  # the champion version it replaced, if any
+
+    @property
+    def promoted(self) -> bool:
+        from tradecredit.training.promote import PROMOTED
+
+        return self.decision.decision == PROMOTED
+
+    def describe(self) -> str:
+        if not self.promoted:
+            return f"Refused: {self.registered_model} version {self.version} stays challenger: " + "; ".join(self.decision.reasons)
+        was = f" (was version {self.previous_champion})" if self.previous_champion else ""
+        e = self.evidence
+        return (f"Promoted {self.registered_model} version {self.version} to champion{was}: AUC {e['challenger_auc']:.4f}, "
+                f"ECE {e['ece']:.4f}, {e['monotone_violations']} monotonicity violations, "
+                f"SHAP additivity error {e['shap_additivity_max_error']:.1e}.")
+
+
+def promote(cfg: PlatformConfig, ws: Workspace, model: str) -> PromoteResult:
+    """Run the champion gate on the challenger; move ``champion`` only if it passes. The
+    decision and its evidence become tags on the challenger's version."""
+    from tradecredit.training import registry, tracking
+    from tradecredit.training.promote import PROMOTED, gate
+    from tradecredit.training.splits import HOLDOUT, SLICE, TEST
+
+    model_spec(model)
+    model_cfg = cfg.training.model(model)
+    challenger = registry.load_registered(cfg, ws, model, None, registry.CHALLENGER)
+    client, version = challenger.client, challenger.version
+    sliced = sliced_training_set(ws, challenger, model)
+    if not sliced.same_data:
+        raise StageError(
+            f"the {model} training set changed since version {version.version} was trained, so its test rows "
+            f"cannot be rebuilt: run 'tradecredit train {model}' on the current data first"
+        )
+    try:
+        champion = registry.version_by(client, model_cfg.registered_model, None, registry.CHAMPION)
+        champion_model = registry.load_version(client, champion.name, champion.version) if champion.version != version.version else None
+    except registry.RegistryError:
+        champion, champion_model = None, None
+    heldout = sliced.frame.filter((pl.col(SLICE) == TEST) & pl.col(HOLDOUT))
+    candidate = challenger.model
+    decision = gate(
+        candidate, champion_model, candidate.matrix(heldout), heldout, heldout[candidate.label].to_numpy().astype(int),
+        challenger.run_metric("benchmark_auc"), model_cfg, cfg.training.lightgbm.seed,
+    )
+    evidence = decision.evidence | {"champion_version": str(champion.version) if champion else None}
+    tags = tracking.tag_gate_decision(client, version, decision.decision, decision.reasons, evidence)
+    replaced = str(champion.version) if champion is not None and champion.version != version.version else None
+    if decision.decision == PROMOTED:
+        client.set_registered_model_alias(version.name, registry.CHAMPION, version.version)
+        if replaced is not None:
+            client.set_model_version_tag(champion.name, champion.version, "superseded_by", version.version)
+    write_json(ws.promotion(model), registry.json_ready({"version": str(version.version), **tags, "evidence": evidence}))
+    return PromoteResult(version.name, str(version.version), decision, evidence, replaced)
+
+
+# -- score --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    frame: pl.DataFrame
+    model_version: str
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def score_default(cfg: PlatformConfig, ws: Workspace, entities: pl.DataFrame, version: str | None = None) -> ScoreResult:
+    """``buyer_id, as_of_ts, pd_12m, grade, model_version, features_found`` for each entity row,
+    in order. ``features_found`` is false for a row with no feature snapshot at all (an unknown
+    buyer, or a time before its first snapshot): its PD is the model's answer for a blank."""
+    from tradecredit.features.pipeline import point_in_time_features
+    from tradecredit.training import registry
+    from tradecredit.training.scoring import score_buyers
+
+    registered = registry.load_registered(cfg, ws, "default", version, registry.CHAMPION)
+    features = point_in_time_features(cfg, ws, model_spec("default").feature_service, entities)
+    version_number = str(registered.version.version)
+    scored = score_buyers(features, registered.model, version_number, cfg.policy)
+    missing = int((~scored["features_found"]).sum())
+    warnings = (f"{missing:,} row(s) have no feature snapshot (unknown buyer or before its first): "
+                "scored from blanks, marked features_found = false",) if missing else ()
+    return ScoreResult(scored.select("buyer_id", "as_of_ts", "pd_12m", "grade", "model_version", "features_found"), version_number, warnings)
+
+
+def score_late(cfg: PlatformConfig, ws: Workspace, invoice_ids: pl.DataFrame, version: str | None = None) -> ScoreResult:
+    """``invoice_id, p_late, model_version`` for invoices of the loaded ledger, each scored as of
+    the day before its issue date (what was known when the order arrived)."""
+    from tradecredit.features.pipeline import open_feature_store
+    from tradecredit.features.training_sets import late_rows
+    from tradecredit.training import registry
+
+    if "invoice_id" not in invoice_ids.columns:
+        raise StageError("the invoices file needs an invoice_id column")
+    if invoice_ids["invoice_id"].null_count():
+        rows = (invoice_ids.with_row_index("row").filter(pl.col("invoice_id").is_null())["row"] + 2).to_list()[:10]
+        raise StageError(f"the invoices file has empty invoice_id on line(s) {', '.join(map(str, rows))}")
+    registered = registry.load_registered(cfg, ws, "late", version, registry.CHAMPION)
+    invoices = ws.read_ledger_table("invoices", ["invoice_id", "buyer_id", "issued_on", "amount", "terms_days"])
+    wanted = invoice_ids.select(pl.col("invoice_id").cast(pl.String))
+    joined = wanted.join(invoices, on="invoice_id", how="left", maintain_order="left")
+    unknown = joined.filter(pl.col("buyer_id").is_null())["invoice_id"].to_list()
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        raise StageError(f"{len(unknown)} invoice_id(s) are not in the loaded ledger: {shown}")
+    rows = late_rows(open_feature_store(cfg, ws), joined)
+    version_number = str(registered.version.version)
+    frame = rows.select("invoice_id", p_late=pl.Series(registered.model.predict_proba(rows), dtype=pl.Float64),
+                        model_version=pl.lit(version_number))
+    return ScoreResult(frame, version_number)
