@@ -74,6 +74,7 @@ from tradecredit.training.config import (
     TrainingConfig,
     TrialParams,
     TuningConfig,
+    UnknownModelError,
 )
 
 __all__ = [
@@ -136,6 +137,7 @@ __all__ = [
     "TrainingConfig",
     "TrialParams",
     "TuningConfig",
+    "UnknownModelError",
     # tradecredit.backends_config
     "BackendsConfig",
     "DaskConfig",

@@ -15,6 +15,10 @@ from tradecredit.features.catalog import model_input_features
 MODEL_NAMES = ("default", "late")
 
 
+class UnknownModelError(ValueError):
+    """A model name that is none of MODEL_NAMES."""
+
+
 class SplitConfig(StrictModel):
     """Out-of-time slices, counted back from the last date whose label is complete:
     test = the last ``test_months`` months; calibration = ``calibration_months`` months ending
@@ -116,7 +120,12 @@ class TrainingConfig(StrictModel):
     late: ModelTrainingConfig
 
     def model(self, name: str) -> ModelTrainingConfig:
-        return self.default if name == "default" else self.late
+        """The training settings of the model called ``name``; any name but the known ones is refused."""
+        if name == "default":
+            return self.default
+        if name == "late":
+            return self.late
+        raise UnknownModelError(f"unknown model {name!r}: the models are {', '.join(MODEL_NAMES)}")
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:

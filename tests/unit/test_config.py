@@ -12,9 +12,11 @@ import pytest
 
 from tests.conftest import REPO
 from tradecredit.config import (
+    MODEL_NAMES,
     ConfigError,
     ConsoleConfig,
     ServingConfig,
+    UnknownModelError,
     load_config,
     load_profiled_section,
 )
@@ -100,6 +102,15 @@ def test_training_config_refuses_what_it_cannot_train(config_copy):
         _edit(training, old, new)
         with pytest.raises(ConfigError, match=message):
             load_config(config_copy)
+
+
+def test_an_unknown_model_name_is_refused_with_the_choices(config):
+    for name in MODEL_NAMES:
+        assert config.training.model(name) is getattr(config.training, name)
+    for name in ("Default", "lat", ""):
+        with pytest.raises(UnknownModelError, match=r"unknown model '.*': the models are default, late"):
+            config.training.model(name)
+    assert issubclass(UnknownModelError, ValueError)
 
 
 def test_master_scale_must_rise(config_copy):
