@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import string
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,12 +25,12 @@ from typing import Any
 import polars as pl
 
 from tradecredit.config import AlertColour, AlertRule, AlertsConfig, WebhookConfig
-from tradecredit.features.catalog import FEATURES
+# The rules' metric vocabulary and placeholder parsing live where the config validator can
+# import them without importing this module (which imports the config models).
+from tradecredit.monitoring.alert_metrics import ALERT_METRICS, DERIVED_METRICS, evidence_names  # noqa: F401
 
 WEBHOOK_ENV = "TRADECREDIT_ALERT_WEBHOOK"
 COLOUR_RANK: dict[str, int] = {"yellow": 1, "red": 2}
-DERIVED_METRICS = ("registry_change_excess_90d", "past_due_60_plus", "past_due_60_plus_share", "pd_12m", "grade", "grade_change")
-ALERT_METRICS = frozenset({f.name for f in FEATURES if f.dtype != "string"} | set(DERIVED_METRICS))
 _OPS = {">=": "__ge__", ">": "__gt__", "<=": "__le__", "<": "__lt__", "==": "__eq__"}
 
 
@@ -79,11 +78,6 @@ def alert_metrics(features: pl.DataFrame, scores: pl.DataFrame, previous_grades:
 def _holds(rule: AlertRule) -> pl.Expr:
     conditions = [getattr(pl.col(metric).cast(pl.Float64), _OPS[op])(value).fill_null(False) for metric, op, value in rule.when]
     return pl.all_horizontal(conditions)
-
-
-def evidence_names(evidence: str) -> list[str]:
-    """The metrics an evidence sentence's {placeholders} name."""
-    return [name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(evidence) if name]
 
 
 def _placeholders(rule: AlertRule) -> list[str]:

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
-from tradecredit.config import ConfigError, ConsoleConfig, ServingConfig, load_config, load_profiled_section
+from tradecredit.config import (
+    MODEL_NAMES,
+    ConfigError,
+    ConsoleConfig,
+    ServingConfig,
+    UnknownModelError,
+    load_config,
+    load_profiled_section,
+)
 
 
 @pytest.fixture
@@ -93,6 +104,15 @@ def test_training_config_refuses_what_it_cannot_train(config_copy):
             load_config(config_copy)
 
 
+def test_an_unknown_model_name_is_refused_with_the_choices(config):
+    for name in MODEL_NAMES:
+        assert config.training.model(name) is getattr(config.training, name)
+    for name in ("Default", "lat", ""):
+        with pytest.raises(UnknownModelError, match=r"unknown model '.*': the models are default, late"):
+            config.training.model(name)
+    assert issubclass(UnknownModelError, ValueError)
+
+
 def test_master_scale_must_rise(config_copy):
     _edit(config_copy / "policy.yaml", "{grade: 2, max_pd: 0.003", "{grade: 2, max_pd: 0.001")
     with pytest.raises(ConfigError, match="max_pd must rise strictly"):
@@ -161,3 +181,51 @@ def test_a_section_read_alone_gets_its_profile_keys(tmp_path, monkeypatch):
     assert load_profiled_section(ServingConfig, configs).workers == 7 == load_config(configs).serving.workers
     assert load_profiled_section(ConsoleConfig, configs).path == "/review"
     assert load_profiled_section(ServingConfig, configs, "embedded").workers == load_config(configs, "embedded").serving.workers != 7
+
+
+# --------------------------------------------------------------------------- module layering
+
+# The stage config modules: tradecredit/<name>_config.py, or <package>/config.py of a stage.
+STAGE_CONFIG = re.compile(r"^tradecredit\.(?:[a-z_]+_config|(?:features|training|serving|monitoring)\.config)$")
+# A config module may import its own package's modules and upstream ones, never downstream.
+LAYER = {"features": 1, "training": 2, "serving": 3, "monitoring": 3}
+
+
+def _project_imports(module: str) -> set[str]:
+    """Every tradecredit module ``module`` imports, at module level or inside a function."""
+    origin = importlib.util.find_spec(module).origin
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(Path(origin).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{module}: relative import"
+            found.add(node.module or "")
+    return {name for name in found if name == "tradecredit" or name.startswith("tradecredit.")}
+
+
+def _stage_config_modules() -> list[str]:
+    return sorted(m for m in _project_imports("tradecredit.config") if STAGE_CONFIG.match(m))
+
+
+def _package(module: str) -> str:
+    """The stage package of a module (``tradecredit.serving`` and its modules: serving), else the core."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYER else "tradecredit"
+
+
+def test_config_imports_only_the_config_modules():
+    assert _project_imports("tradecredit.config_base") == set()
+    stray = sorted(m for m in _project_imports("tradecredit.config") if m != "tradecredit.config_base" and not STAGE_CONFIG.match(m))
+    assert not stray, f"tradecredit/config.py imports {stray}: it may import only config_base and the stage config modules"
+    assert len(_stage_config_modules()) >= 8
+
+
+def test_stage_config_modules_import_no_downstream_package_and_not_the_tree():
+    for module in _stage_config_modules():
+        layer = LAYER.get(_package(module), 0)
+        for imported in _project_imports(module):
+            assert imported != "tradecredit.config", f"{module} imports tradecredit.config (a cycle): use tradecredit.config_base"
+            package = _package(imported)
+            allowed = package == _package(module) or LAYER.get(package, 0) < layer
+            assert allowed, f"{module} imports {imported}, which is not upstream of it"

@@ -1,0 +1,75 @@
+"""The credit policy's config models (``configs/policy.yaml``): the master scale of grades,
+the limit rules and the credit-insurance pricing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from tradecredit.config_base import NonNegativeFloat, PositiveFloat, PositiveInt, Probability, StrictModel
+
+
+class GradeBand(StrictModel):
+    grade: Annotated[int, Field(ge=1)]
+    max_pd: Annotated[float, Field(gt=0.0, le=1.0)] = Field(description="highest 12-month PD of the grade (inclusive)")
+    tier: Literal["low", "medium", "high"]
+
+
+class CapacityConfig(StrictModel):
+    """What a buyer can carry, from the first figure known, in this order."""
+
+    revenue_share: Probability = Field(description="share of annual revenue")
+    equity_share: Probability = Field(description="share of equity (used when revenue is unknown)")
+    monthly_purchases_multiple: PositiveFloat = Field(
+        description="months of the buyer's usual purchases (used when neither statement figure is known)"
+    )
+
+
+class LimitConfig(StrictModel):
+    capacity: CapacityConfig
+    grade_share: list[Probability] = Field(description="share of capacity granted, grade 1 first; never rises")
+    max_limit: PositiveFloat
+    rounding: PositiveFloat = Field(description="limits are rounded down to a multiple of this")
+    refer_from_grade: PositiveInt = Field(description="from this grade on, a person decides (refer)")
+    decline_from_grade: PositiveInt = Field(description="from this grade on, no credit (decline)")
+
+
+class InsuranceConfig(StrictModel):
+    cover_ratio_by_tier: dict[Literal["low", "medium", "high"], Annotated[float, Field(gt=0.0, le=0.9)]] = Field(
+        description="share of a loss the insurer pays, at most 90%"
+    )
+    loading: NonNegativeFloat = Field(description="margin on the expected-loss rate")
+    expense_rate: NonNegativeFloat = Field(description="the insurer's costs, per unit of insured turnover")
+    floor_rate: NonNegativeFloat = Field(description="the lowest premium rate")
+    turnover_months: PositiveInt = Field(description="insured turnover = this many months of usual purchases")
+
+
+class PolicyConfig(StrictModel):
+    master_scale: list[GradeBand] = Field(description="grades from best to worst; the last band must end at PD 1")
+    lgd: Probability = Field(description="loss given default of an unsecured trade receivable")
+    limits: LimitConfig
+    insurance: InsuranceConfig
+
+    @model_validator(mode="after")
+    def _check(self) -> PolicyConfig:
+        grades = [b.grade for b in self.master_scale]
+        if grades != list(range(1, len(grades) + 1)):
+            raise ValueError("master_scale grades must be 1, 2, 3, ... in order")
+        bounds = [b.max_pd for b in self.master_scale]
+        if bounds != sorted(set(bounds)) or bounds[-1] != 1.0:
+            raise ValueError("master_scale max_pd must rise strictly from grade to grade and end at 1.0")
+        order = {"low": 0, "medium": 1, "high": 2}
+        tiers = [order[b.tier] for b in self.master_scale]
+        if tiers != sorted(tiers):
+            raise ValueError("master_scale tiers must run low, medium, high as grades worsen")
+        shares = self.limits.grade_share
+        if len(shares) != len(grades) or any(b > a for a, b in zip(shares, shares[1:])):
+            raise ValueError(f"limits.grade_share needs one share per grade ({len(grades)}), never rising as grades worsen")
+        if not 1 <= self.limits.refer_from_grade <= self.limits.decline_from_grade <= len(grades) + 1:
+            raise ValueError("limits: refer_from_grade must come at or before decline_from_grade, within the scale")
+        cover = self.insurance.cover_ratio_by_tier
+        if set(cover) != {"low", "medium", "high"} or not cover["low"] >= cover["medium"] >= cover["high"]:
+            raise ValueError("insurance.cover_ratio_by_tier needs low, medium and high, never rising as risk rises")
+        return self
