@@ -7,7 +7,7 @@
    last months; both worlds monitored month by month with the same champion (trained before the
    shock). Prints, per world and month, the score PSI, the mean PD and the alerts raised per
    1,000 active buyers, and the share of alerted buyers that defaulted by the data end. The calm
-   world's rate is the false-alarm rate the README reports.
+   world's rate is the false-alarm rate RESULTS.md reports.
 
 Without --workspace it runs `tradecredit demo --buyers 10000` first. The workspace's
 monitoring folder is replaced.

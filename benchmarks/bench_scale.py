@@ -1,4 +1,4 @@
-"""Scaling-out figures (README: Scaling out).
+"""Scaling-out figures (docs/operations.md; figures in RESULTS.md).
 
 training: the final LightGBM fit on a Dask LocalCluster of 2 workers (LightGBM's Dask
     estimator, 1 thread each) against the same fit in one process (2 threads), at the same

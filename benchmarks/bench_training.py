@@ -22,7 +22,8 @@ import polars as pl
 from measure import TRADECREDIT, measure
 
 from tradecredit.config import load_config
-from tradecredit.training.cli import read_training_set, read_truth
+from tradecredit.model_specs import model_spec
+from tradecredit.training.pipeline import read_truth
 from tradecredit.training.train import train
 from tradecredit.workspace import Workspace
 
@@ -37,7 +38,7 @@ def main() -> None:
     cfg = load_config()
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace((args.workspace or Path(tmp) / "ws").resolve())
-        if not (ws.training_sets / f"{args.model}.parquet").exists():
+        if not ws.training_set_file(args.model).exists():
             base = [TRADECREDIT, "--workspace", str(ws.root)]
             steps = {
                 "simulate": [*base, "simulate", "--out", str(ws.simulated), "--buyers", str(args.buyers), "--months", str(args.months)],
@@ -50,8 +51,8 @@ def main() -> None:
             for name, command in steps.items():
                 m = measure(command)
                 print(f"{name:<22} {m.seconds:7.1f} s   peak {m.peak_rss_mb:7.0f} MB")
-        frame, data_end = read_training_set(ws, args.model)
-        truth = read_truth(None, ws, args.model, data_end, explicit=False)
+        frame, data_end = ws.read_training_set(args.model)
+        truth = read_truth(ws, model_spec(args.model), data_end)
         model_cfg = cfg.training.model(args.model)
         started = time.perf_counter()
         trained = train(frame, args.model, data_end, model_cfg, cfg.training.lightgbm, cfg.policy, cfg.labels.late_days, truth)

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Point-in-time buyer features: the build (``build.py``), the catalogue of every feature (``catalog.py``), labels, the Feast store and the training sets; ``pipeline.py`` holds the stages the ``features`` commands call."""

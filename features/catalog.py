@@ -1,7 +1,7 @@
 """Every buyer feature: name, type, window, meaning and the feature view (source) it belongs to.
 
 This list is the single definition the build's output is checked against, the Feast schema
-is generated from, and the README's feature table is written from (``tradecredit features
+is generated from, and the feature table in docs/features.md is written from (``tradecredit features
 docs``). Windows are part of a feature's name, so they live here, not in a config file:
 changing one is a change of the models' feature contract.
 
@@ -202,7 +202,7 @@ def model_input_features(model: str) -> tuple[FeatureDef, ...]:
 
 
 def feature_table_markdown() -> str:
-    """The README's feature table: one row per feature, generated from this catalogue."""
+    """The feature table of docs/features.md: one row per feature, generated from this catalogue."""
     sources = {v.name: v.source for v in VIEWS} | {"order": "the order (late-payment model only)"}
     lines = [
         "| feature | view | window | type | meaning | source |",

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Monitoring: portfolio scores as of a date, drift, early-warning alerts, backtests of matured runs, the portfolio view and its report; ``pipeline.py`` holds the stages ``monitor`` and ``backtest`` call."""

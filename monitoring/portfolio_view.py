@@ -3,7 +3,7 @@ concentration; the customer mix against its target; aging and DSO over time; exp
 and insurance premium totals.
 
 Exposure is a buyer's open balance at the run date. Limits, expected loss and premiums come
-from the scoring service's own policy (``serving.policy.decide`` with nothing requested), so
+from the scoring service's own policy (``tradecredit.policy.decide`` with nothing requested), so
 the report and the service never disagree about a buyer.
 """
 
@@ -18,8 +18,7 @@ import polars as pl
 from tradecredit.config import PolicyConfig, PortfolioViewConfig
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
 from tradecredit.features.catalog import AGING_COLUMNS
-from tradecredit.serving.engine import buyer_facts
-from tradecredit.serving.policy import decide
+from tradecredit.policy import buyer_facts, decide
 
 SEGMENTS = ("core", "growth", "new")
 

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The scoring service: the assessment without HTTP (``engine.py``), the BentoML service over it (``service.py``), the reviewer console, and the stages ``serve`` and ``package`` call (``pipeline.py``)."""

@@ -25,15 +25,13 @@ from tradecredit.features.catalog import ORDER_FEATURES
 from tradecredit.features.training_sets import order_feature_values
 from tradecredit.serving.decision_log import DecisionLog, DecisionRecord
 from tradecredit.serving.errors import ApiError
-from tradecredit.serving.policy import BuyerFacts, decide
+from tradecredit.policy import FACT_FEATURES, buyer_facts, decide
 from tradecredit.serving.reasons import top_reasons
 from tradecredit.serving.schemas import AssessRequest, Assessment, Explanation, Freshness, Insurance, LatePayment, Reason
 from tradecredit.training.model import CreditModel, Explained
 from tradecredit.workspace import Workspace
 
 ORDER_FEATURE_NAMES = frozenset(f.name for f in ORDER_FEATURES)
-# Buyer features the policy reads besides the PD (all in the default model's feature service).
-FACT_FEATURES = ("revenue", "equity", "amount_issued_365d", "invoices_issued_365d", "open_balance")
 
 
 @dataclass(frozen=True)
@@ -101,20 +99,6 @@ def _reasons(model: CreditModel, values: dict[str, Any], explained: Explained, i
     return Explanation(
         available=available, additivity_error=float(explained.additivity_error[i]), base_value=float(contributions[-1]),
         raw_score=float(explained.raw[i]), reasons=reasons,
-    )
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
-def buyer_facts(features: dict[str, Any]) -> BuyerFacts:
-    issued = _number(features.get("amount_issued_365d"))
-    return BuyerFacts(
-        revenue=_number(features.get("revenue")),
-        equity=_number(features.get("equity")),
-        usual_monthly_purchases=None if issued is None else issued / 12,
-        exposure=_number(features.get("open_balance")) or 0.0,
     )
 
 
@@ -186,7 +170,7 @@ class Assessor:
                     404, "unknown_buyer",
                     # The id is not repeated: an error never echoes input (a batch item carries its buyer_id).
                     "this buyer has no features in the online store: load its ledger and materialize, "
-                    "or check the id (no cold-start score is given; see the README)",
+                    "or check the id (no cold-start score is given; see docs/scoring-api.md)",
                     f"{prefix}{i}.buyer_id" if prefix else "buyer_id",
                 )
         todo = [i for i in todo if results[i] is None]

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The trade-credit risk platform: the data contract, ledger loading, the simulator, the config tree, the artefact catalogue (``workspace.py``), the table of models (``model_specs.py``), the credit policy, and the one command-line program (``cli.py``)."""

@@ -4,7 +4,7 @@ profile on one machine, for its tests and for its benchmarks.
 Each server runs from Debian's packages (``postgresql``, ``redis-server``) or this project's
 environment (``mlflow server``), on a free loopback port, with its data in a temporary folder
 that ``stop()`` removes. A real deployment points the production profile at its own servers
-instead (README: Scaling out).
+instead (docs/operations.md).
 """
 
 from __future__ import annotations

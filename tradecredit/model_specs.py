@@ -9,11 +9,8 @@ from dataclasses import dataclass
 from tradecredit.errors import StageError
 
 
-class UnknownModel(StageError, KeyError):
+class UnknownModel(StageError, ValueError):
     """A model name that is not in :data:`MODEL_SPECS`."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,8 @@ from pydantic import Field, model_validator
 
 from tradecredit.config_base import NonNegativeFloat, PositiveFloat, PositiveInt, StrictModel
 from tradecredit.features.catalog import model_input_features
-
-# The models the platform trains, each with its own section in training.yaml.
-MODEL_NAMES = ("default", "late")
-
-
-class UnknownModelError(ValueError):
-    """A model name that is none of MODEL_NAMES."""
+from tradecredit.model_specs import MODELS as MODEL_NAMES
+from tradecredit.model_specs import UnknownModel as UnknownModelError
 
 
 class SplitConfig(StrictModel):
@@ -125,7 +120,7 @@ class TrainingConfig(StrictModel):
             return self.default
         if name == "late":
             return self.late
-        raise UnknownModelError(f"unknown model {name!r}: the models are {', '.join(MODEL_NAMES)}")
+        raise UnknownModelError(f"unknown model '{name}': choose {', '.join(MODEL_NAMES)}")
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:

@@ -122,7 +122,7 @@ def _base_params(lightgbm_cfg: LightGbmConfig, monotone: list[int]) -> dict[str,
     return {
         "objective": "binary",
         # Tuning and early stopping use log loss, a smooth proper score: with a few hundred
-        # validation defaults, AUC's noise picked worse models (see the README).
+        # validation defaults, AUC's noise picked worse models (docs/decisions/0001-models-and-training.md).
         "metric": "binary_logloss",
         "verbosity": -1,
         # Determinism: LightGBM's multithreaded histogram building is not reproducible unless told.

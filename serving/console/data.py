@@ -29,8 +29,8 @@ from tradecredit.config import ConsoleConfig
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
 from tradecredit.features.catalog import AGING_COLUMNS
 from tradecredit.monitoring.alerts import COLOUR_RANK
-from tradecredit.serving.engine import Assessor, buyer_facts, freshness
-from tradecredit.serving.policy import decide
+from tradecredit.policy import buyer_facts, decide
+from tradecredit.serving.engine import Assessor, freshness
 
 # Columns a reviewer can sort the portfolio by, and the filters it takes.
 SORTABLE = (

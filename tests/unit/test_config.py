@@ -108,7 +108,7 @@ def test_an_unknown_model_name_is_refused_with_the_choices(config):
     for name in MODEL_NAMES:
         assert config.training.model(name) is getattr(config.training, name)
     for name in ("Default", "lat", ""):
-        with pytest.raises(UnknownModelError, match=r"unknown model '.*': the models are default, late"):
+        with pytest.raises(UnknownModelError, match=r"unknown model '.*': choose default, late"):
             config.training.model(name)
     assert issubclass(UnknownModelError, ValueError)
 

@@ -95,8 +95,8 @@ def test_every_catalogue_feature_is_built_with_its_type(config, tmp_path):
 
 
 def test_readme_feature_table_is_the_generated_one():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert feature_table_markdown() in readme, "run: tradecredit features docs --write README.md"
+    readme = (REPO / "docs" / "features.md").read_text(encoding="utf-8")
+    assert feature_table_markdown() in readme, "run: tradecredit features docs --write docs/features.md"
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,7 @@ import pytest
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
 from tradecredit.features.catalog import AGING_COLUMNS
 from tradecredit.monitoring.portfolio_view import aging_history, concentration, portfolio_view
-from tradecredit.serving.engine import buyer_facts
-from tradecredit.serving.policy import decide
+from tradecredit.policy import buyer_facts, decide
 
 AS_OF = date(2026, 3, 1)
 

@@ -58,10 +58,10 @@ def test_calibrator_choice_follows_the_shape_of_the_curve():
     raw = rng.normal(size=20000)
     groups = np.arange(20000) % 500
     logistic = (rng.random(20000) < 1 / (1 + np.exp(-(raw - 2)))).astype(int)
-    assert choose_calibrator(raw, logistic, groups, 5).calibrator.method == "platt"
+    assert choose_calibrator(raw, logistic, groups, 5).method == "platt"
     step = (rng.random(20000) < np.where(raw > 0.5, 0.4, 0.02)).astype(int)  # a cliff no sigmoid of raw fits
     choice = choose_calibrator(raw, step, groups, 5)
-    assert choice.calibrator.method == "isotonic" and choice.cv_log_loss["isotonic"] < choice.cv_log_loss["platt"]
+    assert choice.method == "isotonic" and choice.cv_log_loss["isotonic"] < choice.cv_log_loss["platt"]
 
 
 def test_too_few_events_to_choose_a_calibration_is_a_clear_error():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -17,6 +17,10 @@ from tradecredit.config import PolicyConfig
 from tradecredit.grades import grade_of, tier_of
 
 Decision = Literal["approve", "partial", "refer", "decline"]
+
+
+# Buyer features the policy reads besides the PD (all in the default model's feature service).
+FACT_FEATURES = ("revenue", "equity", "amount_issued_365d", "invoices_issued_365d", "open_balance")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,21 @@ class BuyerFacts:
     equity: float | None
     usual_monthly_purchases: float | None  # the last 365 days of invoices / 12
     exposure: float  # open balance now
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def buyer_facts(features: dict[str, Any]) -> BuyerFacts:
+    """The facts of a buyer's feature row (online or point in time)."""
+    issued = _number(features.get("amount_issued_365d"))
+    return BuyerFacts(
+        revenue=_number(features.get("revenue")),
+        equity=_number(features.get("equity")),
+        usual_monthly_purchases=None if issued is None else issued / 12,
+        exposure=_number(features.get("open_balance")) or 0.0,
+    )
 
 
 @dataclass(frozen=True)

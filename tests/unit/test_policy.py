@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradecredit.serving.policy import BuyerFacts, decide, premium_rate
+from tradecredit.policy import BuyerFacts, decide, premium_rate
 
 FACTS = BuyerFacts(revenue=1_000_000.0, equity=None, usual_monthly_purchases=20_000.0, exposure=30_000.0)
 
