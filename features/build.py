@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from tradecredit.config import FeaturesConfig, SnapshotConfig
+from tradecredit.features.config import FeaturesConfig, SnapshotConfig
 from tradecredit.contract import FINANCIAL_FIELDS, REGISTRY_EVENT_TYPES
 from tradecredit.features.catalog import (
     DAYS_SINCE_TYPES,

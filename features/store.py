@@ -28,7 +28,8 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
 from feast.repo_config import RegistryConfig, RepoConfig
 from feast.types import Float64, Int64, String
 
-from tradecredit.config import BackendsConfig, FeaturesConfig
+from tradecredit.backends_config import BackendsConfig
+from tradecredit.features.config import FeaturesConfig
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
 from tradecredit.features.paths import FeaturePaths, FeatureStoreError
 from tradecredit.features.catalog import (

@@ -10,18 +10,19 @@
 from __future__ import annotations
 
 import math
-
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 from feast import FeatureStore
 
-from tradecredit.config import LabelsConfig
+from tradecredit.features.config import LabelsConfig
 from tradecredit.features.build import calendar_dates
 from tradecredit.features.catalog import ORDER_FEATURES
 from tradecredit.features.labels import default_dates, label_default_12m, label_late
 from tradecredit.features.store import historical_features
+from tradecredit.model_specs import model_spec
 
 @dataclass(frozen=True)
 class TrainingSet:
@@ -102,6 +103,17 @@ def late_training_set(store: FeatureStore, tables: dict[str, pl.DataFrame], labe
     rows = late_rows(store, kept)
     frame = rows.with_columns(kept[label].cast(pl.Int8)).select("invoice_id", "buyer_id", "issued_on", "as_of_ts", label, *rows.columns[4:])
     return TrainingSet("late", frame, label, invoices.height, excluded)
+
+
+def build_training_set(
+    model: str, store: FeatureStore, tables: dict[str, pl.DataFrame], labels: LabelsConfig, data_start: date, data_end: date
+) -> TrainingSet:
+    """The training set of a model of the table of models (``tradecredit.model_specs``)."""
+    builders: dict[str, Callable[[], TrainingSet]] = {
+        "default": lambda: default_training_set(store, tables, labels, data_start, data_end),
+        "late": lambda: late_training_set(store, tables, labels, data_end),
+    }
+    return builders[model_spec(model).name]()
 
 
 def late_rows(store: FeatureStore, invoices: pl.DataFrame) -> pl.DataFrame:

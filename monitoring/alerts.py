@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from tradecredit.config import AlertColour, AlertRule, AlertsConfig, WebhookConfig
+from tradecredit.monitoring.config import AlertColour, AlertRule, AlertsConfig, WebhookConfig
 # The rules' metric vocabulary and placeholder parsing live where the config validator can
 # import them without importing this module (which imports the config models).
 from tradecredit.monitoring.alert_metrics import ALERT_METRICS, DERIVED_METRICS, evidence_names  # noqa: F401

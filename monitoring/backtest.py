@@ -16,7 +16,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from tradecredit.config import BacktestConfig
+from tradecredit.monitoring.config import BacktestConfig
 from tradecredit.features.labels import label_default_12m, label_late
 from tradecredit.training.evaluate import binary_metrics, rate_table, risk_deciles
 

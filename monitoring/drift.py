@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from tradecredit.config import DriftConfig
+from tradecredit.monitoring.config import DriftConfig
 
 Band = Literal["stable", "moderate", "major"]
 MISSING = "(missing)"

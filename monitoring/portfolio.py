@@ -14,7 +14,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from tradecredit.config import DriftConfig, PolicyConfig
+from tradecredit.monitoring.config import DriftConfig
+from tradecredit.policy_config import PolicyConfig
 from tradecredit.monitoring.drift import PsiResult, population_stability
 from tradecredit.training.model import CreditModel
 from tradecredit.training.scoring import SCORE, features_found, score_buyers

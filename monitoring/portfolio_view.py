@@ -15,7 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
-from tradecredit.config import PolicyConfig, PortfolioViewConfig
+from tradecredit.monitoring.config import PortfolioViewConfig
+from tradecredit.policy_config import PolicyConfig
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
 from tradecredit.features.catalog import AGING_COLUMNS
 from tradecredit.policy import buyer_facts, decide

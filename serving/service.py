@@ -18,7 +18,8 @@ import os
 
 import bentoml
 
-from tradecredit.config import ConsoleConfig, ServingConfig, default_config_dir, load_config, load_profiled_section
+from tradecredit.config import default_config_dir, load_config, load_profiled_section
+from tradecredit.serving.config import ConsoleConfig, ServingConfig
 from tradecredit.serving.console.app import Console, build_console_app
 from tradecredit.serving.engine import Assessor, Clock, open_assessor
 from tradecredit.serving.errors import ApiError, GuardMiddleware, error_response

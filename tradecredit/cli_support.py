@@ -11,7 +11,8 @@ from pathlib import Path
 import polars as pl
 import typer
 
-from tradecredit.config import ConfigError, PlatformConfig, load_config
+from tradecredit.config import PlatformConfig, load_config
+from tradecredit.config_base import ConfigError
 from tradecredit.errors import StageError
 from tradecredit.workspace import Workspace
 

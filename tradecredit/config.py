@@ -10,8 +10,7 @@ Each stage owns the models of its sections (``tradecredit/simulator_config.py``,
 ``tradecredit/backends_config.py``, ``features/config.py``, ``training/config.py``,
 ``serving/config.py``, ``monitoring/config.py``), built on ``tradecredit/config_base.py``.
 This module holds the loader and :class:`PlatformConfig`, and imports nothing of the project
-but those modules; it re-exports their names, so ``from tradecredit.config import X`` keeps
-working.
+but those modules; import a section's models from the module that owns them.
 """
 
 from __future__ import annotations
@@ -24,141 +23,15 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import ValidationError
 
-from tradecredit.backends_config import BackendsConfig, DaskConfig, TuningStorageConfig
-from tradecredit.config_base import (
-    ConfigError,
-    NonNegativeFloat,
-    Persistence,
-    PositiveFloat,
-    PositiveInt,
-    Probability,
-    StrictModel,
-    shares_sum_to_one,
-)
-from tradecredit.features.config import CALENDAR_GAP_DAYS, FeaturesConfig, FeatureViewTtls, LabelsConfig, SnapshotConfig
+from tradecredit.backends_config import BackendsConfig
+from tradecredit.config_base import ConfigError, StrictModel
+from tradecredit.features.config import FeaturesConfig, LabelsConfig
 from tradecredit.ledger_config import LedgerConfig
-from tradecredit.monitoring.config import (
-    AlertColour,
-    AlertRule,
-    AlertsConfig,
-    BacktestConfig,
-    Comparison,
-    CustomerMixConfig,
-    DriftConfig,
-    MonitoringConfig,
-    PortfolioViewConfig,
-    WebhookConfig,
-)
-from tradecredit.policy_config import CapacityConfig, GradeBand, InsuranceConfig, LimitConfig, PolicyConfig
-from tradecredit.serving.config import ConsoleConfig, DecisionLogConfig, OrderBounds, ServingConfig
-from tradecredit.simulator_config import (
-    DefaultConfig,
-    FinancialsConfig,
-    IndustrySpec,
-    InvoiceConfig,
-    MacroShock,
-    PaymentConfig,
-    PopulationConfig,
-    QualityConfig,
-    RegistryEventRate,
-    SellerConfig,
-    SimulatorConfig,
-    StatementRatios,
-)
-from tradecredit.training.config import (
-    MODEL_NAMES,
-    LightGbmConfig,
-    ModelTrainingConfig,
-    SearchSpace,
-    SplitConfig,
-    TrainingConfig,
-    TrialParams,
-    TuningConfig,
-    UnknownModelError,
-)
-
-__all__ = [
-    # the loader and the tree
-    "CONFIG_DIR_ENV",
-    "EMBEDDED_PROFILE",
-    "PROFILES_DIR",
-    "PROFILE_ENV",
-    "SECTIONS",
-    "PlatformConfig",
-    "default_config_dir",
-    "describe_validation_error",
-    "load_config",
-    "load_profiled_section",
-    "load_section",
-    "profile_overrides",
-    "selected_profile",
-    # tradecredit.config_base
-    "ConfigError",
-    "NonNegativeFloat",
-    "Persistence",
-    "PositiveFloat",
-    "PositiveInt",
-    "Probability",
-    "StrictModel",
-    "shares_sum_to_one",
-    # tradecredit.simulator_config
-    "DefaultConfig",
-    "FinancialsConfig",
-    "IndustrySpec",
-    "InvoiceConfig",
-    "MacroShock",
-    "PaymentConfig",
-    "PopulationConfig",
-    "QualityConfig",
-    "RegistryEventRate",
-    "SellerConfig",
-    "SimulatorConfig",
-    "StatementRatios",
-    # tradecredit.ledger_config
-    "LedgerConfig",
-    # tradecredit.features.config
-    "CALENDAR_GAP_DAYS",
-    "FeatureViewTtls",
-    "FeaturesConfig",
-    "LabelsConfig",
-    "SnapshotConfig",
-    # tradecredit.policy_config
-    "CapacityConfig",
-    "GradeBand",
-    "InsuranceConfig",
-    "LimitConfig",
-    "PolicyConfig",
-    # tradecredit.training.config
-    "MODEL_NAMES",
-    "LightGbmConfig",
-    "ModelTrainingConfig",
-    "SearchSpace",
-    "SplitConfig",
-    "TrainingConfig",
-    "TrialParams",
-    "TuningConfig",
-    "UnknownModelError",
-    # tradecredit.backends_config
-    "BackendsConfig",
-    "DaskConfig",
-    "TuningStorageConfig",
-    # tradecredit.serving.config
-    "ConsoleConfig",
-    "DecisionLogConfig",
-    "OrderBounds",
-    "ServingConfig",
-    # tradecredit.monitoring.config
-    "AlertColour",
-    "AlertRule",
-    "AlertsConfig",
-    "BacktestConfig",
-    "Comparison",
-    "CustomerMixConfig",
-    "DriftConfig",
-    "MonitoringConfig",
-    "PortfolioViewConfig",
-    "WebhookConfig",
-]
+from tradecredit.monitoring.config import MonitoringConfig
+from tradecredit.policy_config import PolicyConfig
+from tradecredit.serving.config import ConsoleConfig, ServingConfig
+from tradecredit.simulator_config import SimulatorConfig
+from tradecredit.training.config import TrainingConfig
 
 CONFIG_DIR_ENV = "TRADECREDIT_CONFIG_DIR"
 # A profile overrides keys of the section files: configs/profiles/<name>.yaml.

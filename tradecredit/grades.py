@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tradecredit.config import PolicyConfig
+from tradecredit.policy_config import PolicyConfig
 
 
 def grade_of(pd_12m: np.ndarray, policy: PolicyConfig) -> np.ndarray:

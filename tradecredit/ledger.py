@@ -19,7 +19,7 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tradecredit.config import LedgerConfig
+from tradecredit.ledger_config import LedgerConfig
 from tradecredit.contract import (
     CREDIT_EVENT_TYPES,
     FILE_SUFFIXES,

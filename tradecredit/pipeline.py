@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tradecredit.config import PlatformConfig, SimulatorConfig, describe_validation_error
+from tradecredit.config import PlatformConfig, describe_validation_error
+from tradecredit.simulator_config import SimulatorConfig
 from tradecredit.errors import StageError
 from tradecredit.ledger import LedgerError, LoadSummary, format_summary, load_ledger, load_mapping, write_loaded_ledger
 from tradecredit.simulator import SimulationPaths, simulate_portfolio, write_portfolio

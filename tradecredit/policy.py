@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tradecredit.config import PolicyConfig
+from tradecredit.policy_config import PolicyConfig
 from tradecredit.grades import grade_of, tier_of
 
 Decision = Literal["approve", "partial", "refer", "decline"]

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tradecredit.config import DefaultConfig, QualityConfig, SimulatorConfig
+from tradecredit.simulator_config import DefaultConfig, QualityConfig, SimulatorConfig
 from tradecredit.contract import FINANCIAL_FIELDS
 
 # Mean days in a month, to turn a monthly hazard into one over an invoice's life.

@@ -20,7 +20,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from tradecredit.config import DaskConfig
+from tradecredit.backends_config import DaskConfig
 
 LABEL_COLUMN = "__label__"
 

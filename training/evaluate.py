@@ -16,7 +16,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from tradecredit.config import PolicyConfig
+from tradecredit.policy_config import PolicyConfig
 from tradecredit.grades import grade_of
 
 # Jeffreys interval level of the rate tables (the ECB's validation instructions use the

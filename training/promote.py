@@ -10,7 +10,7 @@ import pandas as pd
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from tradecredit.config import ModelTrainingConfig
+from tradecredit.training.config import ModelTrainingConfig
 from tradecredit.training.checks import ADDITIVITY_TOLERANCE, monotone_sweep, shap_additivity_error
 from tradecredit.training.evaluate import expected_calibration_error
 from tradecredit.training.model import CreditModel, ModelInputError

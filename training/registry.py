@@ -25,7 +25,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from tradecredit.config import BackendsConfig, PlatformConfig
+from tradecredit.config import PlatformConfig
+from tradecredit.backends_config import BackendsConfig
 from tradecredit.errors import StageError
 from tradecredit.model_specs import MODELS, model_spec
 from tradecredit.training.model import CreditModel

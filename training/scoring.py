@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from tradecredit.config import PolicyConfig
+from tradecredit.policy_config import PolicyConfig
 from tradecredit.grades import grade_of, tier_of
 from tradecredit.training.model import CreditModel
 

@@ -28,7 +28,8 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from tradecredit.errors import StageError
-from tradecredit.config import TuningConfig, TuningStorageConfig
+from tradecredit.backends_config import TuningStorageConfig
+from tradecredit.training.config import TuningConfig
 
 FINGERPRINT_ATTR = "data_fingerprint"
 WORKER_ATTR = "worker"

@@ -18,7 +18,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from tradecredit.config import SplitConfig
+from tradecredit.training.config import SplitConfig
 
 SLICE = "slice"
 HOLDOUT = "holdout_buyer"

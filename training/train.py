@@ -20,7 +20,9 @@ from optuna_integration import LightGBMPruningCallback
 from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
 
-from tradecredit.config import DaskConfig, LightGbmConfig, ModelTrainingConfig, PolicyConfig, TuningConfig
+from tradecredit.backends_config import DaskConfig
+from tradecredit.policy_config import PolicyConfig
+from tradecredit.training.config import LightGbmConfig, ModelTrainingConfig, TuningConfig
 from tradecredit.errors import StageError
 from tradecredit.features.catalog import model_input_features
 from tradecredit.model_specs import model_spec

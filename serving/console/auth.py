@@ -21,7 +21,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from tradecredit.config import ConsoleConfig
+from tradecredit.serving.config import ConsoleConfig
 
 USER_NAME = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 

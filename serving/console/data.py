@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from tradecredit.config import ConsoleConfig
+from tradecredit.serving.config import ConsoleConfig
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
 from tradecredit.features.catalog import AGING_COLUMNS
 from tradecredit.monitoring.alerts import COLOUR_RANK

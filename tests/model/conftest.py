@@ -6,7 +6,8 @@ import pytest
 
 from tests.conftest import REPO
 from tests.model.synthetic import synthetic_training_set
-from tradecredit.config import ModelTrainingConfig, PlatformConfig, load_config
+from tradecredit.config import PlatformConfig, load_config
+from tradecredit.training.config import ModelTrainingConfig
 from tradecredit.training.train import TrainedModel, train
 
 

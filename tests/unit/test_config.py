@@ -11,15 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tradecredit.config import (
-    MODEL_NAMES,
-    ConfigError,
-    ConsoleConfig,
-    ServingConfig,
-    UnknownModelError,
-    load_config,
-    load_profiled_section,
-)
+from tradecredit.config import load_config, load_profiled_section
+from tradecredit.config_base import ConfigError
+from tradecredit.serving.config import ConsoleConfig, ServingConfig
+from tradecredit.training.config import MODEL_NAMES, UnknownModelError
 
 
 @pytest.fixture

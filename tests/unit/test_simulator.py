@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tradecredit.config import SimulatorConfig
+from tradecredit.simulator_config import SimulatorConfig
 from tradecredit.contract import TABLES
 from tradecredit.simulator import SimulatedPortfolio, simulate_portfolio, true_pd_12m, write_portfolio
 

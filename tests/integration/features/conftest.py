@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import GOOD_LEDGER, write_ledger
-from tradecredit.config import FeaturesConfig, PlatformConfig, SnapshotConfig
+from tradecredit.config import PlatformConfig
+from tradecredit.features.config import FeaturesConfig, SnapshotConfig
 from tradecredit.features.build import build_features
 from tradecredit.features.paths import FeaturePaths, write_feature_tables
 from tradecredit.ledger import load_ledger

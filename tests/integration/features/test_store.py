@@ -10,7 +10,8 @@ import pytest
 from tests.conftest import REPO
 from tests.integration.features.conftest import build_into
 from tests.oracles.features_oracle import mismatches
-from tradecredit.config import SnapshotConfig, load_config
+from tradecredit.config import load_config
+from tradecredit.features.config import SnapshotConfig
 from tradecredit.features.build import calendar_dates
 from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, VIEWS, features_of_model
 from tradecredit.features.paths import FeaturePaths

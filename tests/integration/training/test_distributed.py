@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import REPO
 from tests.model.synthetic import synthetic_training_set
-from tradecredit.config import DaskConfig, load_config
+from tradecredit.config import load_config
+from tradecredit.backends_config import DaskConfig
 from tradecredit.training.checks import monotone_sweep, shap_additivity_error
 from tradecredit.training.splits import TEST
 from tradecredit.training.train import train

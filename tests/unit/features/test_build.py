@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import REPO, write_ledger
 from tests.integration.features.conftest import TRICKY_LEDGER, daily
-from tradecredit.config import SnapshotConfig
+from tradecredit.features.config import SnapshotConfig
 from tradecredit.features.build import SNAPSHOT_TS, build_features, calendar_dates, snapshot_grid
 from tradecredit.features.catalog import FEATURES, FEATURES_BY_VIEW, feature_table_markdown
 from tradecredit.ledger import load_ledger
@@ -110,7 +110,7 @@ def test_readme_feature_table_is_the_generated_one():
 def test_features_config_rejects_inconsistent_values(config, update, message):
     from pydantic import ValidationError
 
-    from tradecredit.config import FeaturesConfig
+    from tradecredit.features.config import FeaturesConfig
 
     with pytest.raises(ValidationError, match=message):
         FeaturesConfig.model_validate(config.features.model_dump() | update)

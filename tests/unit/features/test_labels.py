@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from tradecredit.config import SimulatorConfig
+from tradecredit.simulator_config import SimulatorConfig
 from tradecredit.features.labels import default_dates, label_default_12m, label_late
 from tradecredit.ledger import load_ledger
 from tradecredit.simulator import simulate_portfolio, write_portfolio

@@ -12,7 +12,9 @@ import polars as pl
 import pytest
 import yaml
 
-from tradecredit.config import ConfigError, WebhookConfig, load_config
+from tradecredit.config import load_config
+from tradecredit.config_base import ConfigError
+from tradecredit.monitoring.config import WebhookConfig
 from tradecredit.features.catalog import FEATURES
 from tradecredit.monitoring.alerts import (
     AlertOrderError,

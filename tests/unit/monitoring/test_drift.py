@@ -62,7 +62,7 @@ def test_a_shifted_sample_is_major_and_significant_and_the_same_one_is_stable(co
 def test_drift_bands_must_be_ordered(config):
     from pydantic import ValidationError
 
-    from tradecredit.config import DriftConfig
+    from tradecredit.monitoring.config import DriftConfig
 
     with pytest.raises(ValidationError, match="major_psi must be above moderate_psi"):
         DriftConfig.model_validate(config.monitoring.drift.model_dump() | {"major_psi": 0.05})

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from tradecredit.config import SplitConfig
+from tradecredit.training.config import SplitConfig
 from tradecredit.training.splits import SplitError, assign_slices, holdout_buyers, plan_split
 
 CFG = SplitConfig(label_horizon_days=365, gap_days=365, calibration_months=5, test_months=7,
