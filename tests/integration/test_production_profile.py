@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import optuna
@@ -103,7 +104,10 @@ def test_the_pipeline_runs_in_the_production_profile(tmp_path, production_server
     assert shipped == yaml.safe_load((configs / "profiles" / "production.yaml").read_text()) and shipped
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "lightgbm==4.7.0" in requirements and "bentoml==" in requirements
-    assert list((bento / "env" / "python" / "wheels").glob("tradecredit-*.whl"))
+    [wheel] = (bento / "env" / "python" / "wheels").glob("tradecredit-*.whl")
+    with zipfile.ZipFile(wheel) as packed:  # the project's own code, the console's templates too
+        assert {"tradecredit/__init__.py", "tradecredit/serving/service.py"} <= set(packed.namelist())
+        assert any(n.startswith("tradecredit/serving/console/templates/") for n in packed.namelist())
 
     # Served as the container would run it (its working folder is the Bento's src): the pinned
     # versions, features from Redis, the registry from the MLflow server.
