@@ -20,6 +20,8 @@ from tradecredit.serving.decision_log import read_decisions
 from tradecredit.training.registry import tracking_uri
 from tradecredit.workspace import Workspace
 
+# MLflow's SQLAlchemy mappings use a loader SQLAlchemy 2 deprecates (as training/registry.py:connect says).
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
     ws, configs, result = demo_run.workspace, demo_run.configs, demo_run.result
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr
