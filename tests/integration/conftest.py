@@ -22,6 +22,37 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, 
     return subprocess.run([TRADECREDIT, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 
+# The demo's own limit, its subprocess's timeout. pytest-timeout counts a test's fixture setup in
+# the test's limit (timeout_func_only is off), and the session's demo runs in the setup of the
+# first test that uses it: that test gets this budget on top of its own limit.
+DEMO_TIMEOUT = 600
+DEMO_SETUP_MARGIN = 60  # the fixture's own work around the subprocess (config copy, start-up)
+
+
+def _timeout_of(item: pytest.Item) -> float:
+    """The limit pytest-timeout applies to ``item``: its marker, else the command line,
+    PYTEST_TIMEOUT or the ini file's ``timeout`` (0: no limit)."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None:
+        value = marker.kwargs.get("timeout", marker.args[0] if marker.args else None)
+        if value is not None:
+            return float(value)
+    for value in (item.config.getoption("timeout", None), os.environ.get("PYTEST_TIMEOUT"), item.config.getini("timeout")):
+        if value not in (None, ""):
+            return float(value)
+    return 0.0
+
+
+@pytest.hookimpl(trylast=True)  # after deselection and any reordering: the first user as run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    first = next((item for item in items if "demo_run" in item.fixturenames), None)
+    if first is None:
+        return
+    own = _timeout_of(first)
+    if own > 0:
+        first.add_marker(pytest.mark.timeout(own + DEMO_TIMEOUT + DEMO_SETUP_MARGIN), append=False)
+
+
 @dataclass(frozen=True)
 class DemoRun:
     workspace: Path
@@ -35,7 +66,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     configs = quick_config_dir(folder / "configs")
     ws = folder / "ws"
     # 40 months: the default model's split needs a year of label and a year of gap after training.
-    result = run("--workspace", str(ws), "--config-dir", str(configs), "demo", "--buyers", "400", "--months", "40", timeout=600)
+    result = run("--workspace", str(ws), "--config-dir", str(configs), "demo", "--buyers", "400", "--months", "40", timeout=DEMO_TIMEOUT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return DemoRun(ws, configs, result)
 

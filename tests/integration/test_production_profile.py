@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import optuna
@@ -65,7 +66,10 @@ def test_the_pipeline_runs_in_the_production_profile(tmp_path, production_server
         views = {row[0] for row in con.execute("SELECT feature_view_name FROM feature_views WHERE project_id = 'tradecredit'")}
     assert views == {"payment_behaviour", "registry_signals", "firmographics", "financials"}
     redis_host, redis_port = production_servers.redis.address.split(":")
-    assert redis.Redis(host=redis_host, port=int(redis_port)).dbsize() >= 400
+    # Counted by the project's keys (an entity key followed by the project name), one hash per
+    # buyer: the Redis server is shared by the session's production-profile tests.
+    project_keys = redis.Redis(host=redis_host, port=int(redis_port)).scan_iter(match=b"*tradecredit", count=1000)
+    assert sum(1 for _ in project_keys) == 400
 
     # MLflow: runs and registry on the server, none in the workspace's SQLite.
     assert not (ws / "mlflow" / "mlflow.db").exists()
@@ -96,10 +100,14 @@ def test_the_pipeline_runs_in_the_production_profile(tmp_path, production_server
         assert manifest["labels"][f"model_{model}"] == f"{summary['registered_model']}:{summary['version']}"
     bento_env = {e["name"]: e["value"] for e in manifest["envs"]}
     assert bento_env["TRADECREDIT_PROFILE"] == "production"
-    assert (bento / "src" / "configs" / "profiles" / "production.yaml").exists()
+    shipped = yaml.safe_load((bento / "src" / "configs" / "profiles" / "production.yaml").read_text())
+    assert shipped == yaml.safe_load((configs / "profiles" / "production.yaml").read_text()) and shipped
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "lightgbm==4.7.0" in requirements and "bentoml==" in requirements
-    assert list((bento / "env" / "python" / "wheels").glob("tradecredit-*.whl"))
+    [wheel] = (bento / "env" / "python" / "wheels").glob("tradecredit-*.whl")
+    with zipfile.ZipFile(wheel) as packed:  # the project's own code, the console's templates too
+        assert {"tradecredit/__init__.py", "tradecredit/serving/service.py"} <= set(packed.namelist())
+        assert any(n.startswith("tradecredit/serving/console/templates/") for n in packed.namelist())
 
     # Served as the container would run it (its working folder is the Bento's src): the pinned
     # versions, features from Redis, the registry from the MLflow server.

@@ -57,16 +57,38 @@ def test_the_lean_response_reader_equals_feasts_to_dict(monthly_built, config):
     assert scalar_columns(response.proto) == response.to_dict(include_event_timestamps=True)
 
 
+def _redis(address: str):
+    import redis
+
+    host, port = address.split(":")
+    return redis.Redis(host=host, port=int(port))
+
+
+def _project_keys(client, project: str) -> int:
+    """Feast's Redis keys of one project: each is an entity key followed by the project's name."""
+    return sum(1 for _ in client.scan_iter(match=b"*" + project.encode(), count=1000))
+
+
+def _drop_project_keys(client, project: str) -> None:
+    for key in list(client.scan_iter(match=b"*" + project.encode(), count=1000)):
+        client.delete(key)
+    assert _project_keys(client, project) == 0
+
+
+def _buyers(built) -> int:
+    return built.tables["buyers"]["buyer_id"].n_unique()
+
+
 def test_online_equals_offline_on_a_real_redis(monthly_built, config, redis_url, monkeypatch, tmp_path):
     monkeypatch.setenv(REDIS_URL_ENV, redis_url)
     redis_cfg = config.features.model_copy(update={"online_store": "redis", "project": "tc_redis_test"})
     paths = type(monthly_built.paths)(monthly_built.paths.offline_dir, tmp_path / "repo")
     built = type(monthly_built)(monthly_built.tables, monthly_built.data_start, monthly_built.data_end, paths, redis_cfg)
+    client = _redis(redis_url)
+    _drop_project_keys(client, redis_cfg.project)
     _parity(built, redis_cfg, "default")
-    import redis
-
-    host, port = redis_url.split(":")
-    assert redis.Redis(host=host, port=int(port)).dbsize() > 0, "features must really be in Redis"
+    # Counted by this test's project only: the server is shared by the session.
+    assert _project_keys(client, redis_cfg.project) == _buyers(monthly_built), "one Redis hash per buyer, written by this test"
 
 
 def test_online_equals_offline_in_the_production_profile(monthly_built, production_servers, monkeypatch, tmp_path):
@@ -79,14 +101,14 @@ def test_online_equals_offline_in_the_production_profile(monthly_built, producti
     features_cfg = production.features.model_copy(update={"project": "tc_parity_production"})
     paths = FeaturePaths(monthly_built.paths.offline_dir, tmp_path / "feature_repo")
     built = type(monthly_built)(monthly_built.tables, monthly_built.data_start, monthly_built.data_end, paths, features_cfg)
+    client = _redis(production.backends.redis_address)
+    _drop_project_keys(client, features_cfg.project)
     for model in FEATURE_SERVICES:
         store, _ = _parity(built, features_cfg, model, production.backends)
     assert type(store.registry).__name__ == "SqlRegistry" and not (tmp_path / "feature_repo" / "registry.db").exists()
     assert store.list_feature_views() and {v.name for v in store.list_feature_views()} == {v.name for v in VIEWS}
-    import redis
-
-    host, port = production.backends.redis_address.split(":")
-    assert redis.Redis(host=host, port=int(port)).dbsize() > 0, "features must really be in Redis"
+    # Counted by this test's project only: the production servers are shared by the session.
+    assert _project_keys(client, features_cfg.project) == _buyers(monthly_built), "one Redis hash per buyer, written by this test"
 
 
 def test_stale_online_features_are_flagged(monthly_built, config):
@@ -158,6 +180,16 @@ def test_monthly_grid_serves_the_latest_snapshot_at_or_before(monthly_built, con
     names = [f.name for f in features_of_model("default")]
     assert {n: a[n] for n in names} == {n: b[n] for n in names}
     assert when < following
+    # ...and they are the snapshot of that earlier date as the build wrote it, not two empty rows.
+    written: dict[str, object] = {}
+    for view in FEATURE_SERVICES["default"][1]:
+        frame = pl.read_parquet(monthly_built.paths.view_file(view))
+        [row] = frame.filter((pl.col("buyer_id") == buyer) & (pl.col("snapshot_ts").dt.date() == latest)).iter_rows(named=True)
+        written |= {n: row[n] for n in names if n in row}
+    assert set(written) == set(names)
+    assert mismatches(written, a, names) == []
+    filled = [n for n in names if a[n] is not None]
+    assert len(filled) > len(names) / 2, f"most features have a value between snapshots, got only {filled}"
 
 
 def test_weekly_calendar_snapshots_mondays(small_portfolio, config, tmp_path):

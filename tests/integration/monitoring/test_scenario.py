@@ -4,13 +4,17 @@ The calm world is the session's demo. The shocked one is simulated with the same
 the same portfolio until the shock; it is monitored with the calm world's champion (the model
 trained before the shock, read from the calm world's registry through
 TRADECREDIT_MLFLOW_TRACKING_URI, as a shared registry would be). The drift of the payment
-behaviour and the red alerts must rise in the shocked world and not in the calm one.
+behaviour and the red alerts per buyer must be clearly higher in the shocked world than in the
+calm one, against the same reference and the same model.
 
-What this size cannot show: the score's own drift. The demo fixture's quick model (400 buyers,
-about 30 test events, three tuning trials) barely separates risk (test AUC about 0.54), so its
-PD does not follow the downturn; red alerts and behaviour drift do. The score's drift under the
-shock, and the calm world's false-alarm rate, are measured at 5,000 buyers with the demo's model
-by benchmarks/bench_monitoring.py --scenario and reported in the README.
+What this size cannot show, so the test does not claim it: the score's own drift. The demo
+fixture's quick model (400 buyers, about 20 test events, three tuning trials) barely separates
+risk (test AUC about 0.54), so its PD does not follow the downturn: the shocked world's score
+PSI came out no higher than the calm world's (0.090 against 0.092, mean PD 1.29% against 1.40%).
+Nor is the calm world free of drift: its payment behaviour is already in the "major" band against
+a reference years older. The score's drift under the shock, and the calm world's false-alarm
+rate, are measured at 5,000 buyers with the demo's model by benchmarks/bench_monitoring.py
+--scenario and reported in the README.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ BEHAVIOUR = ("dbt_weighted_90d", "late_share_90d", "overdue_share", "open_61_90"
 
 
 @pytest.mark.timeout(900)  # seven CLI steps on top of the session's demo
-def test_a_macro_shock_raises_score_drift_and_red_alerts_and_the_calm_world_does_not(demo_run, tmp_path):
+def test_a_macro_shock_raises_red_alerts_and_behaviour_drift_above_the_calm_worlds(demo_run, tmp_path):
     calm = demo_run.workspace
     end = json.loads((calm / "features" / "build_summary.json").read_text())["as_of_end"]
     _, month_start, last = demo_dates(__import__("datetime").date.fromisoformat(end))
@@ -71,6 +75,9 @@ def test_a_macro_shock_raises_score_drift_and_red_alerts_and_the_calm_world_does
     # Drift of the payment-behaviour features the downturn moves, against the same reference.
     def behaviour_psi(ws):
         drift = {d["name"]: d["psi"] for d in json.loads((ws / "monitoring" / "runs" / last.isoformat() / "drift.json").read_text())}
-        return sum(drift[f] for f in BEHAVIOUR) / len(BEHAVIOUR)
+        return {f: drift[f] for f in BEHAVIOUR}
 
-    assert behaviour_psi(shocked) > 1.3 * behaviour_psi(calm), (behaviour_psi(shocked), behaviour_psi(calm))
+    shock_psi, calm_psi = behaviour_psi(shocked), behaviour_psi(calm)
+    assert sum(shock_psi.values()) > 1.3 * sum(calm_psi.values()), (shock_psi, calm_psi)
+    # Each of them, not one feature carrying the mean.
+    assert all(shock_psi[f] > calm_psi[f] for f in BEHAVIOUR), (shock_psi, calm_psi)

@@ -161,10 +161,22 @@ def test_portfolio_pages_are_served_in_pages_and_agree_with_assess(server, revie
     assert pds == sorted(pds, reverse=True)
     status, answer = server.post("/assess", {"buyer_id": buyers[0]})
     assert status == 200 and f"{answer['pd_12m'] * 100:.2f}" == f"{pds[0]:.2f}"
+    # Page 2: seven more buyers, none of page 1's, carrying on the same order.
     second = alice.get("/?sort=pd_12m&desc=1&size=7&page=2")
-    assert not set(re.findall(r'class="buyer-link">([^<]+)</a>', second.body)) & set(buyers)
+    assert second.status == 200, second.body[:500]
+    more = re.findall(r'class="buyer-link">([^<]+)</a>', second.body)
+    assert len(more) == 7 and not set(more) & set(buyers), more
+    more_pds = [float(p) for p in re.findall(r'<td class="num">([\d.]+)%</td><td class="num">', second.body)][:7]
+    assert len(more_pds) == 7 and more_pds == sorted(more_pds, reverse=True) and max(more_pds) <= min(pds), (pds, more_pds)
+    # A grade filter: a non-empty page of buyers, each shown with one of the grades asked for.
     filtered = alice.get("/?grade=1&grade=2&size=200")
-    assert set(re.findall(r'class="grade \w+">(\d+)</span>', filtered.body)) <= {"1", "2"}
+    assert filtered.status == 200, filtered.body[:500]
+    matched = re.findall(r'class="buyer-link">([^<]+)</a>', filtered.body)
+    grades = re.findall(r'class="grade \w+">(\d+)</span>', filtered.body)
+    assert matched and len(grades) == len(matched), (matched, grades)
+    assert set(grades) <= {"1", "2"}, grades
+    count = re.search(r'id="portfolio-summary">\s*<strong>([\d,]+)</strong> of ([\d,]+) buyers', filtered.body)
+    assert int(count.group(1).replace(",", "")) == len(matched) < int(count.group(2).replace(",", ""))
 
 
 @pytest.mark.timeout(600)

@@ -87,10 +87,15 @@ def test_grid_adds_the_day_before_each_invoice_and_the_last_date():
 
 def test_every_catalogue_feature_is_built_with_its_type(config, tmp_path):
     built = _build(config, TRICKY_LEDGER, tmp_path, "clean")
+    # Spelled out here, not read from the catalogue's own mapping, so a change to that mapping fails.
+    declared = {"float": pl.Float64, "int": pl.Int64, "string": pl.String}
     for view, features in FEATURES_BY_VIEW.items():
         frame = built.views[view]
         assert frame.columns[3:] == [f.name for f in features]
         assert frame.height == built.snapshots
+        assert frame.schema["buyer_id"] == pl.String, view
+        wrong = {f.name: (f.dtype, frame.schema[f.name]) for f in features if frame.schema[f.name] != declared[f.dtype]}
+        assert not wrong, f"{view}: built with a type other than the catalogue's: {wrong}"
     assert len({f.name for f in FEATURES}) == len(FEATURES), "feature names must be unique"
 
 
