@@ -86,7 +86,7 @@ def _test_log_loss(trained) -> dict[str, float]:
     raw = trained.model.raw_score(trained.model.matrix(rows))
     label = rows[trained.model.label].to_numpy()
     return {"raw": log_loss(label, 1 / (1 + np.exp(-raw)), labels=[0, 1]),
-            "calibrated": log_loss(label, trained.model.predict(rows), labels=[0, 1])}
+            "calibrated": log_loss(label, trained.model.predict_proba(rows), labels=[0, 1])}
 
 
 def test_calibration_improves_out_of_time_log_loss_when_the_default_rate_moves(trained_default, platform):
@@ -115,7 +115,7 @@ def test_the_model_beats_the_benchmark_and_the_card_numbers_are_the_test_rows(tr
     m = evaluation.metrics
     # The card's numbers are those of the test slice's held-out buyers, recomputed here.
     rows = trained_default.data.rows(TEST, holdout=True)
-    label, pd_12m = rows[model.label].to_numpy(), model.predict(rows)
+    label, pd_12m = rows[model.label].to_numpy(), model.predict_proba(rows)
     assert int(m["rows"]) == rows.height and int(m["positives"]) == int(label.sum()) > 0
     np.testing.assert_allclose(evaluation.prob, pd_12m, atol=1e-12)
     assert m["auc"] == pytest.approx(roc_auc_score(label, pd_12m), abs=1e-12)
@@ -128,7 +128,7 @@ def test_the_model_beats_the_benchmark_and_the_card_numbers_are_the_test_rows(tr
     # The explanation cost: the booster's own trees, under the TreeSHAP cap, inside the
     # service's 20 ms budget (configs/training.yaml).
     explain, params = trained_default.explain, trained_default.params
-    assert explain.trees == model.booster.num_trees() >= 1
+    assert explain.trees == len(model.tree_sizes()) == trained_default.tuning.rounds >= 1
     assert explain.trees * int(params["num_leaves"]) * int(params["max_depth"]) ** 2 <= platform.training.default.tuning.max_treeshap_cost
     assert explain.leaves <= explain.trees * int(params["num_leaves"])
     assert 0 < explain.explain_ms_per_row < 20, explain
