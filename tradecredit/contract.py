@@ -1,4 +1,4 @@
-"""Data contract v1 (``shared/docs/DATA_CONTRACT.md``) as code: tables, columns, vocabularies.
+"""Data contract v1 (``docs/data-contract.md``) as code: tables, columns, vocabularies.
 
 The loader validates against these specs and the simulator writes them, so the two
 cannot drift apart.
