@@ -71,7 +71,7 @@ def shocked_twin(calm: Path, folder: Path, shock_months_before_end: int, size: f
 
 
 def monthly_runs(ws: Path, dates: list[date], env: dict[str, str] | None, configs: Path | None) -> list[dict]:
-    shutil.rmtree(ws / "monitoring", ignore_errors=True)
+    shutil.rmtree(Workspace(ws).monitoring, ignore_errors=True)
     cfg = load_config(configs)
     ledger = read_normalised_ledger(ws / "ledger")
     end = Workspace(ws).built_as_of()
@@ -79,8 +79,8 @@ def monthly_runs(ws: Path, dates: list[date], env: dict[str, str] | None, config
     rows = []
     for day in dates:
         tc(ws, "monitor", "--as-of", day.isoformat(), env=env, configs=configs)
-        summary = json.loads((ws / "monitoring" / "runs" / day.isoformat() / "summary.json").read_text())
-        with sqlite3.connect(ws / "monitoring" / "alerts.db") as con:
+        summary = json.loads(Workspace(ws).monitoring_run(day).summary.read_text())
+        with sqlite3.connect(Workspace(ws).alerts_db) as con:
             raised = con.execute("SELECT buyer_id, colour FROM alerts WHERE raised_on = ? OR escalated_on = ?", (day.isoformat(), day.isoformat())).fetchall()
         buyers = {b for b, _ in raised}
         rows.append({
@@ -120,12 +120,12 @@ def main() -> None:
         print(f"Running the demo with 10,000 buyers in {ws} ...")
         tc(ws, "demo", "--buyers", "10000")
     end = Workspace(ws).built_as_of()
-    shutil.rmtree(ws / "monitoring", ignore_errors=True)
+    shutil.rmtree(Workspace(ws).monitoring, ignore_errors=True)
     # A previous month first, so the timed run has a run before it (grade changes, alert dedup).
     tc(ws, "monitor", "--as-of", date(end.year, end.month, 1).isoformat())
     m = measure([TRADECREDIT, "--workspace", str(ws), "monitor", "--as-of", end.isoformat()])
-    summary = json.loads((ws / "monitoring" / "runs" / end.isoformat() / "summary.json").read_text())
-    report = ws / "monitoring" / "runs" / end.isoformat() / "report.html"
+    summary = json.loads(Workspace(ws).monitoring_run(end).summary.read_text())
+    report = Workspace(ws).monitoring_run(end).report
     print(f"monitor --as-of {end}: {summary['active_buyers']:,} active buyers ({summary['inactive_buyers']:,} inactive), "
           f"{summary['late_scored_invoices']:,} invoices scored by the late model: {m.seconds:.1f} s wall, peak {m.peak_rss_mb:,.0f} MB "
           f"(goal: under 120 s for 10,000 buyers); report {report.stat().st_size / 1e6:.2f} MB")

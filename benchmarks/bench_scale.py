@@ -38,7 +38,7 @@ def training(buyers: int, months: int, rounds: int) -> None:
     from tradecredit.config import load_config
     from tradecredit.training.distributed import fit_booster_dask
     from tradecredit.training.model import model_matrix
-    from tradecredit.training.splits import TEST, TRAIN
+    from tradecredit.training.splits import TEST
     from tradecredit.training.train import final_params, fit_booster, tuning_inputs
 
     cfg = load_config(REPO / "configs")
@@ -122,8 +122,8 @@ def _register_workspace_models(ws, cfg, configs: Path) -> None:
     from tradecredit.training import pipeline
 
     for model in ("default", "late"):
-        pipeline.train(cfg, ws, model, config_dir=configs)
-        pipeline.promote(cfg, ws, model)
+        print(pipeline.train(cfg, ws, model, config_dir=configs).describe())
+        print(pipeline.promote(cfg, ws, model).describe())
 
 
 def main() -> None:

@@ -150,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace((args.workspace or Path(tmp) / "ws").resolve())
-        if not (ws.mlflow / "mlflow.db").exists():
+        if not ws.mlflow_db.exists():
             print("Building a 5,000-buyer demo workspace first (tradecredit demo) ...")
             subprocess.run([TRADECREDIT, "--workspace", str(ws.root), "demo"], check=True, stdout=subprocess.DEVNULL)
         config_dir = Path(tmp) / "configs"

@@ -50,10 +50,11 @@ def get(
     model: Service = "default",
 ) -> None:
     """Point-in-time features for each (buyer_id, as_of_ts) row, through Feast's historical retrieval."""
+    with stage():
+        pipeline.check_feature_service(model)
     cfg = config_of(ctx)
     frame = read_table(entities)
     with stage():
-        pipeline.check_feature_service(model)
         result = pipeline.entity_features(cfg, ctx.obj.workspace, model, frame, entities.name)
     write_table(result, out)
     typer.echo(f"Wrote {result.height:,} rows x {result.width - 2 - (frame.width - 2)} features: {out}")
@@ -67,6 +68,7 @@ def online(
 ) -> None:
     """Read buyers' online features, with their snapshot time and a staleness flag, as JSON."""
     with stage():
+        pipeline.check_feature_service(model)
         rows = pipeline.online(config_of(ctx), ctx.obj.workspace, model, buyer_ids)
     for row in rows:
         typer.echo(json.dumps(row.as_dict(), default=str))
@@ -79,6 +81,7 @@ def training_set(
 ) -> None:
     """Build a model's training set: contract labels plus Feast point-in-time features."""
     with stage():
+        pipeline.check_training_set_name(name)
         typer.echo(pipeline.training_set(config_of(ctx), ctx.obj.workspace, name).describe())
 
 

@@ -21,6 +21,16 @@ class FeaturePaths:
     def view_file(self, view: str) -> Path:
         return self.offline_dir / f"{view}.parquet"
 
+    @property
+    def registry_db(self) -> Path:
+        """Feast's file registry (the embedded profile; the production one keeps it in PostgreSQL)."""
+        return self.repo_dir / "registry.db"
+
+    @property
+    def online_store_db(self) -> Path:
+        """The SQLite online store (the embedded profile; the production one uses Redis)."""
+        return self.repo_dir / "online_store.db"
+
 
 def write_feature_tables(tables: FeatureTables, paths: FeaturePaths) -> None:
     """Write each view's snapshot rows as the Parquet file its Feast source reads."""

@@ -120,6 +120,11 @@ def open_feature_store(cfg: PlatformConfig, ws: Workspace) -> Any:
     return open_store(ws.feature_paths(), cfg.features, cfg.backends)
 
 
+def check_training_set_name(name: str) -> None:
+    if name not in MODELS:
+        raise StageError(f"training set must be one of {', '.join(MODELS)}, not '{name}'")
+
+
 def check_feature_service(name: str) -> None:
     if name not in FEATURE_SERVICES:
         raise StageError(f"--service must be one of {', '.join(FEATURE_SERVICES)}, not '{name}'")
@@ -199,8 +204,7 @@ def training_set(cfg: PlatformConfig, ws: Workspace, name: str) -> TrainingSetRe
     """A model's training set: contract labels plus Feast point-in-time features."""
     from tradecredit.features.training_sets import build_training_set
 
-    if name not in MODELS:
-        raise StageError(f"training set must be one of {', '.join(MODELS)}, not '{name}'")
+    check_training_set_name(name)
     ledger = ws.read_ledger()
     as_of_end = ws.built_as_of()
     started = time.perf_counter()

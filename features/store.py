@@ -60,7 +60,7 @@ def repo_config(paths: FeaturePaths, cfg: FeaturesConfig, backends: BackendsConf
             )
         online: Any = RedisOnlineStoreConfig(connection_string=address)
     else:
-        online = SqliteOnlineStoreConfig(path=str(paths.repo_dir / "online_store.db"))
+        online = SqliteOnlineStoreConfig(path=str(paths.online_store_db))
     paths.repo_dir.mkdir(parents=True, exist_ok=True)
     if backends and backends.feast_registry:
         # Feast's SQL registry: every process and machine sees one registry, with row-level
@@ -69,7 +69,7 @@ def repo_config(paths: FeaturePaths, cfg: FeaturesConfig, backends: BackendsConf
             path=backends.feast_registry, cache_ttl_seconds=60, sqlalchemy_config_kwargs={"echo": False, "pool_pre_ping": True}
         )
     else:
-        registry = RegistryConfig(path=str(paths.repo_dir / "registry.db"), cache_ttl_seconds=60)
+        registry = RegistryConfig(path=str(paths.registry_db), cache_ttl_seconds=60)
     return RepoConfig(
         project=cfg.project,
         provider="local",

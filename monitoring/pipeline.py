@@ -15,7 +15,8 @@ import polars as pl
 
 from tradecredit.config import PlatformConfig
 from tradecredit.errors import MissingArtefact, StageError
-from tradecredit.workspace import Workspace
+from tradecredit.model_specs import model_spec
+from tradecredit.workspace import MonitoringRunFiles, Workspace
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def compute_backtests(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.D
 
     data_end = min(upto, ws.built_as_of())
     client, champion = registry.find_version(cfg, ws, "default", None, registry.CHAMPION)
-    reference_auc = float(client.get_run(champion.run_id).data.metrics["test_auc"])
+    reference_auc = registry.run_metric(client, champion.run_id, "test_auc")
     try:
         history = ws.score_history().filter(pl.col("as_of_ts").dt.date() <= upto)
     except MissingArtefact:
@@ -48,7 +49,7 @@ def compute_backtests(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.D
     late_champion = registry.champion_or_none(cfg, ws, "late")
     if late_scores is not None and late_champion is not None:
         late_client, found = late_champion
-        late_auc = float(late_client.get_run(found.run_id).data.metrics["test_auc"])
+        late_auc = registry.run_metric(late_client, found.run_id, "test_auc")
         late = late_backtest_runs(late_scores, tables["invoices"], cfg.labels.late_days, data_end, late_auc, cfg.monitoring.backtest)
     return Backtests(default, late, reference_auc, late_auc, data_end)
 
@@ -85,7 +86,7 @@ class MonitorResult:
     alerts: Any  # AlertRunOutcome, or None when the run was out of order
     alert_note: str | None
     view: Any  # PortfolioView
-    folder: Path
+    files: MonitoringRunFiles
 
     def describe(self) -> list[tuple[str, bool]]:
         """The lines to print, each with whether it goes to standard error."""
@@ -118,7 +119,7 @@ class MonitorResult:
             f"expected loss {self.view.expected_loss:,.0f}, premium {self.view.premium:,.0f}.", False))
         if s["retrain_recommended"]:
             mon_lines.append(("Retraining recommended: see the report's backtest section.", False))
-        mon_lines.append((f"Report: {self.folder / 'report.html'}\nScores, drift, positions and summary: {self.folder}", False))
+        mon_lines.append((f"Report: {self.files.report}\nScores, drift, positions and summary: {self.files.folder}", False))
         return mon_lines
 
 
@@ -127,7 +128,8 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     the last ``late_window_days`` with the late-payment champion); drift against the champion's
     training rows; early-warning alerts; the portfolio view; backtests of matured runs; the
     report. Writes ``WORKSPACE/monitoring/runs/DATE/``."""
-    from tradecredit.features.pipeline import open_feature_store, point_in_time_features
+    from tradecredit.features.pipeline import open_feature_store
+    from tradecredit.features.store import historical_features
     from tradecredit.monitoring.alerts import AlertOrderError, AlertStore, alert_metrics, run_alerts
     from tradecredit.monitoring.portfolio import active, drift, score_portfolio
     from tradecredit.monitoring.portfolio_view import portfolio_view
@@ -142,7 +144,8 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     model = champion.model
     tables = ws.read_ledger().tables
     entities = tables["buyers"].select("buyer_id").with_columns(as_of_ts=pl.lit(as_of))
-    features = point_in_time_features(cfg, ws, "default", entities)
+    store = open_feature_store(cfg, ws)
+    features = historical_features(store, model_spec("default").feature_service, entities)
     portfolio = score_portfolio(features, model, str(champion.version.version), as_of, cfg.policy)
     if portfolio.scores.height == 0:
         raise StageError(f"no active buyer as of {as_of}: no feature snapshot then, or nothing invoiced in the year before")
@@ -153,13 +156,13 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     reference = train_rows.filter(active(train_rows, model))
     results = drift(reference, model.predict_proba(reference), portfolio, model, mon.drift)
     out = ws.monitoring_run(as_of)
-    out.mkdir(parents=True, exist_ok=True)
-    portfolio.scores.write_parquet(out / "scores.parquet")
-    (out / "drift.json").write_text(json.dumps([asdict(r) for r in results], indent=1), encoding="utf-8")
+    out.folder.mkdir(parents=True, exist_ok=True)
+    portfolio.scores.write_parquet(out.scores)
+    out.drift.write_text(json.dumps([asdict(r) for r in results], indent=1), encoding="utf-8")
 
-    late = score_recent_invoices(cfg, ws, open_feature_store(cfg, ws), tables["invoices"], as_of)
+    late = score_recent_invoices(cfg, ws, store, tables["invoices"], as_of)
     if late is not None:
-        late[0].write_parquet(out / "late_scores.parquet")
+        late[0].write_parquet(out.late_scores)
 
     active_features = features.filter(pl.col("buyer_id").is_in(portfolio.scores["buyer_id"].implode()))
     previous = ws.previous_run_scores(as_of)
@@ -181,9 +184,9 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
         late_scored_invoices=0 if late is None else late[0].height, top_features=mon.report_top_features,
     )
     summary = summary_of(inputs, mon.drift.moderate_psi) | {"reference_rows": reference.height}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    view.positions.write_parquet(out / "positions.parquet")
-    (out / "report.html").write_text(render_report(inputs, summary, mon.drift.moderate_psi, mon.drift.major_psi), encoding="utf-8")
+    out.summary.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    view.positions.write_parquet(out.positions)
+    out.report.write_text(render_report(inputs, summary, mon.drift.moderate_psi, mon.drift.major_psi), encoding="utf-8")
     printed = summary | {"drift_alpha": mon.drift.alpha, "late_window_days": mon.late_window_days}
     return MonitorResult(as_of, name, printed, results, None if late is None else late[1], 0 if late is None else late[0].height,
                          outcome, note, view, out)

@@ -7,17 +7,13 @@ time both, so the cost the service adds is measured, not guessed.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from tradecredit.config import PlatformConfig
 from tradecredit.features.store import OnlineFeatureReader, OnlineFeatures

@@ -40,7 +40,7 @@ def check_servable(cfg: PlatformConfig, ws: Workspace, as_of: str | None) -> Non
         parse_as_of(as_of)
     except ValueError as exc:
         raise StageError(str(exc).replace(AS_OF_ENV, "--as-of")) from None
-    if not cfg.backends.feast_registry and not ws.feast_registry_db.exists():
+    if not cfg.backends.feast_registry and not ws.feature_paths().registry_db.exists():
         raise MissingArtefact(f"no feature store in {ws.root}: run `tradecredit features apply` and `features materialize` first")
     champion_versions(connect(ws, cfg.backends), cfg)
 

@@ -146,7 +146,7 @@ def start_server(
     and wait until ``/readyz`` answers."""
     port = port or free_port()
     ws.serving.mkdir(parents=True, exist_ok=True)
-    log_path = ws.serving / "server.log"
+    log_path = ws.server_log
     log = log_path.open("ab")
     process = subprocess.Popen(
         serve_command(host, port), env=serve_environment(ws, config_dir, as_of), stdout=log, stderr=subprocess.STDOUT,

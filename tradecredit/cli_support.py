@@ -38,6 +38,8 @@ def stage() -> Iterator[None]:
     try:
         yield
     except StageError as exc:
+        for warning in exc.warnings:
+            typer.echo(warning, err=True)
         raise fail(str(exc)) from None
 
 

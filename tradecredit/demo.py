@@ -63,7 +63,7 @@ def run_demo(
         echo(f"-- monitor --as-of {day}")
         for line, to_stderr in monitoring_stages.monitor(cfg, ws, day).describe():
             (err if to_stderr else echo)(line)
-    report = ws.monitoring_run(dates[-1]) / "report.html"
+    report = ws.monitoring_run(dates[-1]).report
     echo(f"\nMonitoring report (open it in a browser): {report}")
     echo("\n== 9. The risk reviewer console: log in and read the portfolio over HTTP")
     serving_stages.demo_console(cfg, ws, config_dir, echo)

@@ -70,7 +70,7 @@ def load(cfg: PlatformConfig, ledger_dir: Path, ws: Workspace, mapping_file: Pat
 
 
 def parse_start(text: str | None) -> date | None:
-    if text is None:
+    if not text:  # an empty --start leaves the configured start, as no --start does
         return None
     try:
         return date.fromisoformat(text)

@@ -46,6 +46,39 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class MonitoringRunFiles:
+    """One monitoring run's folder, ``WORKSPACE/monitoring/runs/DATE/``."""
+
+    folder: Path
+    SCORES = "scores.parquet"  # buyer_id, as_of_ts, pd_12m, grade, tier, model_version
+    LATE_SCORES = "late_scores.parquet"  # invoice_id, buyer_id, issued_on, run_as_of, p_late, model_version
+
+    @property
+    def scores(self) -> Path:
+        return self.folder / self.SCORES
+
+    @property
+    def late_scores(self) -> Path:
+        return self.folder / self.LATE_SCORES
+
+    @property
+    def drift(self) -> Path:
+        return self.folder / "drift.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.folder / "summary.json"
+
+    @property
+    def positions(self) -> Path:
+        return self.folder / "positions.parquet"
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "report.html"
+
+
+@dataclass(frozen=True)
 class Workspace:
     root: Path
 
@@ -103,7 +136,7 @@ class Workspace:
         return self.features / "build_summary.json"
 
     def feature_view_file(self, view: str) -> Path:
-        return self.features / f"{view}.parquet"
+        return self.feature_paths().view_file(view)
 
     def built_as_of(self) -> date:
         """The last snapshot date of the feature build (labels are complete up to it)."""
@@ -116,16 +149,8 @@ class Workspace:
         """The Feast registry and the SQLite online store."""
         return self.root / "feature_repo"
 
-    @property
-    def feast_registry_db(self) -> Path:
-        """Feast's file registry (the embedded profile; the production one keeps it in PostgreSQL)."""
-        return self.feature_repo / "registry.db"
-
-    @property
-    def online_store_db(self) -> Path:
-        return self.feature_repo / "online_store.db"
-
     def feature_paths(self) -> FeaturePaths:
+        """The feature build's files and the Feast repo (its registry and online store files)."""
         from tradecredit.features.paths import FeaturePaths
 
         return FeaturePaths(offline_dir=self.features, repo_dir=self.feature_repo)
@@ -196,6 +221,13 @@ class Workspace:
     def evaluation_dir(self, model: str) -> Path:
         return self.model_dir(model) / "evaluation"
 
+    def evaluation_metrics(self, model: str) -> Path:
+        """The headline metrics of ``evaluate`` (DVC tracks them)."""
+        return self.evaluation_dir(model) / "metrics.json"
+
+    def evaluation_all_metrics(self, model: str) -> Path:
+        return self.evaluation_dir(model) / "all_metrics.json"
+
     def promotion(self, model: str) -> Path:
         return self.model_dir(model) / "promotion.json"
 
@@ -211,8 +243,9 @@ class Workspace:
     def monitoring_runs(self) -> Path:
         return self.monitoring / "runs"
 
-    def monitoring_run(self, as_of: date) -> Path:
-        return self.monitoring_runs / as_of.isoformat()
+    def monitoring_run(self, as_of: date) -> MonitoringRunFiles:
+        """The files of the monitoring run dated ``as_of``."""
+        return MonitoringRunFiles(self.monitoring_runs / as_of.isoformat())
 
     @property
     def alerts_db(self) -> Path:
@@ -225,7 +258,7 @@ class Workspace:
 
     def run_score_files(self) -> list[Path]:
         """Every monitoring run's ``scores.parquet``, oldest first."""
-        return sorted(self.monitoring_runs.glob("*/scores.parquet"))
+        return sorted(self.monitoring_runs.glob(f"*/{MonitoringRunFiles.SCORES}"))
 
     def score_history(self) -> pl.DataFrame:
         """Every monitoring run's scores, oldest first (each row carries its model version)."""
@@ -241,7 +274,7 @@ class Workspace:
 
     def late_score_history(self, upto: date) -> pl.DataFrame | None:
         """Every run's late-payment scores up to ``upto`` (invoice_id, run_as_of, p_late, model_version)."""
-        files = [f for f in sorted(self.monitoring_runs.glob("*/late_scores.parquet")) if f.parent.name <= upto.isoformat()]
+        files = [f for f in sorted(self.monitoring_runs.glob(f"*/{MonitoringRunFiles.LATE_SCORES}")) if f.parent.name <= upto.isoformat()]
         return pl.concat([pl.read_parquet(f) for f in files]) if files else None
 
     # -- serving and the console ---------------------------------------------------------------------
@@ -256,6 +289,7 @@ class Workspace:
 
     @property
     def server_log(self) -> Path:
+        """What a service started by ``running_server`` (the demo, the tests) printed."""
         return self.serving / "server.log"
 
     @property

@@ -8,8 +8,8 @@ the booster or the calibrator. The service uses the native booster (the MLflow p
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +66,10 @@ class Calibrator:
             knots_x=tuple(raw["knots_x"]),  # type: ignore[arg-type]
             knots_y=tuple(raw["knots_y"]),  # type: ignore[arg-type]
         )
+
+
+# Slope 1, intercept 0: the booster's own probability, a sigmoid of its log-odds.
+UNCALIBRATED = Calibrator("platt")
 
 
 def fit_platt(raw: np.ndarray, label: np.ndarray) -> Calibrator:
@@ -239,9 +243,9 @@ class CreditModel:
         error[~np.isfinite(error)] = np.inf
         return Explained(self.calibrate(raw), raw, contributions, error)
 
-    @property
-    def calibration_method(self) -> str:
-        return self.calibrator.method
+    def with_calibrator(self, calibrator: Calibrator) -> CreditModel:
+        """The same booster and inputs with another calibration curve."""
+        return dataclasses.replace(self, calibrator=calibrator)
 
     def tree_sizes(self) -> list[int]:
         """Leaves per tree."""

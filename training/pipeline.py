@@ -100,7 +100,7 @@ def train(
     workers = cfg.backends.tuning.workers
     threads = tuning_threads(cfg, workers)
     shared = shared_study(cfg, model, frame, study, 0, threads)
-    helpers, callbacks, warnings = [], [], []
+    helpers, callbacks = [], []
     try:
         if shared is not None:
             # Whoever comes first creates the study; every worker checks the data's fingerprint.
@@ -109,10 +109,12 @@ def train(
         dask = cfg.backends.dask if cfg.backends.training_engine == "dask" else None
         trained = fit_model(frame, model, data_end, model_cfg, cfg.training.lightgbm, cfg.policy, cfg.labels.late_days, truth,
                             shared=shared, dask=dask, tuning_callbacks=callbacks)
-    except ValueError as exc:  # TrainingError, StudyError, a calibration that cannot be chosen
-        raise StageError(str(exc)) from None
-    finally:
-        warnings = finish_helpers(helpers)
+    except (StageError, ValueError) as exc:  # TrainingError, StudyError, a calibration that cannot be chosen
+        raise StageError(str(exc), finish_helpers(helpers)) from None
+    except BaseException:
+        finish_helpers(helpers)
+        raise
+    warnings = finish_helpers(helpers)
 
     x_test = trained.model.matrix(trained.data.rows(TEST, holdout=True))
     files = write_plots(trained.model, trained.evaluation, x_test.head(2000), ws.training_report_dir(model))
@@ -176,17 +178,19 @@ def tune(
     shared = shared_study(cfg, model, frame, study, worker_index, threads)
     if shared is None:
         raise StageError("tune needs a shared Optuna storage (backends.tuning.url): use --profile production")
-    helpers, warnings = [], []
+    helpers = []
     try:
         inputs = tuning_inputs(frame, model, data_end, model_cfg, cfg.training.lightgbm, cfg.labels.late_days)
         helpers = launch_tuning_helpers(ws, config_dir, model, shared.name, workers - 1, threads)
         client = registry.connect(ws, cfg.backends)
         result = tune_study(inputs.train_set, inputs.valid_set, model_cfg.tuning, inputs.base, shared,
                             [tracking.trial_logger(client, ws, spec, shared.name)])
-    except ValueError as exc:
-        raise StageError(str(exc)) from None
-    finally:
-        warnings = finish_helpers(helpers)
+    except (StageError, ValueError) as exc:
+        raise StageError(str(exc), finish_helpers(helpers)) from None
+    except BaseException:
+        finish_helpers(helpers)
+        raise
+    warnings = finish_helpers(helpers)
     return TuneResult(shared.name, model, result.trials_completed, result.trials_pruned, result.trials_failed,
                       result.trials_run_here, result.best_validation_log_loss, result.best_trial_number, tuple(warnings))
 
@@ -211,7 +215,7 @@ def sliced_training_set(ws: Workspace, registered: RegisteredModel, model: str) 
 
     frame, data_end = ws.read_training_set(model)
     plan = SplitPlan.from_dict(registry.run_dict(registered.client, registered.run_id, "split.json"))
-    same_data = fingerprint(frame) == registered.client.get_run(registered.run_id).data.tags.get("data_fingerprint")
+    same_data = fingerprint(frame) == registry.run_tag(registered.client, registered.run_id, "data_fingerprint")
     return SlicedTrainingSet(assign_slices(frame, plan), plan, same_data, data_end)
 
 
@@ -258,8 +262,8 @@ def evaluate(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None
     metrics = evaluation.flat_metrics()
     document = {"model": model, "registered_model": registered.version.name, "version": str(registered.version.version),
                 "split": sliced.plan.as_dict(), "same_data_as_training": sliced.same_data, **tracking.headline(metrics)}
-    write_json(folder / "metrics.json", registry.json_ready(document))
-    write_json(folder / "all_metrics.json", registry.json_ready(metrics))
+    write_json(ws.evaluation_metrics(model), registry.json_ready(document))
+    write_json(ws.evaluation_all_metrics(model), registry.json_ready(metrics))
     return EvaluateResult(model, str(registered.version.version), document, metrics, len(evaluation.label), folder)
 
 
@@ -322,9 +326,7 @@ def promote(cfg: PlatformConfig, ws: Workspace, model: str) -> PromoteResult:
     tags = tracking.tag_gate_decision(client, version, decision.decision, decision.reasons, evidence)
     replaced = str(champion.version) if champion is not None and champion.version != version.version else None
     if decision.decision == PROMOTED:
-        client.set_registered_model_alias(version.name, registry.CHAMPION, version.version)
-        if replaced is not None:
-            client.set_model_version_tag(champion.name, champion.version, "superseded_by", version.version)
+        registry.make_champion(client, version, champion if replaced is not None else None)
     write_json(ws.promotion(model), registry.json_ready({"version": str(version.version), **tags, "evidence": evidence}))
     return PromoteResult(version.name, str(version.version), decision, evidence, replaced)
 

@@ -153,6 +153,23 @@ def load_version(client: MlflowClient, registered_model: str, version: str) -> C
         return CreditModel.load(Path(local) / "artifacts" / MODEL_ARTIFACT)
 
 
+def run_metric(client: MlflowClient, run_id: str, name: str) -> float:
+    """A metric a training run logged (``test_auc``, ``benchmark_auc``, ...)."""
+    return float(client.get_run(run_id).data.metrics[name])
+
+
+def run_tag(client: MlflowClient, run_id: str, name: str) -> str | None:
+    return client.get_run(run_id).data.tags.get(name)
+
+
+def make_champion(client: MlflowClient, challenger: ModelVersion, replaced: ModelVersion | None) -> None:
+    """Point the ``champion`` alias at the challenger; the version it replaced is tagged
+    ``superseded_by`` (aliases move, so the history lives in the tags)."""
+    client.set_registered_model_alias(challenger.name, CHAMPION, challenger.version)
+    if replaced is not None:
+        client.set_model_version_tag(replaced.name, replaced.version, "superseded_by", challenger.version)
+
+
 def run_dict(client: MlflowClient, run_id: str, artifact: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = client.download_artifacts(run_id, artifact, tmp)
@@ -201,7 +218,7 @@ class RegisteredModel:
         return str(self.version.run_id)
 
     def run_metric(self, name: str) -> float:
-        return float(self.client.get_run(self.run_id).data.metrics[name])
+        return run_metric(self.client, self.run_id, name)
 
 
 def load_registered(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None, alias: str) -> RegisteredModel:

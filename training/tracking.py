@@ -62,7 +62,6 @@ class TrackedRun:
     metrics: dict[str, float]
     params: dict[str, Any]
     card: str
-    config_sha256: str
 
 
 def log_training_run(
@@ -108,7 +107,7 @@ def log_training_run(
                        "benchmark_auc": f"{metrics['benchmark_auc']:.4f}", "data_fingerprint": trained.data.fingerprint,
                        "config_sha256": cfg_hash}.items():
         client.set_model_version_tag(registered_model, logged.version, key, value)
-    return TrackedRun(logged.version, logged.run_id, logged.name, metrics, params, card, cfg_hash)
+    return TrackedRun(logged.version, logged.run_id, logged.name, metrics, params, card)
 
 
 def trial_logger(client: MlflowClient, ws: Workspace, spec: ModelSpec, study: str) -> Any:

@@ -38,7 +38,7 @@ from tradecredit.training.shared_tuning import (
     trial_counts,
 )
 from tradecredit.training.evaluate import Evaluation, benchmark_predict, evaluate_predictions, fit_benchmark
-from tradecredit.training.model import CalibrationChoice, CreditModel, choose_calibrator, model_matrix
+from tradecredit.training.model import UNCALIBRATED, CalibrationChoice, CreditModel, choose_calibrator, model_matrix
 from tradecredit.training.splits import CALIBRATION, HOLDOUT, SLICE, TEST, TRAIN, SplitPlan, assign_slices, plan_split
 
 VALID_NAME = "calibration"
@@ -333,13 +333,15 @@ def train(
         booster = fitted.fitted_booster
         fit_info = FitInfo("dask", fitted.workers, fitted.scheduler, time.perf_counter() - fit_started)
 
-    raw_cal = booster.predict(x_cal, raw_score=True)
+    # The booster's own probability first (a sigmoid of its log-odds), then the chosen curve.
+    uncalibrated = CreditModel(model, label, booster, data.features, data.categories, UNCALIBRATED, dict(cfg.monotone))
+    raw_cal = uncalibrated.raw_score(x_cal)
     choice = choose_calibrator(raw_cal, y_cal, cal_rows["buyer_id"].to_numpy(), cfg.calibration_folds)
+    trained = uncalibrated.with_calibrator(choice.chosen)
     cal_loss = {
-        "raw": float(log_loss(y_cal, 1 / (1 + np.exp(-raw_cal)), labels=[0, 1])),
-        "calibrated": float(log_loss(y_cal, choice.chosen(raw_cal), labels=[0, 1])),
+        "raw": float(log_loss(y_cal, uncalibrated.calibrate(raw_cal), labels=[0, 1])),
+        "calibrated": float(log_loss(y_cal, trained.calibrate(raw_cal), labels=[0, 1])),
     }
-    trained = CreditModel(model, label, booster, data.features, data.categories, choice.chosen, dict(cfg.monotone))
 
     benchmark = fit_benchmark(x_train, y_train, lightgbm_cfg.seed)
     evaluation = evaluate_slices(trained, data.frame, benchmark, truth, cfg, policy)

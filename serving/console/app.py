@@ -31,7 +31,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
 from tradecredit.config import PlatformConfig
-from tradecredit.ledger import read_normalised_table
 from tradecredit.serving.console import charts
 from tradecredit.serving.console.auth import ConsoleAuth, Session
 from tradecredit.serving.console.data import (
@@ -82,7 +81,7 @@ class Console:
         self.assessor = assessor
         self.auth = ConsoleAuth(ws.users_db, cfg.console)
         self.alerts_db = ws.alerts_db
-        buyers = read_normalised_table(ws.ledger, "buyers", ["buyer_id", "country", "industry", "legal_form", "founded_on", "employees"])
+        buyers = ws.read_ledger_table("buyers", ["buyer_id", "country", "industry", "legal_form", "founded_on", "employees"])
         self.buyers = buyers.sort("buyer_id")
         self._table: PortfolioTable | None = None
         self._lock = threading.Lock()

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-import shap
 from sklearn.metrics import log_loss, roc_auc_score
 
 from tests.model.conftest import quick

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 
 from tests.integration.conftest import TRADECREDIT, production_config_dir, production_env, run
 from tests.model.synthetic import synthetic_training_set
-from tradecredit.training.shared_tuning import FINGERPRINT_ATTR, WORKER_ATTR
+from tradecredit.training.shared_tuning import WORKER_ATTR
 
 TRIALS = 12
 
