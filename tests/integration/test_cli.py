@@ -100,10 +100,11 @@ def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
     assert answer["model_versions"] == {"tradecredit-default-12m": "1", "tradecredit-late-30d": "1"}
     assert answer["late_payment"] is not None and answer["explanation"]["available"] is True
     assert answer["assessed_at"].startswith(summary["data_end"]) and answer["freshness"]["stale"] is False
-    # Every buyer the demo assessed is in the decision log with the PD it printed.
+    # The demo's assessments are the first ones in the decision log (tests that share this
+    # workspace log theirs after it), one per buyer it printed, with the PD it printed.
     printed_pds = dict(re.findall(r"^  (B\d+): PD ([\d.]+)%, grade", result.stdout, re.MULTILINE))
-    logged = [d for d in read_decisions(ws / "serving" / "decisions.db") if d["endpoint"] == "assess"]
-    assert printed_pds and {d["buyer_id"] for d in logged} == set(printed_pds), (printed_pds, logged)
+    logged = [d for d in read_decisions(ws / "serving" / "decisions.db") if d["endpoint"] == "assess"][: len(printed_pds)]
+    assert printed_pds and [d["buyer_id"] for d in logged] == list(printed_pds), (printed_pds, logged)
     for d in logged:
         assert f"{d['pd_12m'] * 100:.2f}" == printed_pds[d["buyer_id"]], d
 
