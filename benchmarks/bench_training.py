@@ -52,7 +52,7 @@ def main() -> None:
                 m = measure(command)
                 print(f"{name:<22} {m.seconds:7.1f} s   peak {m.peak_rss_mb:7.0f} MB")
         frame, data_end = ws.read_training_set(args.model)
-        truth = read_truth(ws, model_spec(args.model), data_end)
+        truth = read_truth(ws, model_spec(args.model), data_end, cfg.labels.late_days)
         model_cfg = cfg.training.model(args.model)
         started = time.perf_counter()
         trained = train(frame, args.model, data_end, model_cfg, cfg.training.lightgbm, cfg.policy, cfg.labels.late_days, truth)

@@ -25,9 +25,16 @@ class ModelSpec:
     truth_keys: tuple[str, ...]
     truth_column: str
     description: str
+    # The simulator's late-payment truth is for 30 days past due: another labels.late_days
+    # asks a different question, which that truth does not answer.
+    truth_late_days: int | None = None
 
     def label(self, late_days: int) -> str:
         return self.label_template.format(late_days=late_days)
+
+    def truth_answers(self, late_days: int) -> bool:
+        """Whether the simulator's truth is the probability of this label."""
+        return self.truth_late_days is None or self.truth_late_days == late_days
 
     @property
     def tuning_experiment(self) -> str:
@@ -58,6 +65,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         truth_keys=("invoice_id",),
         truth_column="p_late_30d",
         description="probability that an order is paid late, one row per invoice",
+        truth_late_days=30,
     ),
 }
 MODELS: tuple[str, ...] = tuple(MODEL_SPECS)

@@ -26,11 +26,16 @@ if TYPE_CHECKING:
     from tradecredit.training.train import TrainedModel
 
 
-def read_truth(ws: Workspace, spec: ModelSpec, data_end: date, folder: Path | None = None) -> pl.DataFrame | None:
+def read_truth(ws: Workspace, spec: ModelSpec, data_end: date, late_days: int, folder: Path | None = None) -> pl.DataFrame | None:
     """The simulator's true probabilities, keyed like the training rows, if the folder belongs to
-    this ledger (same data end); None for a user's own data. A folder named explicitly
-    (``--truth``) that does not fit is an error."""
+    this ledger (same data end) and answers this label; None for a user's own data. A folder
+    named explicitly (``--truth``) that does not fit is an error."""
     explicit = folder is not None
+    if not spec.truth_answers(late_days):
+        if explicit:
+            raise StageError(f"--truth {folder}: the simulator's truth is for late_{spec.truth_late_days}d, "
+                             f"not {spec.label(late_days)} (configs/labels.yaml: late_days)")
+        return None
     folder = folder or ws.simulated_truth
     summary = folder / "summary.json"
     if not summary.exists():
@@ -94,7 +99,7 @@ def train(
 
     spec = model_spec(model)
     frame, data_end = ws.read_training_set(model)
-    truth = read_truth(ws, spec, data_end, truth_dir)
+    truth = read_truth(ws, spec, data_end, cfg.labels.late_days, truth_dir)
     model_cfg = cfg.training.model(model)
     client = registry.connect(ws, cfg.backends)
     workers = cfg.backends.tuning.workers
@@ -250,7 +255,7 @@ def evaluate(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None
     registered = registry.load_registered(cfg, ws, model, version, registry.CHALLENGER)
     credit_model = registered.model
     sliced = sliced_training_set(ws, registered, model)
-    truth = read_truth(ws, spec, sliced.data_end, truth_dir)
+    truth = read_truth(ws, spec, sliced.data_end, cfg.labels.late_days, truth_dir)
     model_cfg = cfg.training.model(model)
     seed = cfg.training.lightgbm.seed
     train_rows = training_rows(sliced.frame.filter(pl.col(SLICE) == TRAIN), model, model_cfg, seed)
