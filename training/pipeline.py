@@ -89,6 +89,8 @@ def train(
     write the summary, model card and plots under WORKSPACE/models/MODEL. With a shared Optuna
     storage, tuning runs on a study there with ``backends.tuning.workers`` processes; with the
     dask engine, the final booster is fitted on the Dask cluster."""
+    spec = model_spec(model)
+
     from dataclasses import asdict
 
     from tradecredit.training import registry, tracking
@@ -97,7 +99,6 @@ def train(
     from tradecredit.training.train import train as fit_model
     from tradecredit.training.tuning_workers import finish_helpers, launch_tuning_helpers, shared_study, tuning_threads
 
-    spec = model_spec(model)
     frame, data_end = ws.read_training_set(model)
     truth = read_truth(ws, spec, data_end, cfg.labels.late_days, truth_dir)
     model_cfg = cfg.training.model(model)
@@ -169,12 +170,13 @@ def tune(
     """Join (or start) the shared study ``study`` with ``workers`` processes on this machine and
     tune until it holds the configured number of finished trials. Other machines join by
     running the same command; ``train --study`` then trains on the study's best trial."""
+    spec = model_spec(model)
+
     from tradecredit.training import registry, tracking
     from tradecredit.training.train import tune as tune_study
     from tradecredit.training.train import tuning_inputs
     from tradecredit.training.tuning_workers import finish_helpers, launch_tuning_helpers, shared_study, tuning_threads
 
-    spec = model_spec(model)
     if workers < 1:
         raise StageError("--workers must be at least 1")
     frame, data_end = ws.read_training_set(model)
@@ -245,13 +247,14 @@ class EvaluateResult:
 def evaluate(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None = None, truth_dir: Path | None = None) -> EvaluateResult:
     """Evaluate a registered version (default: the challenger) on its out-of-time test slice of
     the current training set; write WORKSPACE/models/MODEL/evaluation/ (metrics.json, plots, tables)."""
+    spec = model_spec(model)
+
     from tradecredit.training import registry, tracking
     from tradecredit.training.evaluate import fit_benchmark
     from tradecredit.training.report import write_plots
     from tradecredit.training.splits import HOLDOUT, SLICE, TEST, TRAIN
     from tradecredit.training.train import evaluate_slices, training_rows
 
-    spec = model_spec(model)
     registered = registry.load_registered(cfg, ws, model, version, registry.CHALLENGER)
     credit_model = registered.model
     sliced = sliced_training_set(ws, registered, model)
@@ -302,11 +305,12 @@ class PromoteResult:
 def promote(cfg: PlatformConfig, ws: Workspace, model: str) -> PromoteResult:
     """Run the champion gate on the challenger; move ``champion`` only if it passes. The
     decision and its evidence become tags on the challenger's version."""
+    model_spec(model)
+
     from tradecredit.training import registry, tracking
     from tradecredit.training.promote import PROMOTED, gate
     from tradecredit.training.splits import HOLDOUT, SLICE, TEST
 
-    model_spec(model)
     model_cfg = cfg.training.model(model)
     challenger = registry.load_registered(cfg, ws, model, None, registry.CHALLENGER)
     client, version = challenger.client, challenger.version
