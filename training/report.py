@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 import polars as pl  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from tradecredit.features.catalog import FEATURE_SERVICES, model_input_features  # noqa: E402
+from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, model_input_features  # noqa: E402
 from tradecredit.training.evaluate import Evaluation  # noqa: E402
 from tradecredit.training.model import CreditModel  # noqa: E402
 
@@ -157,6 +157,7 @@ def model_card(
     m, b = evaluation.metrics, evaluation.benchmark
     service = FEATURE_SERVICES[model.name][0]
     features = model_input_features(model.name)
+    order = [f for f in features if f in ORDER_FEATURES]  # the late model's order features
     constrained = ", ".join(f"`{f}` ({'+' if d > 0 else '-'})" for f, d in model.monotone.items())
     lines = [
         f"# Model card: {model.name} ({model.label})" + (f", version {version}" if version else ""),
@@ -174,8 +175,8 @@ def model_card(
         split,
         "",
         "## Features",
-        f"{len(features)} features from the Feast feature service `{service}`"
-        + (" plus the order's own four" if model.name == "late" else "")
+        (f"{len(features)} features: the {len(features) - len(order)} of the Feast feature service `{service}` plus the "
+         f"order's own {len(order)}" if order else f"{len(features)} features from the Feast feature service `{service}`")
         + f". Monotone constraints (+: never lowers risk, -: never raises it): {constrained}.",
         "",
         "## Model",
