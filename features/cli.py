@@ -57,7 +57,8 @@ def get(
     with stage():
         result = pipeline.entity_features(cfg, ctx.obj.workspace, model, frame, entities.name)
     write_table(result, out)
-    typer.echo(f"Wrote {result.height:,} rows x {result.width - 2 - (frame.width - 2)} features: {out}")
+    # The result is the entity file's columns plus the features.
+    typer.echo(f"Wrote {result.height:,} rows x {result.width - frame.width} features: {out}")
 
 
 @app.command()

@@ -38,11 +38,12 @@ def read_json(path: Path) -> Any:
 
 
 def _plain(value: Any) -> Any:
+    """numpy scalars and dates as JSON values; anything else is an error, never a silent string."""
     if hasattr(value, "item"):  # numpy scalar
         return value.item()
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    return str(value)
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
 @dataclass(frozen=True)

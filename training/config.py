@@ -10,8 +10,7 @@ from pydantic import Field, model_validator
 
 from tradecredit.config_base import NonNegativeFloat, PositiveFloat, PositiveInt, StrictModel
 from tradecredit.features.catalog import model_input_features
-from tradecredit.model_specs import MODELS as MODEL_NAMES
-from tradecredit.model_specs import UnknownModel as UnknownModelError
+from tradecredit.model_specs import MODELS, model_spec
 
 
 class SplitConfig(StrictModel):
@@ -115,16 +114,13 @@ class TrainingConfig(StrictModel):
     late: ModelTrainingConfig
 
     def model(self, name: str) -> ModelTrainingConfig:
-        """The training settings of the model called ``name``; any name but the known ones is refused."""
-        if name == "default":
-            return self.default
-        if name == "late":
-            return self.late
-        raise UnknownModelError(f"unknown model '{name}': choose {', '.join(MODEL_NAMES)}")
+        """The training settings of the model called ``name``; a name not in the table of models is
+        refused by :func:`model_spec` (each model has a section of its own name)."""
+        return getattr(self, model_spec(name).name)
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
-        for name in MODEL_NAMES:
+        for name in MODELS:
             known = {f.name: f.dtype for f in model_input_features(name)}
             unknown = sorted(set(self.model(name).monotone) - set(known))
             if unknown:

@@ -14,7 +14,8 @@ from tests.conftest import REPO
 from tradecredit.config import load_config, load_profiled_section
 from tradecredit.config_base import ConfigError
 from tradecredit.serving.config import ConsoleConfig, ServingConfig
-from tradecredit.training.config import MODEL_NAMES, UnknownModelError
+from tradecredit.model_specs import MODELS as MODEL_NAMES
+from tradecredit.model_specs import UnknownModel as UnknownModelError
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import REPO
 
@@ -56,50 +55,55 @@ def test_the_command_line_modules_are_found():
     assert len(source_files()) > 100
 
 
-@pytest.mark.parametrize("path", source_files(), ids=lambda p: str(p.relative_to(REPO)))
-def test_only_the_root_cli_imports_a_command_line_module(path):
+def cli_import_violations(path: Path) -> list[str]:
     name = module_name(path)
-    imported = {m for m in imported_modules(path) if is_command_line_module(m)}
     if name == ROOT_CLI:
-        return
+        return []
+    imported = {m for m in imported_modules(path) if is_command_line_module(m)}
     # A test may drive the one program as a user would (typer's CliRunner on the root app).
     allowed = {ROOT_CLI} if name.startswith("tests.") else set()
-    assert imported <= allowed, f"{name} imports command-line module(s) {sorted(imported - allowed)}: call the pipeline layer"
+    return [f"{name} imports command-line module {m}: call the pipeline layer" for m in sorted(imported - allowed)]
 
 
-@pytest.mark.parametrize("path", source_files(), ids=lambda p: str(p.relative_to(REPO)))
-def test_nothing_below_the_command_line_imports_typer(path):
+def typer_violations(path: Path) -> list[str]:
     name = module_name(path)
     if is_command_line_module(name) or name == CLI_SUPPORT or name.startswith("tests."):
-        return
+        return []
     imported = imported_modules(path)
-    assert "typer" not in {m.split(".")[0] for m in imported}, f"{name} imports Typer: only command-line modules may"
-    assert CLI_SUPPORT not in imported, f"{name} imports {CLI_SUPPORT}: only command-line modules may"
+    found = [f"{name} imports Typer: only command-line modules may"] if "typer" in {m.split(".")[0] for m in imported} else []
+    return found + ([f"{name} imports {CLI_SUPPORT}: only command-line modules may"] if CLI_SUPPORT in imported else [])
 
 
 BOOSTER_OR_CALIBRATOR = re.compile(r"\.(booster|calibrator)\b")
 
 
-@pytest.mark.parametrize("path", source_files(), ids=lambda p: str(p.relative_to(REPO)))
-def test_only_the_model_touches_its_booster_and_calibrator(path):
+def booster_violations(path: Path) -> list[str]:
     if module_name(path) == "tradecredit.training.model" or path == Path(__file__):
-        return
-    hits = [f"{i}: {line.strip()}" for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-            if BOOSTER_OR_CALIBRATOR.search(line)]
-    assert not hits, f"score and explain through CreditModel, not its booster or calibrator: {hits}"
+        return []
+    return [f"{path.relative_to(REPO)}:{i}: {line.strip()} (score and explain through CreditModel)"
+            for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if BOOSTER_OR_CALIBRATOR.search(line)]
 
 
-def test_the_layer_rules_catch_a_violation(tmp_path):
-    """The checks above on a planted module: a stage that imports a CLI, Typer and the booster."""
+def test_only_the_root_cli_imports_a_command_line_module():
+    assert [v for path in source_files() for v in cli_import_violations(path)] == []
+
+
+def test_nothing_below_the_command_line_imports_typer():
+    assert [v for path in source_files() for v in typer_violations(path)] == []
+
+
+def test_only_the_model_touches_its_booster_and_calibrator():
+    assert [v for path in source_files() for v in booster_violations(path)] == []
+
+
+def test_the_layer_rules_catch_a_violation():
+    """Each rule above on a planted stage module that imports a CLI and Typer and reads the booster."""
     planted = REPO / "monitoring" / "_planted_for_test.py"
-    text = "import typer\nfrom tradecredit.training import cli\n\ndef f(m):\n    return m.booster.predict(1)\n"
-    assert {"typer", "tradecredit.training.cli"} <= imported_modules(_write(tmp_path, text))
-    assert BOOSTER_OR_CALIBRATOR.search(text)
-    assert is_command_line_module("tradecredit.training.cli") and not is_command_line_module("tradecredit.training.pipeline")
-    assert module_name(planted) == "tradecredit.monitoring._planted_for_test"
-
-
-def _write(folder: Path, text: str) -> Path:
-    path = folder / "planted.py"
-    path.write_text(text, encoding="utf-8")
-    return path
+    planted.write_text("import typer\nfrom tradecredit.training import cli\n\ndef f(m):\n    return m.booster.predict(1)\n", encoding="utf-8")
+    try:
+        assert cli_import_violations(planted) == [
+            "tradecredit.monitoring._planted_for_test imports command-line module tradecredit.training.cli: call the pipeline layer"]
+        assert typer_violations(planted) == ["tradecredit.monitoring._planted_for_test imports Typer: only command-line modules may"]
+        assert len(booster_violations(planted)) == 1
+    finally:
+        planted.unlink()
