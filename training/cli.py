@@ -10,7 +10,7 @@ import typer
 from tradecredit.cli_support import config_of, read_table, stage, write_table
 from tradecredit.training import pipeline
 
-ModelName = Annotated[str, typer.Argument(help="Which model: default (12-month PD) or late (late_30d of an order).")]
+ModelName = Annotated[str, typer.Argument(help="Which model: default (12-month PD) or late (late_{N}d of an order, labels.late_days).")]
 Version = Annotated[str | None, typer.Option("--model-version", help="A registered version number (default: the alias's).")]
 Truth = Annotated[
     Path | None,
@@ -66,10 +66,13 @@ def register(app: typer.Typer) -> None:
             typer.echo(pipeline.evaluate(config_of(ctx), ctx.obj.workspace, model, version, truth).describe())
 
     @app.command()
-    def promote(ctx: typer.Context, model: ModelName) -> None:
-        """Make the challenger champion if it passes the gate (AUC, calibration, monotonicity, SHAP)."""
+    def promote(
+        ctx: typer.Context, model: ModelName,
+        override: Annotated[str | None, typer.Option("--override", help="Promote a refused challenger anyway, for this reason (recorded with your user name and the time).")] = None,
+    ) -> None:
+        """Make the challenger champion if it passes the gate (AUC, calibration, monotonicity, SHAP), or with --override."""
         with stage():
-            result = pipeline.promote(config_of(ctx), ctx.obj.workspace, model)
+            result = pipeline.promote(config_of(ctx), ctx.obj.workspace, model, override)
         typer.echo(result.describe(), err=not result.promoted)
         if not result.promoted:
             raise typer.Exit(code=1)

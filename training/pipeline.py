@@ -288,27 +288,37 @@ class PromoteResult:
     decision: GateDecision
     evidence: dict[str, Any]
     previous_champion: str | None  # the champion version it replaced, if any
+    override: dict[str, str] | None = None  # reason, by, at: a refused challenger promoted anyway
 
     @property
     def promoted(self) -> bool:
         from tradecredit.training.promote import PROMOTED
 
-        return self.decision.decision == PROMOTED
+        return self.decision.decision == PROMOTED or self.override is not None
 
     def describe(self) -> str:
+        refused = "; ".join(self.decision.reasons)
         if not self.promoted:
-            return f"Refused: {self.registered_model} version {self.version} stays challenger: " + "; ".join(self.decision.reasons)
+            return (f"Refused: {self.registered_model} version {self.version} stays challenger: {refused}. To serve it all the "
+                    f"same, say why: tradecredit promote MODEL --override \"REASON\"")
         was = f" (was version {self.previous_champion})" if self.previous_champion else ""
+        if self.override is not None:
+            return (f"Promoted {self.registered_model} version {self.version} to champion{was} OVER the gate's refusal "
+                    f"({refused}), by {self.override['by']}: {self.override['reason']}")
         e = self.evidence
         return (f"Promoted {self.registered_model} version {self.version} to champion{was}: AUC {e['challenger_auc']:.4f}, "
                 f"ECE {e['ece']:.4f}, {e['monotone_violations']} monotonicity violations, "
                 f"SHAP additivity error {e['shap_additivity_max_error']:.1e}.")
 
 
-def promote(cfg: PlatformConfig, ws: Workspace, model: str) -> PromoteResult:
-    """Run the champion gate on the challenger; move ``champion`` only if it passes. The
-    decision and its evidence become tags on the challenger's version."""
+def promote(cfg: PlatformConfig, ws: Workspace, model: str, override: str | None = None) -> PromoteResult:
+    """Run the champion gate on the challenger; move ``champion`` only if it passes, or if it
+    is refused and ``override`` gives the reason to promote it anyway (the reason, the user
+    and the time go on the version and into the model card). The decision and its evidence
+    become tags on the challenger's version."""
     model_spec(model)
+    if override is not None and not override.strip():
+        raise StageError("--override needs a reason: say why this challenger should serve despite the gate")
 
     from tradecredit.training import registry, tracking
     from tradecredit.training.promote import PROMOTED, gate
@@ -337,10 +347,26 @@ def promote(cfg: PlatformConfig, ws: Workspace, model: str) -> PromoteResult:
     evidence = decision.evidence | {"champion_version": str(champion.version) if champion else None}
     tags = tracking.tag_gate_decision(client, version, decision.decision, decision.reasons, evidence)
     replaced = str(champion.version) if champion is not None and champion.version != version.version else None
-    if decision.decision == PROMOTED:
+    overridden = None
+    if decision.decision != PROMOTED and override is not None:
+        overridden = tracking.tag_override(client, version, override.strip())
+        _add_override_to_card(ws, client, version, model, decision.reasons, overridden)
+        tags |= {f"override_{k}": v for k, v in overridden.items()}
+    if decision.decision == PROMOTED or overridden is not None:
         registry.make_champion(client, version, champion if replaced is not None else None)
     write_json(ws.promotion(model), registry.json_ready({"version": str(version.version), **tags, "evidence": evidence}))
-    return PromoteResult(version.name, str(version.version), decision, evidence, replaced)
+    return PromoteResult(version.name, str(version.version), decision, evidence, replaced, overridden)
+
+
+def _add_override_to_card(ws: Workspace, client: Any, version: Any, model: str, reasons: list[str], override: dict[str, str]) -> None:
+    """The model card (the run's and the workspace's copy) gains the override: who, when, why."""
+    section = (f"\n## Promoted over the gate's refusal\n\nRefused because: {'; '.join(reasons)}.\n"
+               f"Promoted all the same by {override['by']} at {override['at']}: {override['reason']}\n")
+    card_file = ws.model_card(model)
+    card = (card_file.read_text(encoding="utf-8") if card_file.exists() else f"# Model card: {model}, version {version.version}\n") + section
+    card_file.parent.mkdir(parents=True, exist_ok=True)
+    card_file.write_text(card, encoding="utf-8")
+    client.log_text(version.run_id, card, "model_card.md")
 
 
 # -- score --------------------------------------------------------------------------------------

@@ -133,3 +133,13 @@ def tag_gate_decision(client: MlflowClient, challenger: Any, decision: str, reas
     for key, value in tags.items():
         client.set_model_version_tag(challenger.name, challenger.version, key, value)
     return tags
+
+
+def tag_override(client: MlflowClient, challenger: Any, reason: str) -> dict[str, str]:
+    """A refused challenger promoted anyway: the reason, the user and the time, as tags on its version."""
+    import getpass
+
+    override = {"reason": reason, "by": getpass.getuser(), "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    for key, value in override.items():
+        client.set_model_version_tag(challenger.name, challenger.version, f"override_{key}", value)
+    return override
