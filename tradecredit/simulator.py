@@ -60,7 +60,7 @@ class SimulatedPortfolio:
     invoice_truth: pl.DataFrame
     buyer_traits: pl.DataFrame
     data_end: date
-    summary: dict[str, float | int | str]
+    summary: dict[str, float | int | str | None]
 
 
 @dataclass(frozen=True)
@@ -563,7 +563,7 @@ def simulate_portfolio(cfg: SimulatorConfig) -> SimulatedPortfolio:
     past_due = _days_past_due_figures(
         inv_buyer, due_on, settle_on, paid_some_day, default_on, has_default, bi, month_starts[mi], data_end
     )
-    summary: dict[str, float | int | str] = {
+    summary: dict[str, float | int | str | None] = {
         "buyers": n,
         "sellers": cfg.sellers,
         "months": months,
@@ -615,14 +615,15 @@ def _days_past_due_figures(
     row_buyer: np.ndarray,
     row_as_of: np.ndarray,
     data_end: np.datetime64,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """What a naive days-past-due rule makes of the portfolio, against the true defaults.
 
     ``row_buyer, row_as_of``: the scored buyer-months (trading, not yet in default). The true
     rate is the share of those with a 12-month window inside the data whose buyer defaults in
     it. The naive rule (as ``features/labels.py`` derives a default today, without materiality:
     the first invoice unpaid 90 days after due, or a credit event, for good) labels the same
-    rows less those it already counts as in default.
+    rows less those it already counts as in default. A rate is None where no buyer-month has a
+    year ahead inside the data.
     """
     overdue_on = due_on + np.timedelta64(NAIVE_DAYS_PAST_DUE, "D")
     unpaid_then = (overdue_on <= data_end) & (~paid_some_day | (settle_on > overdue_on))
@@ -639,9 +640,9 @@ def _days_past_due_figures(
     labelled = horizon <= int(data_end.astype("datetime64[D]").astype(np.int64))
     naive_rows = labelled & (naive_on[row_buyer] > as_of)
     return {
-        "true_default_12m_rate": float((true_on[row_buyer] <= horizon)[labelled].mean()) if labelled.any() else 0.0,
+        "true_default_12m_rate": float((true_on[row_buyer] <= horizon)[labelled].mean()) if labelled.any() else None,
         "naive_dpd90_default_12m_rate": (
-            float((naive_on[row_buyer] <= horizon)[naive_rows].mean()) if naive_rows.any() else 0.0
+            float((naive_on[row_buyer] <= horizon)[naive_rows].mean()) if naive_rows.any() else None
         ),
         "nondefaulting_buyers_90dpd_share": float((first_overdue[healthy] < never).mean()) if healthy.any() else 0.0,
     }
