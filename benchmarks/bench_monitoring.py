@@ -31,7 +31,7 @@ import yaml
 from measure import TRADECREDIT, measure
 
 from tradecredit.config import default_config_dir, load_config
-from tradecredit.features.labels import default_dates
+from tradecredit.features.labels import default_spells
 from tradecredit.ledger import read_normalised_ledger
 from tradecredit.training.registry import TRACKING_URI_ENV, tracking_uri
 from tradecredit.workspace import Workspace
@@ -75,7 +75,7 @@ def monthly_runs(ws: Path, dates: list[date], env: dict[str, str] | None, config
     cfg = load_config(configs)
     ledger = read_normalised_ledger(ws / "ledger")
     end = Workspace(ws).built_as_of()
-    defaulted = set(default_dates(ledger.tables, cfg.labels.default_days_past_due, end)["buyer_id"].to_list())
+    defaulted = set(default_spells(ledger.tables, cfg.labels.default, end).spells["buyer_id"].to_list())
     rows = []
     for day in dates:
         tc(ws, "monitor", "--as-of", day.isoformat(), env=env, configs=configs)

@@ -27,6 +27,8 @@ from tradecredit.features.catalog import (
     EXECUTIVE_TURNOVER_TYPES,
     FEATURES_BY_VIEW,
     POLARS_TYPES,
+    FeatureDef,
+    features_without_source,
     REGISTRY_CHANGE_TYPES,
     REGISTRY_WINDOWS_DAYS,
     VIEW_NAMES,
@@ -47,6 +49,7 @@ class FeatureTables:
 
     views: dict[str, pl.DataFrame]
     as_of_end: date
+    without_source: tuple[str, ...] = ()  # features left null: the ledger lacks their source
 
     @property
     def snapshots(self) -> int:
@@ -105,11 +108,15 @@ def build_features(
     settlement_tolerance: float,
     data_start: date,
     as_of_end: date,
+    sources: dict[str, bool] | None = None,
 ) -> FeatureTables:
     """Compute every view's features on the snapshot grid.
 
     ``tables`` are the normalised ledger tables; facts dated after ``as_of_end`` never enter.
+    ``sources`` (``ledger.ledger_sources``) says which optional sources have data; features
+    of the others are null (a count of disputes in a ledger without dispute dates is not 0).
     """
+    without_source = features_without_source(sources) if sources is not None else ()
     grid = snapshot_grid(tables["buyers"], tables["invoices"], data_start, as_of_end, cfg.snapshots)
     con = duckdb.connect()
     try:
@@ -125,7 +132,7 @@ def build_features(
         }
     finally:
         con.close()
-    return FeatureTables({name: _finish(views[name], name) for name in VIEW_NAMES}, as_of_end)
+    return FeatureTables({name: _finish(views[name], name, without_source) for name in VIEW_NAMES}, as_of_end, without_source)
 
 
 def _register_inputs(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.DataFrame], grid: pl.DataFrame, as_of_end: date) -> None:
@@ -204,6 +211,9 @@ def _running_totals(
     daily = con.sql(
         f"WITH deltas AS ({deltas_sql}) SELECT {key_list}, day, {daily_cols} FROM deltas GROUP BY {key_list}, day ORDER BY {key_list}, day"
     ).pl()
+    if daily.is_empty():  # an absent or empty source: no totals, every snapshot reads nulls
+        _create_table(con, name, daily.select(*keys, "day", *sums, *[pl.col("day").alias(c) for c in last_days]))
+        return
     # Running sums restart at each key: one cumsum over the sorted column, minus the total
     # carried in from the keys before (DuckDB's partitioned running window is 4x slower here).
     group = daily.select(pl.struct(keys).rle_id()).to_series().to_numpy()
@@ -220,7 +230,11 @@ def _running_totals(
         .with_columns(**last_seen)
         .select(*keys, "day", *sums, *last_days)
     )
-    con.register(f"{name}_frame", out)
+    _create_table(con, name, out)
+
+
+def _create_table(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> None:
+    con.register(f"{name}_frame", frame)
     con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {name}_frame")
     con.unregister(f"{name}_frame")
 
@@ -453,15 +467,21 @@ def _financials(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     ).pl()
 
 
-def _finish(frame: pl.DataFrame, view: str) -> pl.DataFrame:
-    """Catalogue column order and types, Feast's timestamps, sorted by buyer and time."""
+def _finish(frame: pl.DataFrame, view: str, without_source: tuple[str, ...]) -> pl.DataFrame:
+    """Catalogue column order and types, Feast's timestamps, sorted by buyer and time; the
+    features ``without_source`` null."""
     ts = pl.col("as_of").cast(pl.Datetime("us", "UTC"))
+
+    def value(f: FeatureDef) -> pl.Expr:
+        typed = POLARS_TYPES[f.dtype]
+        return pl.lit(None, dtype=typed).alias(f.name) if f.name in without_source else pl.col(f.name).cast(typed)
+
     return (
         frame.select(
             "buyer_id",
             ts.alias(SNAPSHOT_TS),
             ts.alias(KNOWN_AT_TS),
-            *[pl.col(f.name).cast(POLARS_TYPES[f.dtype]) for f in FEATURES_BY_VIEW[view]],
+            *[value(f) for f in FEATURES_BY_VIEW[view]],
         )
         # NaN is not a value a feature can have: ratios of 0/0 are nulls, never NaN.
         .with_columns(pl.selectors.float().fill_nan(None))

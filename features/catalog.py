@@ -173,6 +173,34 @@ ORDER_FEATURES: tuple[FeatureDef, ...] = (
     FeatureDef("issue_month", "order", "int", "calendar month of issue (1-12): seasonality"),
 )
 
+# What in the ledger each feature needs beyond the invoices (data contract: optional tables and
+# columns). A feature whose source the ledger lacks is null in every snapshot, and no model uses it.
+SETTLEMENTS = "settlements"  # payment rows or the invoices' paid_on: when an invoice was settled
+_FIRMOGRAPHIC_SOURCES = {"company_age_years": ("founded_on",), "paid_in_ratio": ("paid_in_capital", "registered_capital")}
+_PAYMENT_SOURCES = {
+    "disputes": ("disputed_on",),
+    "partial_payment_share": ("payments",),
+    "sellers": ("seller_id",),
+    "worst_seller_dbt": ("seller_id", SETTLEMENTS),
+    "invoices_issued": (), "amount_issued": (), "volume_change": (), "days_since_first_invoice": (),
+}
+
+
+def feature_sources(feature: FeatureDef) -> tuple[str, ...]:
+    """The ledger sources (tables, optional columns, or :data:`SETTLEMENTS`) a feature needs."""
+    if feature.view in ("registry_signals", "financials"):
+        return (feature.view if feature.view == "financials" else "registry_events",)
+    if feature.view == "firmographics":
+        return _FIRMOGRAPHIC_SOURCES.get(feature.name, (feature.name,))
+    stem = feature.name.rsplit("_", 1)[0] if feature.window_days else feature.name
+    return _PAYMENT_SOURCES.get(stem, (SETTLEMENTS,))
+
+
+def features_without_source(present: dict[str, bool]) -> tuple[str, ...]:
+    """The catalogue features that need a source the ledger lacks (``present``: source -> has data)."""
+    return tuple(f.name for f in FEATURES if not all(present.get(s, False) for s in feature_sources(f)))
+
+
 FEATURE_TYPES: dict[str, FeatureType] = {f.name: f.dtype for f in (*FEATURES, *ORDER_FEATURES)}
 POLARS_TYPES: dict[FeatureType, type[pl.DataType]] = {"float": pl.Float64, "int": pl.Int64, "string": pl.String}
 FEATURES_BY_VIEW: dict[str, tuple[FeatureDef, ...]] = {v: tuple(f for f in FEATURES if f.view == v) for v in VIEW_NAMES}

@@ -8,12 +8,67 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from tradecredit.config_base import PositiveInt, StrictModel
+from tradecredit.config_base import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability, StrictModel
+from tradecredit.contract import CREDIT_EVENT_TYPES
+
+DefaultSource = Literal["auto", "credit_events", "days_past_due", "both"]
+
+
+class MaterialityConfig(StrictModel):
+    absolute: NonNegativeFloat = Field(description="past-due amount (reporting currency) above which arrears count")
+    relative: Probability = Field(description="and above this share of the buyer's open exposure (EBA: 1%)")
+
+
+class DefaultDefinition(StrictModel):
+    source: DefaultSource = Field(
+        description="auto: credit events where the ledger has them, else days past due; credit_events; days_past_due; both (the first of either)"
+    )
+    days_past_due: PositiveInt = Field(
+        description="a derived default starts when the amount at least this many days past due is material (90 by default)"
+    )
+    materiality: MaterialityConfig
+    exclude_disputed: bool = Field(description="a disputed invoice's arrears do not count from its disputed_on")
+    probation_days: PositiveInt = Field(
+        description="days without material arrears after which a defaulted buyer performs again (cure); a later default is a new one"
+    )
+    terminal_event_types: tuple[str, ...] = Field(description="credit event types after which a buyer never cures")
+
+    @model_validator(mode="after")
+    def _known_types(self) -> DefaultDefinition:
+        unknown = sorted(set(self.terminal_event_types) - set(CREDIT_EVENT_TYPES))
+        if unknown:
+            raise ValueError(f"terminal_event_types: unknown credit event type(s) {unknown}; choose from {list(CREDIT_EVENT_TYPES)}")
+        return self
+
+    def describe(self, has_credit_events: bool) -> str:
+        """The definition in a credit officer's words, as the model card states it."""
+        m = self.materiality
+        derived = (
+            f"the first day on which the buyer's amount at least {self.days_past_due} days past due exceeds both "
+            f"{m.absolute:,.0f} and {m.relative:.1%} of its open exposure"
+            + (" (disputed invoices do not count while disputed)" if self.exclude_disputed else "")
+        )
+        source = resolved_source(self.source, has_credit_events)
+        starts = {"credit_events": "a credit event", "days_past_due": derived, "both": f"a credit event or {derived}"}[source]
+        terminal = ", ".join(self.terminal_event_types) or "none"
+        return (
+            f"A default starts with {starts}. A defaulted buyer is not scored; after {self.probation_days} days without "
+            f"material arrears of any age it performs again (never after: {terminal}), and a later default is a new one."
+        )
+
+
+def resolved_source(source: DefaultSource, has_credit_events: bool) -> str:
+    """``auto`` made concrete: credit events where the ledger has any, else days past due."""
+    if source == "auto":
+        return "credit_events" if has_credit_events else "days_past_due"
+    return source
 
 
 class LabelsConfig(StrictModel):
-    default_days_past_due: PositiveInt = Field(description="days an invoice stays unpaid past due before the ledger calls a default")
-    late_days: PositiveInt = Field(description="days past due after which a payment is late (late_30d)")
+    default: DefaultDefinition
+    late_days: NonNegativeInt = Field(
+        description="a payment is late when settled more than this many days after due (0: any day after due; label late_{N}d)"
+    )
 
 
 # The largest gap between two calendar snapshots; a view's TTL must cover it or a buyer

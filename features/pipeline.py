@@ -37,13 +37,19 @@ class BuildResult:
     calendar: str
     before_invoice_dates: bool
     folder: Path
+    absent_sources: tuple[str, ...] = ()
+    features_without_source: int = 0
 
     def describe(self) -> str:
         extra = " + the day before each invoice" if self.before_invoice_dates else ""
-        return (
+        text = (
             f"Built {len(FEATURES)} features for {self.snapshots:,} (buyer, date) snapshots of {self.buyers:,} buyers "
             f"({self.calendar} calendar{extra}, last {self.as_of_end}) in {self.seconds:.1f} s: {self.folder}"
         )
+        if self.absent_sources:
+            text += (f"\nThe ledger has no {', '.join(self.absent_sources)}: {self.features_without_source} features are null "
+                     "and no model uses them (build_summary.json lists them)")
+        return text
 
 
 def build(cfg: PlatformConfig, ws: Workspace, as_of: date | None = None) -> BuildResult:
@@ -54,11 +60,13 @@ def build(cfg: PlatformConfig, ws: Workspace, as_of: date | None = None) -> Buil
     if as_of_end < ledger.data_start:
         raise StageError(f"--as-of {as_of_end} is before the first fact in the ledger ({ledger.data_start})")
     started = time.perf_counter()
-    tables = build_features(ledger.tables, cfg.features, cfg.ledger.settlement_tolerance, ledger.data_start, as_of_end)
+    sources = ledger.sources
+    tables = build_features(ledger.tables, cfg.features, cfg.ledger.settlement_tolerance, ledger.data_start, as_of_end, sources)
     write_feature_tables(tables, ws.feature_paths())
     snapshots = cfg.features.snapshots
     result = BuildResult(as_of_end, tables.snapshots, ledger.tables["buyers"].height, round(time.perf_counter() - started, 2),
-                         snapshots.calendar, snapshots.before_invoice_dates, ws.features)
+                         snapshots.calendar, snapshots.before_invoice_dates, ws.features,
+                         tuple(name for name, present in sources.items() if not present), len(tables.without_source))
     write_json(ws.build_summary, {
         "as_of_end": as_of_end.isoformat(),
         "data_start": ledger.data_start.isoformat(),
@@ -67,6 +75,8 @@ def build(cfg: PlatformConfig, ws: Workspace, as_of: date | None = None) -> Buil
         "snapshots": result.snapshots,
         "buyers": result.buyers,
         "features": {view: frame.width - 3 for view, frame in tables.views.items()},
+        "sources": sources,
+        "features_without_source": list(tables.without_source),
         "seconds": result.seconds,
     })
     return result

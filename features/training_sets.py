@@ -2,7 +2,7 @@
 
 - default: one row per (buyer, first of month) with ``default_12m``; buyers already in default
   and rows whose 12-month window reaches past the data are excluded (and counted).
-- late: one row per invoice with ``late_30d``, the buyer's features as of the close of the day
+- late: one row per invoice with ``late_{N}d`` (``labels.late_days``), the buyer's features as of the close of the day
   before the invoice (what an order system knows when the order comes in), and the order's own
   features from :func:`order_features`, which the scoring service applies to a live order too.
 """
@@ -20,7 +20,7 @@ from feast import FeatureStore
 from tradecredit.features.config import LabelsConfig
 from tradecredit.features.build import calendar_dates
 from tradecredit.features.catalog import ORDER_FEATURES
-from tradecredit.features.labels import default_dates, label_default_12m, label_late
+from tradecredit.features.labels import default_spells, has_credit_events, label_default_12m, label_late, late_definition
 from tradecredit.features.store import historical_features
 from tradecredit.model_specs import model_spec
 
@@ -31,6 +31,7 @@ class TrainingSet:
     label: str
     candidates: int  # rows before exclusions
     excluded: dict[str, int]  # reason -> rows left out
+    label_definition: dict[str, object]  # how the label was made: its source, thresholds and counts
 
     def summary(self) -> dict[str, object]:
         positives = int(self.frame[self.label].sum())
@@ -42,6 +43,7 @@ class TrainingSet:
             "positive_rate": round(positives / self.frame.height, 6) if self.frame.height else None,
             "candidate_rows": self.candidates,
             "excluded": self.excluded,
+            "label_definition": self.label_definition,
         }
 
 
@@ -80,8 +82,8 @@ def default_training_set(
 ) -> TrainingSet:
     months = pl.DataFrame({"as_of_date": calendar_dates(data_start, data_end, "monthly")}, schema={"as_of_date": pl.Date})
     candidates = tables["buyers"].select("buyer_id").join(months, how="cross")
-    defaults = default_dates(tables, labels.default_days_past_due, data_end)
-    labelled = label_default_12m(candidates, defaults, data_end)
+    defaults = default_spells(tables, labels.default, data_end)
+    labelled = label_default_12m(candidates, defaults.spells, data_end)
     excluded = {
         "in_default_at_as_of": int(labelled["in_default"].sum()),
         "censored_window_past_data_end": int((~labelled["in_default"] & labelled["censored"]).sum()),
@@ -89,11 +91,18 @@ def default_training_set(
     kept = labelled.filter(pl.col("default_12m").is_not_null())
     features = historical_features(store, "default", kept.select("buyer_id", as_of_ts="as_of_date"))
     frame = pl.concat([features, kept.select(pl.col("default_12m").cast(pl.Int8))], how="horizontal")
-    return TrainingSet("default", frame.select("buyer_id", "as_of_ts", "default_12m", *features.columns[2:]), "default_12m", candidates.height, excluded)
+    definition = {
+        "source": defaults.source,
+        "text": labels.default.describe(has_credit_events(tables)),
+        **labels.default.model_dump(mode="json", exclude={"source"}),
+        **defaults.counts(),
+    }
+    return TrainingSet("default", frame.select("buyer_id", "as_of_ts", "default_12m", *features.columns[2:]), "default_12m",
+                       candidates.height, excluded, definition)
 
 
 def late_training_set(store: FeatureStore, tables: dict[str, pl.DataFrame], labels: LabelsConfig, data_end: date) -> TrainingSet:
-    label = f"late_{labels.late_days}d"
+    label = model_spec("late").label(labels.late_days)
     invoices = tables["invoices"]
     labelled = label_late(invoices, labels.late_days, data_end).join(
         invoices.select("invoice_id", "amount", "terms_days"), on="invoice_id", how="left", maintain_order="left"
@@ -102,7 +111,8 @@ def late_training_set(store: FeatureStore, tables: dict[str, pl.DataFrame], labe
     kept = labelled.filter(~pl.col("censored")).sort("issued_on", "invoice_id")
     rows = late_rows(store, kept)
     frame = rows.with_columns(kept[label].cast(pl.Int8)).select("invoice_id", "buyer_id", "issued_on", "as_of_ts", label, *rows.columns[4:])
-    return TrainingSet("late", frame, label, invoices.height, excluded)
+    definition = {"late_days": labels.late_days, "text": late_definition(labels.late_days)}
+    return TrainingSet("late", frame, label, invoices.height, excluded, definition)
 
 
 def build_training_set(

@@ -31,7 +31,7 @@ class Backtests:
 def compute_backtests(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.DataFrame], upto: date) -> Backtests:
     """Backtests of the runs dated up to ``upto`` whose labels have matured by then (or by the
     ledger's end, if earlier): what a reviewer could have known at ``upto``."""
-    from tradecredit.features.labels import default_dates
+    from tradecredit.features.labels import default_spells
     from tradecredit.monitoring.backtest import backtest_runs, late_backtest_runs
     from tradecredit.training import registry
 
@@ -42,7 +42,7 @@ def compute_backtests(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.D
         history = ws.score_history().filter(pl.col("as_of_ts").dt.date() <= upto)
     except MissingArtefact:
         history = None
-    defaults = default_dates(tables, cfg.labels.default_days_past_due, data_end)
+    defaults = default_spells(tables, cfg.labels.default, data_end).spells
     default = backtest_runs(history, defaults, data_end, reference_auc, cfg.monitoring.backtest) if history is not None and history.height else []
     late, late_auc = [], None
     late_scores = ws.late_score_history(upto)
@@ -50,7 +50,10 @@ def compute_backtests(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.D
     if late_scores is not None and late_champion is not None:
         late_client, found = late_champion
         late_auc = registry.run_metric(late_client, found.run_id, "test_auc")
-        late = late_backtest_runs(late_scores, tables["invoices"], cfg.labels.late_days, data_end, late_auc, cfg.monitoring.backtest)
+        # The champion's own label, whatever labels.late_days says now.
+        label = registry.run_tag(late_client, found.run_id, "label")
+        late_days = model_spec("late").late_days_of(label) if label else cfg.labels.late_days
+        late = late_backtest_runs(late_scores, tables["invoices"], late_days, data_end, late_auc, cfg.monitoring.backtest)
     return Backtests(default, late, reference_auc, late_auc, data_end)
 
 

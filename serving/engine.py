@@ -218,7 +218,8 @@ class Assessor:
                 if not late_available[j]:
                     problems.append("the late-payment explanation failed its additivity check")
                 late_payment = LatePayment(
-                    probability=float(late_explained.probability[j]), order_amount=item.order.amount,  # type: ignore[union-attr]
+                    probability=float(late_explained.probability[j]), label=self.models["late"].model.label,
+                    order_amount=item.order.amount,  # type: ignore[union-attr]
                     terms_days=item.order.terms_days,  # type: ignore[union-attr]
                     explanation=_reasons(self.models["late"].model, late_values, late_explained, j, bool(late_available[j]), serving.top_reasons),
                 )

@@ -55,7 +55,8 @@ class Insurance(BaseModel):
 
 
 class LatePayment(BaseModel):
-    probability: float = Field(description="calibrated probability that the order is paid 30+ days late")
+    probability: float = Field(description="calibrated probability of the late model's label: paid more than N days late (late_{N}d)")
+    label: str = Field(description="the late model's label, late_{N}d: settled more than N days after due (configs/labels.yaml late_days)")
     order_amount: float
     terms_days: int
     explanation: Explanation

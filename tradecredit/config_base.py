@@ -15,6 +15,7 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 # An AR(1) persistence below 1 keeps each latent factor stationary.
 Persistence = Annotated[float, Field(ge=0.0, lt=1.0)]
 

@@ -110,6 +110,7 @@ class LoadSummary:
     overpaid_invoices: int
     data_start: str | None
     data_end: str | None
+    sources: dict[str, bool] = field(default_factory=dict)  # ledger_sources: which optional sources have data
 
     @property
     def rows_rejected(self) -> int:
@@ -472,6 +473,7 @@ def load_ledger(folder: Path, cfg: LedgerConfig, mapping: LedgerMapping | None =
         overpaid_invoices=overpaid,
         data_start=str(start) if start else None,
         data_end=str(end) if end else None,
+        sources=ledger_sources(tables),
     )
     return LoadedLedger(tables=tables, rejects=pl.concat(rejects), summary=summary)
 
@@ -604,6 +606,9 @@ def format_summary(summary: LoadSummary) -> str:
         lines.append(f"files ignored (not a contract table): {', '.join(summary.ignored_files)}")
     if summary.overpaid_invoices:
         lines.append(f"invoices paid more than their amount: {summary.overpaid_invoices:,}")
+    absent = [name for name, present in summary.sources.items() if not present]
+    if absent:
+        lines.append(f"optional sources without data (their features are left out): {', '.join(absent)}")
     lines.append(f"rows rejected in all: {summary.rows_rejected:,}")
     return "\n".join(lines)
 
@@ -615,6 +620,39 @@ class NormalisedLedger:
     tables: dict[str, pl.DataFrame]
     data_start: date
     data_end: date
+
+    @property
+    def sources(self) -> dict[str, bool]:
+        return ledger_sources(self.tables)
+
+
+# Optional buyer columns; each is a feature source of its own.
+FIRMOGRAPHIC_COLUMNS = ("country", "industry", "legal_form", "founded_on", "registered_capital", "paid_in_capital", "employees")
+
+
+def ledger_sources(tables: dict[str, pl.DataFrame]) -> dict[str, bool]:
+    """Which optional sources of the data contract the normalised ledger has data for.
+
+    An absent table, an empty one and a column with no value are all absent. ``seller_id``
+    counts only with two or more sellers (one seller shows no cross-supplier behaviour);
+    ``payments`` means payment rows of their own (partial payments are visible), while
+    ``settlements`` means any payment information at all (payment rows or ``paid_on``).
+    """
+    def rows(name: str) -> int:
+        return tables[name].height if name in tables else 0
+
+    payments = tables.get("payments")
+    invoices, buyers = tables["invoices"], tables["buyers"]
+    return {
+        "settlements": rows("payments") > 0,
+        "payments": payments is not None and bool((payments["source"] == "payments").any()),
+        "seller_id": invoices["seller_id"].n_unique() > 1,
+        "disputed_on": invoices["disputed_on"].is_not_null().any(),
+        "registry_events": rows("registry_events") > 0,
+        "financials": rows("financials") > 0,
+        "credit_events": rows("credit_events") > 0,
+        **{c: c in buyers.columns and buyers[c].is_not_null().any() for c in FIRMOGRAPHIC_COLUMNS},
+    }
 
 
 def _load_summary(folder: Path) -> dict[str, object]:

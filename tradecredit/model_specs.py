@@ -32,6 +32,16 @@ class ModelSpec:
     def label(self, late_days: int) -> str:
         return self.label_template.format(late_days=late_days)
 
+    def late_days_of(self, label: str) -> int | None:
+        """The ``late_days`` a label of this model was made with (None: the label has no threshold)."""
+        if "{late_days}" not in self.label_template:
+            return None
+        head, tail = self.label_template.split("{late_days}")
+        middle = label.removeprefix(head).removesuffix(tail)
+        if not (label.startswith(head) and label.endswith(tail) and middle.isdigit()):
+            raise StageError(f"'{label}' is not a label of the {self.name} model ({self.label_template})")
+        return int(middle)
+
     def truth_answers(self, late_days: int) -> bool:
         """Whether the simulator's truth is the probability of this label."""
         return self.truth_late_days is None or self.truth_late_days == late_days

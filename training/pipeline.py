@@ -78,6 +78,8 @@ class TrainResult:
         return text + (
             f". {t.explain.trees} trees, explain {t.explain.explain_ms_per_row:.2f} ms/row; "
             f"{t.tuning.trials_completed} trials + {t.tuning.trials_pruned} pruned{failed} in {t.tuning.seconds:.0f} s{where}."
+            + (f" {len(t.model.features)} features; {len(t.data.dropped_features)} left out (no value: their source is absent)."
+               if t.data.dropped_features else "")
         )
 
 
@@ -132,6 +134,7 @@ def train(
         "params": run.params | {"rounds": trained.tuning.rounds}, "calibration": trained.calibration.method,
         "metrics": run.metrics, "tracking_uri": client.tracking_uri,
         "training_engine": asdict(trained.fit), "optuna_study": shared.name if shared else None,
+        "features": len(trained.model.features), "dropped_features": list(trained.data.dropped_features),
     }
     ws.model_card(model).parent.mkdir(parents=True, exist_ok=True)
     ws.model_card(model).write_text(run.card, encoding="utf-8")

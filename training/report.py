@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -19,13 +20,6 @@ from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, model
 from tradecredit.training.evaluate import Evaluation  # noqa: E402
 from tradecredit.training.model import CreditModel  # noqa: E402
 
-LABEL_DEFINITIONS = {
-    "default": (
-        "`default_12m` = 1 if the buyer has a credit event (insolvency, payment default, claim, write-off) or an "
-        "invoice {dpd} days past due within the 12 months after the as-of date (as_of, as_of + 365 days]."
-    ),
-    "late": "`late_30d` = 1 if the invoice is settled more than {late} days after its due date, or is still unsettled then.",
-}
 POPULATIONS = {
     "default": (
         "Every buyer on the first of each month, with its features as known that day. Excluded: buyers already "
@@ -148,22 +142,32 @@ def _table(frame: pl.DataFrame, columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _label_counts(definition: dict[str, Any]) -> list[str]:
+    if "defaults" not in definition:
+        return []
+    d = definition
+    return ["", f"Defaults in the ledger: {d['defaults']:,} ({d['from_credit_events']:,} from credit events, "
+                f"{d['from_days_past_due']:,} from days past due; {d['cured']:,} cured) among {d['buyers_defaulted']:,} buyers."]
+
+
 def model_card(
     *, model: CreditModel, version: str | None, split: str, slice_rows: dict[str, int], excluded: dict[str, int],
     evaluation: Evaluation, calibration: dict[str, object], explain: dict[str, float], tuning: dict[str, object],
-    label_params: dict[str, int], config_sha256: str, data_fingerprint: str,
+    label_definition: dict[str, Any], sources: dict[str, bool], dropped_features: tuple[str, ...],
+    config_sha256: str, data_fingerprint: str,
 ) -> str:
     """A Markdown model card: what the model predicts, for whom, from what, how well, and where not to use it."""
     m, b = evaluation.metrics, evaluation.benchmark
     service = FEATURE_SERVICES[model.name][0]
-    features = model_input_features(model.name)
+    features = [f for f in model_input_features(model.name) if f.name in model.features]
     order = [f for f in features if f in ORDER_FEATURES]  # the late model's order features
     constrained = ", ".join(f"`{f}` ({'+' if d > 0 else '-'})" for f, d in model.monotone.items())
     lines = [
         f"# Model card: {model.name} ({model.label})" + (f", version {version}" if version else ""),
         "",
         "## Label",
-        LABEL_DEFINITIONS[model.name].format(dpd=label_params["default_days_past_due"], late=label_params["late_days"]),
+        str(label_definition.get("text", "(the training set's summary does not state its label: rebuild it)")),
+        *_label_counts(label_definition),
         "",
         "## Population and exclusions",
         POPULATIONS[model.name],
@@ -175,6 +179,11 @@ def model_card(
         split,
         "",
         "## Features",
+        "Ledger sources with data: " + (", ".join(k for k, v in sources.items() if v) or "invoices only")
+        + "; without: " + (", ".join(k for k, v in sources.items() if not v) or "none") + ".",
+        (f"Left out, no value in the training set (their source is absent): {len(dropped_features)}: "
+         + ", ".join(f"`{f}`" for f in dropped_features) + "." if dropped_features else "No feature was left out."),
+        "",
         (f"{len(features)} features: the {len(features) - len(order)} of the Feast feature service `{service}` plus the "
          f"order's own {len(order)}" if order else f"{len(features)} features from the Feast feature service `{service}`")
         + f". Monotone constraints (+: never lowers risk, -: never raises it): {constrained}.",

@@ -19,7 +19,7 @@ from tradecredit.model_specs import ModelSpec
 from tradecredit.training import registry
 from tradecredit.training.report import model_card
 from tradecredit.training.train import TrainedModel
-from tradecredit.workspace import Workspace
+from tradecredit.workspace import Workspace, read_json
 
 HEADLINE_KEYS = ("test_auc", "test_gini", "test_ks", "test_brier", "test_log_loss", "test_ece", "test_pr_auc",
                  "benchmark_auc", "auc_lift_over_benchmark", "oracle_auc", "oracle_auc_ratio", "oracle_ece",
@@ -76,8 +76,12 @@ def log_training_run(
     cfg_hash = config_sha256(cfg)
     metrics = training_metrics(trained)
     params = {k: v for k, v in trained.params.items() if k != "monotone_constraints"}
+    # What the label means and what the ledger could feed travel with the version (model card, tags).
+    training_set_summary = read_json(ws.training_set_summary(spec.name))
+    sources = read_json(ws.build_summary).get("sources", {}) if ws.build_summary.exists() else {}
     with mlflow.start_run(experiment_id=experiment, run_name=f"{spec.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}") as run:
         mlflow.set_tags({"model": spec.name, "label": trained.model.label, "config_sha256": cfg_hash,
+                         "label_definition": str(training_set_summary.get("label_definition", {}).get("text", ""))[:5000],
                          "data_fingerprint": trained.data.fingerprint, "data_end": data_end.isoformat(),
                          "training_engine": trained.fit.engine, "fit_workers": str(trained.fit.workers),
                          "optuna_study": study or "in memory"})
@@ -98,7 +102,8 @@ def log_training_run(
             calibration={"method": trained.calibration.method,
                          "cv_log_loss": {k: round(v, 5) for k, v in trained.calibration.cv_log_loss.items()}},
             explain=asdict(trained.explain), tuning=asdict(trained.tuning),
-            label_params={"default_days_past_due": cfg.labels.default_days_past_due, "late_days": cfg.labels.late_days},
+            label_definition=training_set_summary.get("label_definition", {}), sources=sources,
+            dropped_features=trained.data.dropped_features,
             config_sha256=cfg_hash, data_fingerprint=trained.data.fingerprint,
         )
         mlflow.log_text(card, "model_card.md")

@@ -56,6 +56,7 @@ class PreparedData:
     categories: dict[str, list[str]]
     fingerprint: str
     excluded: dict[str, int]
+    dropped_features: tuple[str, ...] = ()  # catalogue inputs with no value in the training set (their source is absent)
 
     def rows(self, slice_name: str, holdout: bool | None = None) -> pl.DataFrame:
         mask = pl.col(SLICE) == slice_name
@@ -75,11 +76,18 @@ def fingerprint(frame: pl.DataFrame) -> str:
 def prepare(training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTrainingConfig, late_days: int) -> PreparedData:
     spec = model_spec(model)
     label, date_column = spec.label(late_days), spec.date_column
-    features = tuple(f.name for f in model_input_features(model))
-    needed = ["buyer_id", date_column, label, *features]
+    catalogue = tuple(f.name for f in model_input_features(model))
+    needed = ["buyer_id", date_column, label, *catalogue]
     missing = [c for c in needed if c not in training_set.columns]
+    if label in missing and spec.late_days_of(label) is not None:
+        built = [c for c in training_set.columns if c.startswith("late_") and c.endswith("d") and c[5:-1].isdigit()]
+        raise TrainingError(f"the {model} training set has {', '.join(built) or 'another label'}, not {label} "
+                            f"(configs/labels.yaml late_days changed): run 'tradecredit features training-set {model}'")
     if missing:
         raise TrainingError(f"the {model} training set lacks columns: {', '.join(missing)}")
+    # A feature the ledger cannot feed (no registry, no financials, ...) is null throughout: left out.
+    dropped = tuple(f for f in catalogue if training_set[f].null_count() == training_set.height)
+    features = tuple(f for f in catalogue if f not in dropped)
     if training_set[label].null_count():
         raise TrainingError(f"the {model} training set has {training_set[label].null_count()} rows without a label")
     if model == "late":
@@ -96,7 +104,7 @@ def prepare(training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTr
     plan = plan_split(dates, data_end, cfg.split, date_column)
     frame = assign_slices(training_set, plan)
     incomplete = int((dates > plan.test_end).sum())
-    text = [f.name for f in model_input_features(model) if f.dtype == "string"]
+    text = [f.name for f in model_input_features(model) if f.dtype == "string" and f.name in features]
     train_rows = frame.filter(pl.col(SLICE) == TRAIN)
     categories = {c: sorted(train_rows[c].drop_nulls().unique().to_list()) for c in text}
     for name in (TRAIN, CALIBRATION, TEST):
@@ -104,7 +112,7 @@ def prepare(training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTr
         if part.is_empty() or part.min() == part.max():
             raise TrainingError(f"the {name} slice of the {model} training set has {part.len()} rows and only one outcome class")
     return PreparedData(plan, frame, features, categories, fingerprint(training_set),
-                        {"label_incomplete_after_test_end": incomplete})
+                        {"label_incomplete_after_test_end": incomplete}, dropped)
 
 
 @dataclass(frozen=True)
@@ -334,7 +342,8 @@ def train(
         fit_info = FitInfo("dask", fitted.workers, fitted.scheduler, time.perf_counter() - fit_started)
 
     # The booster's own probability first (a sigmoid of its log-odds), then the chosen curve.
-    uncalibrated = CreditModel(model, label, booster, data.features, data.categories, UNCALIBRATED, dict(cfg.monotone))
+    uncalibrated = CreditModel(model, label, booster, data.features, data.categories, UNCALIBRATED,
+                              {f: d for f, d in cfg.monotone.items() if f in data.features})
     raw_cal = uncalibrated.raw_score(x_cal)
     choice = choose_calibrator(raw_cal, y_cal, cal_rows["buyer_id"].to_numpy(), cfg.calibration_folds)
     trained = uncalibrated.with_calibrator(choice.chosen)

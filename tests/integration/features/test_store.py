@@ -15,7 +15,7 @@ from tradecredit.features.config import SnapshotConfig
 from tradecredit.features.build import calendar_dates
 from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, VIEWS, features_of_model
 from tradecredit.features.paths import FeaturePaths
-from tradecredit.features.labels import default_dates, label_default_12m, label_late
+from tradecredit.features.labels import default_spells, label_default_12m, label_late
 from tradecredit.features.store import REDIS_URL_ENV, apply_repo, historical_features, materialize, online_features, scalar_columns
 from tradecredit.features.training_sets import default_training_set, late_training_set
 
@@ -134,7 +134,7 @@ def test_default_training_set_rows_labels_and_features(monthly_built, config):
     # Labels: recomputed here from the contract functions, censored and in-default rows excluded.
     months = sorted({d.date() for d in frame["as_of_ts"].to_list()})
     assert all(m.day == 1 for m in months)
-    defaults = default_dates(monthly_built.tables, config.labels.default_days_past_due, monthly_built.data_end)
+    defaults = default_spells(monthly_built.tables, config.labels.default, monthly_built.data_end).spells
     entities = frame.select("buyer_id", as_of_date=pl.col("as_of_ts").dt.date())
     expected = label_default_12m(entities, defaults, monthly_built.data_end)
     assert not expected["censored"].any() and not expected["in_default"].any()

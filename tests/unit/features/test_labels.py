@@ -7,7 +7,7 @@ from datetime import date
 import polars as pl
 
 from tradecredit.simulator_config import SimulatorConfig
-from tradecredit.features.labels import default_dates, label_default_12m, label_late
+from tradecredit.features.labels import default_spells, label_default_12m, label_late
 from tradecredit.ledger import load_ledger
 from tradecredit.simulator import simulate_portfolio, write_portfolio
 
@@ -28,33 +28,96 @@ def _invoices(rows: list[tuple[str, str, str, str | None]]) -> pl.DataFrame:
     return frame.with_columns(issued_on=pl.col("due_on") - pl.duration(days=30))
 
 
-def test_default_dates_by_hand():
-    invoices = _invoices(
-        [
-            ("a", "B1", "2024-01-31", None),          # unpaid: derived default on due + 90 = 2024-04-30
-            ("b", "B2", "2024-01-31", "2024-04-30"),  # paid on day 90: not a default
-            ("c", "B3", "2024-01-31", "2024-05-01"),  # paid on day 91: default on 2024-04-30
-            ("d", "B4", "2025-05-15", None),          # day 90 falls after the data: not (yet) a default
-            ("e", "B5", "2024-01-31", "2024-02-10"),
-            ("f", "B6", "2024-01-31", None),          # derived 2024-04-30, but a credit event came first
-        ]
+def _ledger(rows: list[tuple[str, str, str, float, str | None, str | None]], credit_events=()) -> dict[str, pl.DataFrame]:
+    """(invoice_id, buyer_id, due_on, amount, paid_on, disputed_on): issued 30 days before due, paid in full."""
+    invoices = pl.DataFrame(
+        {
+            "invoice_id": [r[0] for r in rows], "buyer_id": [r[1] for r in rows], "due_on": [D(r[2]) for r in rows],
+            "amount": [float(r[3]) for r in rows],
+            "disputed_on": pl.Series([D(r[5]) if r[5] else None for r in rows], dtype=pl.Date),
+        }
+    ).with_columns(issued_on=pl.col("due_on") - pl.duration(days=30))
+    payments = pl.DataFrame(
+        {"invoice_id": [r[0] for r in rows if r[4]], "paid_on": [D(r[4]) for r in rows if r[4]],
+         "amount": [float(r[3]) for r in rows if r[4]]},
+        schema={"invoice_id": pl.String, "paid_on": pl.Date, "amount": pl.Float64},
     )
-    credit_events = pl.DataFrame(
-        {"buyer_id": ["B2", "B6", "B6"], "event_on": [D("2024-06-15"), D("2024-03-01"), D("2024-09-01")]}
-    )
-    got = dict(default_dates({"invoices": invoices, "credit_events": credit_events}, 90, DATA_END).iter_rows())
-    assert got == {"B1": D("2024-04-30"), "B2": D("2024-06-15"), "B3": D("2024-04-30"), "B6": D("2024-03-01")}
+    tables = {"invoices": invoices, "payments": payments}
+    if credit_events:
+        tables["credit_events"] = pl.DataFrame(
+            {"buyer_id": [e[0] for e in credit_events], "event_on": [D(e[1]) for e in credit_events],
+             "event_type": [e[2] for e in credit_events]}
+        )
+    return tables
+
+
+def _spells(tables: dict[str, pl.DataFrame], config, **changes) -> dict[str, list[tuple[date, date | None]]]:
+    definition = config.labels.default.model_copy(update=changes)
+    spells = default_spells(tables, definition, DATA_END).spells
+    out: dict[str, list] = {}
+    for buyer, start, cured, _ in spells.iter_rows():
+        out.setdefault(buyer, []).append((start, cured))
+    return out
+
+
+DERIVED = [
+    ("a", "B1", "2024-01-31", 1000, None, None),                # unpaid: 90 days past due on 2024-04-30
+    ("b", "B2", "2024-01-31", 1000, "2024-04-30", None),        # paid on day 90: not a default
+    ("c", "B3", "2024-01-31", 1000, "2024-05-01", None),        # paid on day 91: default, then cured after 90 quiet days
+    ("c2", "B3", "2024-10-01", 1000, None, None),                # ... and a new default 90 days after this one's due date
+    ("d", "B4", "2024-01-31", 100, None, None),                 # below the absolute threshold (500): never material
+    ("d2", "B4", "2024-01-31", 5000, "2024-01-31", None),
+    ("e", "B5", "2024-01-31", 600, None, None),                 # 600 past due, but under 1% of 100,600 open ...
+    ("e2", "B5", "2024-05-20", 100000, "2024-05-20", None),     # ... until this one is paid: material from 2024-05-20
+    ("f", "B6", "2024-01-31", 1000, "2024-08-01", "2024-02-10"),  # disputed: its arrears do not count
+    ("g", "B7", "2024-01-31", 1000, None, None),                # derived 2024-04-30, but a credit event came first
+    ("h", "B8", "2025-05-15", 1000, None, None),                # day 90 falls after the data: not (yet) a default
+]
+
+
+def test_derived_defaults_by_hand(config):
+    got = _spells(_ledger(DERIVED, [("B7", "2024-03-01", "payment_default")]), config, source="days_past_due")
+    assert got == {
+        "B1": [(D("2024-04-30"), None)],
+        "B3": [(D("2024-04-30"), D("2024-07-30")), (D("2024-12-30"), None)],
+        "B5": [(D("2024-05-20"), None)],
+        "B7": [(D("2024-04-30"), None)],  # days_past_due alone ignores credit events
+    }
+    # Disputes counted and no materiality: the old rule's false defaults come back.
+    naive = _spells(_ledger(DERIVED), config, source="days_past_due", exclude_disputed=False,
+                    materiality=config.labels.default.materiality.model_copy(update={"absolute": 0.0, "relative": 0.0}))
+    assert naive["B4"] == [(D("2024-04-30"), None)] and naive["B6"] == [(D("2024-04-30"), D("2024-10-30"))]
+    assert naive["B5"][0][0] == D("2024-04-30")
+
+
+def test_credit_events_first_and_cure_only_after_trading_again(config):
+    events = [("B7", "2024-03-01", "payment_default"), ("B9", "2024-03-01", "payment_default"), ("B10", "2024-03-01", "insolvency")]
+    rows = [*DERIVED, ("i", "B9", "2024-06-30", 1000, "2024-06-30", None), ("j", "B10", "2024-06-30", 1000, "2024-06-30", None)]
+    tables = _ledger(rows, events)
+    both = _spells(tables, config, source="both")
+    assert both["B7"] == [(D("2024-03-01"), None)]  # the credit event is first; the unpaid invoice keeps it in default
+    assert both["B1"] == [(D("2024-04-30"), None)]
+    events_only = _spells(tables, config, source="auto")  # auto: the ledger has credit events
+    assert set(events_only) == {"B7", "B9", "B10"}
+    # B9 trades again from 2024-05-31 (its next invoice) with nothing past due: cured 90 days on.
+    assert events_only["B9"] == [(D("2024-03-01"), D("2024-08-29"))]
+    assert events_only["B10"] == [(D("2024-03-01"), None)]  # insolvency is terminal
 
 
 def test_default_12m_by_hand():
-    defaults = pl.DataFrame({"buyer_id": ["B1", "B2"], "default_on": [D("2024-04-30"), D("2024-06-15")]})
+    spells = pl.DataFrame(
+        {"buyer_id": ["B1", "B2", "B3", "B3"], "default_on": [D("2024-04-30"), D("2024-06-15"), D("2023-01-10"), D("2024-12-30")],
+         "cured_on": [None, None, D("2023-06-01"), None]},
+        schema={"buyer_id": pl.String, "default_on": pl.Date, "cured_on": pl.Date},
+    )
     entities = pl.DataFrame(
         {
-            "buyer_id": ["B1", "B1", "B1", "B2", "B5", "B5", "B9"],
-            "as_of_date": [D(x) for x in ("2023-05-01", "2023-04-30", "2024-04-30", "2024-01-01", "2024-07-01", "2024-06-30", "2024-01-01")],
+            "buyer_id": ["B1", "B1", "B1", "B2", "B5", "B5", "B9", "B3", "B3", "B3"],
+            "as_of_date": [D(x) for x in ("2023-05-01", "2023-04-30", "2024-04-30", "2024-01-01", "2024-07-01", "2024-06-30",
+                                          "2024-01-01", "2023-05-01", "2023-06-01", "2024-01-01")],
         }
     )
-    got = label_default_12m(entities, defaults, DATA_END)
+    got = label_default_12m(entities, spells, DATA_END)
     assert got.height == entities.height  # every row asked for comes back
     assert got["default_12m"].to_list() == [
         True,   # 2023-05-01 + 365 days = 2024-04-30: the default is on the window's last day
@@ -64,9 +127,12 @@ def test_default_12m_by_hand():
         None,   # 2024-07-01 + 365 = 2025-07-01, past the data: censored
         False,  # 2024-06-30 + 365 = 2025-06-30, the last day of data: labelled
         False,  # never defaulted
+        None,   # in its first spell
+        False,  # cured that day: scored again, and the next default is more than a year away
+        True,   # the second default is within the year
     ]
-    assert got["in_default"].to_list() == [False, False, True, False, False, False, False]
-    assert got["censored"].to_list() == [False, False, False, False, True, False, False]
+    assert got["in_default"].to_list() == [False, False, True, False, False, False, False, True, False, False]
+    assert got["censored"].to_list() == [False, False, False, False, True, False, False, False, False, False]
 
 
 def test_late_30d_by_hand():
@@ -97,15 +163,17 @@ def test_simulated_labels_agree_with_the_simulators_defaults(tmp_path, config):
     paths = write_portfolio(portfolio, tmp_path / "sim", "parquet")
     loaded = load_ledger(paths.ledger_dir, config.ledger)
     end = date.fromisoformat(loaded.summary.data_end)
-    got = default_dates(loaded.tables, config.labels.default_days_past_due, end)
+    got = default_spells(loaded.tables, config.labels.default, end)
     expected = (
         portfolio.ledger["credit_events"]
         .filter(pl.col("event_type").is_in(["insolvency", "payment_default"]))
         .select("buyer_id", default_on="event_on")
         .sort("buyer_id")
     )
-    assert got.equals(expected)
-    labelled = label_default_12m(portfolio.buyer_month_truth.select("buyer_id", "as_of_date"), got, end)
+    assert got.source == "credit_events"
+    assert got.spells.select("buyer_id", "default_on").equals(expected)
+    assert got.spells["cured_on"].is_null().all()  # a failed buyer stops trading: it never cures
+    labelled = label_default_12m(portfolio.buyer_month_truth.select("buyer_id", "as_of_date"), got.spells, end)
     rows = labelled.join(portfolio.buyer_month_truth, on=["buyer_id", "as_of_date"]).drop_nulls("default_12m")
     assert rows.height > 0 and not labelled["in_default"].any()
     assert abs(rows["default_12m"].mean() - rows["pd_12m"].mean()) < 0.01

@@ -25,7 +25,8 @@ def portfolio(low_group_defaults: int) -> tuple[pl.DataFrame, pl.DataFrame]:
         "model_version": ["3"] * 1000,
     })
     defaulted = ids[:low_group_defaults] + ids[500:550]
-    defaults = pl.DataFrame({"buyer_id": defaulted, "default_on": [RUN + timedelta(days=100)] * len(defaulted)})
+    defaults = pl.DataFrame({"buyer_id": defaulted, "default_on": [RUN + timedelta(days=100)] * len(defaulted),
+                             "cured_on": [None] * len(defaulted)}, schema={"buyer_id": pl.String, "default_on": pl.Date, "cured_on": pl.Date})
     return history, defaults
 
 
