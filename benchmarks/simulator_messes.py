@@ -5,7 +5,10 @@ labels: the figures of docs/simulator.md#what-the-default-configuration-gives.
 
 Prints, for the shipped configs/simulator.yaml: each seed's summary figures; for the first seed
 each mess alone; and for the first seed, with and without the messes, the labels derived
-through the data contract (load, then features/labels.py) against the truth.
+through the data contract (load, then features/labels.py) against the truth, under the shipped
+default definition (configs/labels.yaml: credit events, which the simulator writes), under its
+days-past-due derivation alone (what a ledger without credit events gets), and under that
+derivation made naive (no materiality, disputes counted, no cure).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import Path
 from sklearn.metrics import roc_auc_score
 
 from tradecredit.config import load_config
-from tradecredit.features.labels import default_dates, label_default_12m, label_late
+from tradecredit.features.config import DefaultDefinition
+from tradecredit.features.labels import default_spells, label_default_12m, label_late
 from tradecredit.ledger import load_ledger
 from tradecredit.simulator import simulate_portfolio, write_portfolio
 from tradecredit.simulator_config import SimulatorConfig
@@ -42,6 +46,15 @@ SHOWN = (
 def _with_messes(cfg: SimulatorConfig, keep: tuple[str, ...]) -> SimulatorConfig:
     payments = cfg.payments.model_dump() | {m: None for m in MESSES if m not in keep}
     return SimulatorConfig.model_validate(cfg.model_dump() | {"payments": payments})
+
+
+def _definitions(shipped: DefaultDefinition) -> dict[str, DefaultDefinition]:
+    derived = shipped.model_copy(update={"source": "days_past_due"})
+    naive = derived.model_copy(
+        update={"materiality": shipped.materiality.model_copy(update={"absolute": 0.0, "relative": 0.0}),
+                "exclude_disputed": False, "probation_days": 100_000}
+    )
+    return {"shipped (source auto)": shipped, "days past due, shipped rules": derived, "days past due, naive": naive}
 
 
 def _line(name: str, summary: dict) -> str:
@@ -72,17 +85,22 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             loaded = load_ledger(write_portfolio(portfolio, Path(tmp), "parquet").ledger_dir, cfg.ledger)
         end = date.fromisoformat(loaded.summary.data_end)
-        defaults = default_dates(loaded.tables, cfg.labels.default_days_past_due, end)
-        labelled = label_default_12m(portfolio.buyer_month_truth.select("buyer_id", "as_of_date"), defaults, end)
-        rows = labelled.join(portfolio.buyer_month_truth, on=["buyer_id", "as_of_date"]).drop_nulls("default_12m")
+        mess = "with the messes" if keep else "without"
         late = label_late(loaded.tables["invoices"], 30, end).drop_nulls("late_30d").join(portfolio.invoice_truth, on="invoice_id")
         print(
-            f"{'with the messes' if keep else 'without':16s} default_12m label rate {rows['default_12m'].mean():.2%} "
-            f"(true {portfolio.summary['true_default_12m_rate']:.2%}), {int(labelled['in_default'].sum()):,} buyer-months "
-            f"in default, oracle AUC {roc_auc_score(rows['default_12m'], rows['pd_12m']):.3f}; late_30d "
+            f"{mess}: true 12m default rate {portfolio.summary['true_default_12m_rate']:.2%}; late_30d "
             f"{late['late_30d'].mean():.2%} (mean truth {late['p_late_30d'].mean():.2%}), "
             f"oracle AUC {roc_auc_score(late['late_30d'], late['p_late_30d']):.3f}"
         )
+        for name, definition in _definitions(cfg.labels.default).items():
+            spells = default_spells(loaded.tables, definition, end)
+            labelled = label_default_12m(portfolio.buyer_month_truth.select("buyer_id", "as_of_date"), spells.spells, end)
+            rows = labelled.join(portfolio.buyer_month_truth, on=["buyer_id", "as_of_date"]).drop_nulls("default_12m")
+            print(
+                f"  {name:30s} default_12m label rate {rows['default_12m'].mean():.2%}, "
+                f"{int(labelled['in_default'].sum()):,} buyer-months in default, "
+                f"oracle AUC {roc_auc_score(rows['default_12m'], rows['pd_12m']):.3f}, {spells.counts()}"
+            )
 
 
 if __name__ == "__main__":

@@ -620,9 +620,9 @@ def _days_past_due_figures(
 
     ``row_buyer, row_as_of``: the scored buyer-months (trading, not yet in default). The true
     rate is the share of those with a 12-month window inside the data whose buyer defaults in
-    it. The naive rule (as ``features/labels.py`` derives a default today, without materiality:
-    the first invoice unpaid 90 days after due, or a credit event, for good) labels the same
-    rows less those it already counts as in default. A rate is None where no buyer-month has a
+    it. The naive rule (the first invoice unpaid 90 days after due, or a credit event, for good:
+    no materiality, disputes counted, no cure) labels the same rows less those it already
+    counts as in default. A rate is None where no buyer-month has a
     year ahead inside the data.
     """
     overdue_on = due_on + np.timedelta64(NAIVE_DAYS_PAST_DUE, "D")
