@@ -34,13 +34,26 @@ class SimulationResult:
 
     def describe(self) -> str:
         s = self.summary
+        left_out = [f"tables {s['omitted_tables']}"] * bool(s["omitted_tables"]) + [
+            f"columns {s['omitted_columns']}"
+        ] * bool(s["omitted_columns"])
+
+        def rate(key: str) -> str:
+            return "n/a" if s[key] is None else f"{float(s[key]):.2%}"
+
         return (
             f"Simulated {s['buyers']:,} buyers, {s['sellers']} sellers, {s['months']} months ({s['start']} .. {s['data_end']}): "
             f"{s['invoices']:,} invoices, {s['payments']:,} payments, {s['registry_events']:,} registry events, "
             f"{s['financial_statements']:,} statements, {s['defaults']:,} defaults "
             f"(annual default rate {float(s['annual_default_rate']):.2%}, "
             f"{float(s['late_30d_share']):.1%} of invoices paid 30+ days late).\n"
-            f"Ledger: {self.paths.ledger_dir}\nTruth (never loaded): {self.paths.truth_dir}"
+            f"True 12-month default rate {rate('true_default_12m_rate')} of buyer-months with a year ahead; "
+            f"{float(s['nondefaulting_buyers_90dpd_share']):.1%} of the buyers that never default had an invoice 90+ days "
+            f"past due (a naive 90-days-past-due rule labels {rate('naive_dpd90_default_12m_rate')}): "
+            f"{s['slow_payers']:,} slow payers, {s['long_disputes']:,} long disputes, "
+            f"{s['small_invoices_unpaid']:,} small invoices never paid.\n"
+            + (f"Left out of the ledger: {'; '.join(left_out)}.\n" if left_out else "")
+            + f"Ledger: {self.paths.ledger_dir}\nTruth (never loaded): {self.paths.truth_dir}"
         )
 
 

@@ -13,6 +13,11 @@ Mechanism (every number is in ``configs/simulator.yaml``):
   must see through) and by how it ranks each seller. Low quality also brings disputes, partial
   payments and falling order volume. Because ``q`` drifts down before most defaults, payments
   lengthen across sellers months ahead of them.
+* The mess real ledgers have, none of it touching a default hazard (each a switch): long
+  disputes (a share of disputed invoices paid in full 100-200 days beyond terms), chronic slow
+  payers (a share of buyers that pay many invoices 40-120 days late) and small invoices that are
+  never paid. Healthy buyers so reach 90 days past due, as they do in real ledgers.
+* Optional tables and columns of the contract can be left out of the written ledger.
 * Registry events arrive at Poisson rates that rise as ``q`` falls; statements are filed
   yearly with a lag by the firms that file at all.
 
@@ -22,8 +27,11 @@ Truth, written beside the ledger and never inside it:
   monthly hazards)]``. Future quality given the state at t is Gaussian (AR(1) forecasts), so the
   hazards are lognormal with known means and covariances, and the survival follows from their
   first two cumulants (checked against brute-force Monte Carlo in the tests).
-* ``p_late_30d`` per invoice: the exact probability of the severe class (integrated over the
-  dispute draw), plus the chance of defaulting before a non-severe payment date.
+* ``p_late_30d`` per invoice: the probability, as of issue, that the invoice is settled more
+  than 30 days after due or not at all: a small invoice left unpaid, a long dispute, a slow
+  payer's late invoice or the severe class (each integrated over the dispute draw), plus the
+  chance of defaulting before a timely payment (:func:`true_p_late`).
+* ``slow_payer`` per buyer (``buyer_traits.parquet``): which buyers are chronic slow payers.
 """
 
 from __future__ import annotations
@@ -36,11 +44,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tradecredit.simulator_config import DefaultConfig, QualityConfig, SimulatorConfig
-from tradecredit.contract import FINANCIAL_FIELDS
+from tradecredit.simulator_config import DefaultConfig, PaymentConfig, QualityConfig, SimulatorConfig
+from tradecredit.contract import FINANCIAL_FIELDS, TABLES
 
 # Mean days in a month, to turn a monthly hazard into one over an invoice's life.
 DAYS_PER_MONTH = 365.25 / 12
+# The days-past-due rule the summary holds against the true defaults (the usual 90 days).
+NAIVE_DAYS_PAST_DUE = 90
 
 
 @dataclass(frozen=True)
@@ -48,8 +58,9 @@ class SimulatedPortfolio:
     ledger: dict[str, pl.DataFrame]
     buyer_month_truth: pl.DataFrame
     invoice_truth: pl.DataFrame
+    buyer_traits: pl.DataFrame
     data_end: date
-    summary: dict[str, float | int | str]
+    summary: dict[str, float | int | str | None]
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,57 @@ def true_pd_12m(
     return 1.0 - np.exp(-mean_x + 0.5 * var_x)
 
 
+@dataclass(frozen=True)
+class InvoicePaymentOdds:
+    """What the payment draws of one invoice depend on, one array element per invoice."""
+
+    p_dispute: np.ndarray
+    p_slip: np.ndarray
+    p_severe_clean: np.ndarray
+    p_severe_disputed: np.ndarray
+    monthly_hazard: np.ndarray  # the buyer's default hazard in the month of issue
+    terms: np.ndarray  # days from issue to due
+    amount: np.ndarray
+    slow_payer: np.ndarray  # the buyer is a chronic slow payer
+
+
+def true_p_late(odds: InvoicePaymentOdds, pc: PaymentConfig) -> np.ndarray:
+    """Probability, as of issue, that an invoice is settled more than ``late_threshold_days``
+    after due or is unsettled then.
+
+    The outcomes are disjoint, taken in the simulator's order of precedence: a small invoice
+    left unpaid; else a long dispute (disputed, then held); else a slow payer's late invoice;
+    else the lateness classes, where the severe class is late and a timely class is late only
+    if the buyer defaults before paying. Long disputes, slow payments and the severe class all
+    settle after the threshold (the config enforces it), so each is late whether or not the
+    buyer defaults. The default term takes the hazard of the month of issue over the mean delay
+    of a timely payment.
+    """
+    unpaid = np.zeros_like(odds.amount)
+    if pc.small_invoices_unpaid is not None:
+        unpaid = np.where(odds.amount < pc.small_invoices_unpaid.below, pc.small_invoices_unpaid.share, 0.0)
+    held_share = pc.long_disputes.share if pc.long_disputes is not None else 0.0
+    slow = np.zeros_like(odds.amount)
+    if pc.slow_payers is not None:
+        slow = np.where(odds.slow_payer, pc.slow_payers.invoice_share, 0.0)
+
+    def by_class(p_severe: np.ndarray) -> np.ndarray:
+        p_severe_class = odds.p_slip * p_severe
+        p_timely = 1.0 - p_severe_class
+        timely_dbt = (1.0 - odds.p_slip) * np.mean(pc.early_days) + odds.p_slip * (1.0 - p_severe) * np.mean(pc.slight_days)
+        timely_days = np.maximum(odds.terms + timely_dbt / np.maximum(p_timely, 1e-12), 0.0)
+        p_default_first = 1.0 - np.exp(-odds.monthly_hazard * timely_days / DAYS_PER_MONTH)
+        return p_severe_class + p_timely * p_default_first
+
+    held = odds.p_dispute * held_share
+    # Not held: disputed and let go, or never disputed; then not a slow payer's late invoice.
+    classes = odds.p_dispute * (1.0 - held_share) * by_class(odds.p_severe_disputed) + (1.0 - odds.p_dispute) * by_class(
+        odds.p_severe_clean
+    )
+    late_unless_left_unpaid = held + (1.0 - held) * slow + (1.0 - slow) * classes
+    return unpaid + (1.0 - unpaid) * late_unless_left_unpaid
+
+
 def _choice(rng: np.random.Generator, shares: dict, n: int) -> np.ndarray:
     keys = list(shares)
     return rng.choice(len(keys), size=n, p=np.array([shares[k] for k in keys], dtype=float))
@@ -140,6 +202,11 @@ def _choice(rng: np.random.Generator, shares: dict, n: int) -> np.ndarray:
 
 def _uniform_int(rng: np.random.Generator, bounds: tuple[int, int], n: int) -> np.ndarray:
     return rng.integers(bounds[0], bounds[1] + 1, size=n)
+
+
+def _uniform_days(u: np.ndarray, bounds: tuple[int, int]) -> np.ndarray:
+    """Whole days uniform on ``bounds`` (both ends included) from uniform draws ``u``."""
+    return bounds[0] + np.floor(u * (bounds[1] - bounds[0] + 1)).astype(int)
 
 
 def _ids(prefix: str, n: int, width: int) -> np.ndarray:
@@ -294,6 +361,10 @@ def simulate_portfolio(cfg: SimulatorConfig) -> SimulatedPortfolio:
     )
 
     # ------------------------------------------------------------------ payment behaviour
+    # The messes draw from a stream of their own: switched off, the portfolio is the one the
+    # same seed gave before they existed.
+    mess_rng = np.random.default_rng([cfg.seed, 1])
+    slow_payer = mess_rng.random(n) < (pc.slow_payers.share if pc.slow_payers is not None else 0.0)
     q_inv = quality[inv_buyer, inv_month]
     habit = rng.normal(0.0, pc.habit_sd, n)[inv_buyer]
     p_dispute = _sigmoid(pc.dispute_intercept + pc.dispute_quality * q_inv)
@@ -317,27 +388,45 @@ def simulate_portfolio(cfg: SimulatorConfig) -> SimulatedPortfolio:
             pc.early_days[0] + np.floor(u * (pc.early_days[1] - pc.early_days[0] + 1)),
         ),
     ).astype(int)
+    # The messes, in order of precedence: a small invoice left unpaid, a long dispute, a slow
+    # payer's late invoice; the lateness classes above decide every other invoice.
+    mess_u = mess_rng.random((4, n_inv))
+    small_unpaid = np.zeros(n_inv, dtype=bool)
+    if pc.small_invoices_unpaid is not None:
+        small_unpaid = (amount < pc.small_invoices_unpaid.below) & (mess_u[0] < pc.small_invoices_unpaid.share)
+    held = np.zeros(n_inv, dtype=bool)
+    if pc.long_disputes is not None:
+        held = disputed & (mess_u[1] < pc.long_disputes.share)
+        days_beyond_terms = np.where(held, _uniform_days(mess_u[3], pc.long_disputes.days), days_beyond_terms)
+    slow = np.zeros(n_inv, dtype=bool)
+    if pc.slow_payers is not None:
+        slow = ~held & slow_payer[inv_buyer] & (mess_u[2] < pc.slow_payers.invoice_share)
+        days_beyond_terms = np.where(slow, _uniform_days(mess_u[3], pc.slow_payers.days), days_beyond_terms)
     settle_on = np.maximum(due_on + days_beyond_terms.astype("timedelta64[D]"), issued_on)
 
-    # Truth: severe class (integrated over the dispute draw), or a default before a timely payment.
-    # Both terms integrate over the dispute draw: the truth is as of issue, before any dispute.
-    p_severe_given_slip = p_dispute * p_severe_disputed + (1.0 - p_dispute) * p_severe_clean
-    p_severe_class = p_slip * p_severe_given_slip
-    mean_timely_dbt = (1.0 - p_slip) * np.mean(pc.early_days) + p_slip * (1.0 - p_severe_given_slip) * np.mean(
-        pc.slight_days
+    # Truth as of issue, before any dispute: every draw above integrated out.
+    odds = InvoicePaymentOdds(
+        p_dispute=p_dispute,
+        p_slip=p_slip,
+        p_severe_clean=p_severe_clean,
+        p_severe_disputed=p_severe_disputed,
+        monthly_hazard=hazard[inv_buyer, inv_month],
+        terms=terms.astype(float),
+        amount=amount,
+        slow_payer=slow_payer[inv_buyer],
     )
-    timely_days = np.maximum(terms + mean_timely_dbt, 0.0)
-    p_default_first = 1.0 - np.exp(-hazard[inv_buyer, inv_month] * timely_days / DAYS_PER_MONTH)
-    p_late_30d = p_severe_class + (1.0 - p_severe_class) * p_default_first
+    p_late_30d = true_p_late(odds, pc)
 
-    # Payments: the full amount at settlement, or a partial first instalment before it.
-    partial = rng.random(n_inv) < _sigmoid(pc.partial_intercept + pc.partial_quality * q_inv)
+    # Payments: the full amount at settlement, or a partial first instalment before it. A held
+    # invoice is paid in full once its dispute is settled.
+    partial = (rng.random(n_inv) < _sigmoid(pc.partial_intercept + pc.partial_quality * q_inv)) & ~held
     first_share = rng.uniform(*pc.partial_first_share, n_inv)
     span = (settle_on - issued_on).astype(int)
     first_on = issued_on + np.floor(rng.random(n_inv) * np.maximum(span, 0)).astype("timedelta64[D]")
     defaulted_before = settle_on >= default_on[inv_buyer]
-    final_paid = ~defaulted_before & (settle_on <= data_end)
-    first_paid = partial & (first_on < default_on[inv_buyer]) & (first_on <= data_end)
+    paid_some_day = ~defaulted_before & ~small_unpaid
+    final_paid = paid_some_day & (settle_on <= data_end)
+    first_paid = partial & ~small_unpaid & (first_on < default_on[inv_buyer]) & (first_on <= data_end)
     first_amount = np.round(amount * first_share, 2)
 
     pay_inv = np.concatenate([np.nonzero(first_paid)[0], np.nonzero(final_paid)[0]])
@@ -349,7 +438,9 @@ def simulate_portfolio(cfg: SimulatorConfig) -> SimulatedPortfolio:
     invoice_ids = _ids("INV", n_inv, 9)
 
     first_dispute_day = pc.dispute_after_issue_days
-    dispute_span = np.maximum((settle_on - issued_on).astype(int) - first_dispute_day, 1)
+    # A held invoice is disputed by its due date: that is why it is not paid.
+    dispute_until = np.where(held, np.minimum(settle_on, due_on), settle_on)
+    dispute_span = np.maximum((dispute_until - issued_on).astype(int) - first_dispute_day, 1)
     disputed_on = issued_on + (first_dispute_day + np.floor(rng.random(n_inv) * dispute_span)).astype("timedelta64[D]")
     dispute_known = disputed & (disputed_on <= data_end) & (disputed_on < default_on[inv_buyer])
 
@@ -444,28 +535,6 @@ def simulate_portfolio(cfg: SimulatorConfig) -> SimulatedPortfolio:
             "amount": pay_amount[pay_order],
         }
     )
-    invoice_truth = pl.DataFrame({"invoice_id": invoice_ids, "p_late_30d": p_late_30d})
-
-    exposure_years = float(scored.sum()) / 12.0
-    late_labelled = (due_on + np.timedelta64(pc.late_threshold_days, "D")) <= data_end
-    # Late: the severe class, or never paid because the buyer defaulted first.
-    late_observed = severe | defaulted_before
-    summary: dict[str, float | int | str] = {
-        "buyers": n,
-        "sellers": cfg.sellers,
-        "months": months,
-        "start": str(cfg.start),
-        "data_end": str(data_end),
-        "invoices": n_inv,
-        "payments": int(pay_inv.size),
-        "registry_events": registry.height,
-        "financial_statements": financials.height,
-        "defaults": int(has_default.sum()),
-        "annual_default_rate": float(has_default.sum()) / exposure_years if exposure_years else 0.0,
-        "mean_true_pd_12m": float(buyer_month_truth["pd_12m"].mean() or 0.0),
-        "late_30d_share": float(late_observed[late_labelled].mean()) if late_labelled.any() else 0.0,
-        "mean_true_p_late_30d": float(p_late_30d[late_labelled].mean()) if late_labelled.any() else 0.0,
-    }
     ledger = {
         "buyers": buyers,
         "invoices": invoices,
@@ -474,13 +543,109 @@ def simulate_portfolio(cfg: SimulatorConfig) -> SimulatedPortfolio:
         "financials": financials,
         "credit_events": credit_events,
     }
+    if "payments" in cfg.omit.tables:
+        # An invoice-only export: the date each invoice was settled in full, nothing for one paid in part.
+        ledger["invoices"] = invoices.with_columns(
+            paid_on=pl.Series(np.where(final_paid, settle_on, np.datetime64("NaT"))).cast(pl.Date)
+        )
+    ledger = {
+        name: frame.drop([c for c in cfg.omit.columns if c in frame.columns])
+        for name, frame in ledger.items()
+        if name not in cfg.omit.tables
+    }
+    invoice_truth = pl.DataFrame({"invoice_id": invoice_ids, "p_late_30d": p_late_30d})
+    buyer_traits = pl.DataFrame({"buyer_id": buyer_ids, "slow_payer": slow_payer})
+
+    exposure_years = float(scored.sum()) / 12.0
+    late_labelled = (due_on + np.timedelta64(pc.late_threshold_days, "D")) <= data_end
+    # Late: settled after the threshold, or never (left unpaid, or the buyer defaulted first).
+    late_observed = ~paid_some_day | (settle_on > due_on + np.timedelta64(pc.late_threshold_days, "D"))
+    past_due = _days_past_due_figures(
+        inv_buyer, due_on, settle_on, paid_some_day, default_on, has_default, bi, month_starts[mi], data_end
+    )
+    summary: dict[str, float | int | str | None] = {
+        "buyers": n,
+        "sellers": cfg.sellers,
+        "months": months,
+        "start": str(cfg.start),
+        "data_end": str(data_end),
+        "invoices": n_inv,
+        # Rows written: 0 for a table left out (then invoices carry paid_on for payments).
+        **{key: ledger[name].height if name in ledger else 0 for key, name in _TABLE_COUNTS.items()},
+        "omitted_tables": ", ".join(cfg.omit.tables),
+        "omitted_columns": ", ".join(cfg.omit.columns),
+        "defaults": int(has_default.sum()),
+        "annual_default_rate": float(has_default.sum()) / exposure_years if exposure_years else 0.0,
+        "mean_true_pd_12m": float(buyer_month_truth["pd_12m"].mean() or 0.0),
+        **past_due,
+        "late_30d_share": float(late_observed[late_labelled].mean()) if late_labelled.any() else 0.0,
+        "mean_true_p_late_30d": float(p_late_30d[late_labelled].mean()) if late_labelled.any() else 0.0,
+        "slow_payers": int(slow_payer.sum()),
+        "slow_payers_defaulted": int((slow_payer & has_default).sum()),
+        "slow_payer_late_invoices": int(slow.sum()),
+        "long_disputes": int(held.sum()),
+        "small_invoices_unpaid": int(small_unpaid.sum()),
+    }
     return SimulatedPortfolio(
         ledger=ledger,
         buyer_month_truth=buyer_month_truth,
         invoice_truth=invoice_truth,
+        buyer_traits=buyer_traits,
         data_end=date.fromisoformat(str(data_end)),
         summary=summary,
     )
+
+
+# Summary key -> ledger table whose written rows it counts.
+_TABLE_COUNTS = {
+    "payments": "payments",
+    "registry_events": "registry_events",
+    "financial_statements": "financials",
+    "credit_events": "credit_events",
+}
+
+
+def _days_past_due_figures(
+    inv_buyer: np.ndarray,
+    due_on: np.ndarray,
+    settle_on: np.ndarray,
+    paid_some_day: np.ndarray,
+    default_on: np.ndarray,
+    has_default: np.ndarray,
+    row_buyer: np.ndarray,
+    row_as_of: np.ndarray,
+    data_end: np.datetime64,
+) -> dict[str, float | None]:
+    """What a naive days-past-due rule makes of the portfolio, against the true defaults.
+
+    ``row_buyer, row_as_of``: the scored buyer-months (trading, not yet in default). The true
+    rate is the share of those with a 12-month window inside the data whose buyer defaults in
+    it. The naive rule (the first invoice unpaid 90 days after due, or a credit event, for good:
+    no materiality, disputes counted, no cure) labels the same rows less those it already
+    counts as in default. A rate is None where no buyer-month has a
+    year ahead inside the data.
+    """
+    overdue_on = due_on + np.timedelta64(NAIVE_DAYS_PAST_DUE, "D")
+    unpaid_then = (overdue_on <= data_end) & (~paid_some_day | (settle_on > overdue_on))
+    never = (data_end + np.timedelta64(1, "D")).astype("datetime64[D]").astype(np.int64)
+    first_overdue = np.full(default_on.size, never, dtype=np.int64)
+    np.minimum.at(first_overdue, inv_buyer[unpaid_then], overdue_on[unpaid_then].astype("datetime64[D]").astype(np.int64))
+    traded = np.bincount(inv_buyer, minlength=default_on.size) > 0
+    healthy = traded & ~has_default
+
+    true_on = default_on.astype("datetime64[D]").astype(np.int64)
+    naive_on = np.minimum(first_overdue, true_on)
+    as_of = row_as_of.astype("datetime64[D]").astype(np.int64)
+    horizon = as_of + 365
+    labelled = horizon <= int(data_end.astype("datetime64[D]").astype(np.int64))
+    naive_rows = labelled & (naive_on[row_buyer] > as_of)
+    return {
+        "true_default_12m_rate": float((true_on[row_buyer] <= horizon)[labelled].mean()) if labelled.any() else None,
+        "naive_dpd90_default_12m_rate": (
+            float((naive_on[row_buyer] <= horizon)[naive_rows].mean()) if naive_rows.any() else None
+        ),
+        "nondefaulting_buyers_90dpd_share": float((first_overdue[healthy] < never).mean()) if healthy.any() else 0.0,
+    }
 
 
 def _simulate_financials(
@@ -555,9 +720,11 @@ def write_portfolio(portfolio: SimulatedPortfolio, out_dir: Path, output_format:
     ledger_dir, truth_dir = out_dir / "ledger", out_dir / "truth"
     ledger_dir.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
-    for name, frame in portfolio.ledger.items():
+    for name in TABLES:
+        # A table left out must not be left behind by an earlier run into the same folder.
         for stale in ledger_dir.glob(f"{name}.*"):
             stale.unlink()
+    for name, frame in portfolio.ledger.items():
         path = ledger_dir / f"{name}.{output_format}"
         if output_format == "csv":
             frame.write_csv(path, date_format="%Y-%m-%d")
@@ -565,5 +732,6 @@ def write_portfolio(portfolio: SimulatedPortfolio, out_dir: Path, output_format:
             frame.write_parquet(path)
     portfolio.buyer_month_truth.write_parquet(truth_dir / "buyer_month_pd.parquet")
     portfolio.invoice_truth.write_parquet(truth_dir / "invoice_late.parquet")
+    portfolio.buyer_traits.write_parquet(truth_dir / "buyer_traits.parquet")
     (truth_dir / "summary.json").write_text(json.dumps(portfolio.summary, indent=2) + "\n", encoding="utf-8")
     return SimulationPaths(ledger_dir=ledger_dir, truth_dir=truth_dir)

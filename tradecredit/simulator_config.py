@@ -1,5 +1,7 @@
 """The simulator's config models (``configs/simulator.yaml``): the synthetic population, its
-latent credit quality, defaults, invoices, payments, registry events and filed statements.
+latent credit quality, defaults, invoices, payments (with the mess real ledgers have: long
+disputes, chronic slow payers, small invoices left unpaid), registry events, filed statements
+and the optional tables and columns left out of the written ledger.
 """
 
 from __future__ import annotations
@@ -118,8 +120,37 @@ class InvoiceConfig(StrictModel):
     amount_size_elasticity: float
 
 
+DayRange = tuple[PositiveInt, PositiveInt]
+
+
+class LongDisputes(StrictModel):
+    """Disputed invoices held in dispute, then paid in full long after due, by any buyer."""
+
+    share: Probability = Field(description="share of disputed invoices held in dispute")
+    days: DayRange = Field(description="days beyond terms at which a held invoice is paid in full")
+
+
+class SlowPayers(StrictModel):
+    """Buyers that routinely pay long after terms, at no extra default risk."""
+
+    share: Probability = Field(description="share of buyers that are chronic slow payers")
+    invoice_share: Probability = Field(description="share of a slow payer's invoices paid `days` late")
+    days: DayRange = Field(description="days beyond terms of those invoices")
+
+
+class SmallInvoicesUnpaid(StrictModel):
+    """Invoices too small to chase: never paid, whether or not the buyer defaults."""
+
+    below: PositiveFloat = Field(description="invoices of a smaller amount are at risk")
+    share: Probability = Field(description="chance that such an invoice is never paid")
+
+
 class PaymentConfig(StrictModel):
-    """Each invoice falls in a lateness class; the class draw is what the truth is computed from."""
+    """Each invoice falls in a lateness class; the class draw is what the truth is computed from.
+
+    ``long_disputes``, ``slow_payers`` and ``small_invoices_unpaid`` are switches: ``null``
+    turns a mechanism off. None of them touches the default hazard.
+    """
 
     habit_sd: NonNegativeFloat = Field(description="buyer payment culture, unrelated to credit quality")
     slip_intercept: float
@@ -140,12 +171,42 @@ class PaymentConfig(StrictModel):
     partial_intercept: float
     partial_quality: float
     partial_first_share: tuple[Probability, Probability]
+    long_disputes: LongDisputes | None
+    slow_payers: SlowPayers | None
+    small_invoices_unpaid: SmallInvoicesUnpaid | None
 
     @model_validator(mode="after")
     def _check(self) -> PaymentConfig:
         if self.slight_days[1] > self.late_threshold_days or self.severe_days[0] <= self.late_threshold_days:
             raise ValueError("slight_days must end at or before late_threshold_days and severe_days start after it")
+        # Late for certain: the truth counts these invoices as late whatever else happens.
+        for name, mess in (("long_disputes", self.long_disputes), ("slow_payers", self.slow_payers)):
+            if mess is not None and not self.late_threshold_days < mess.days[0] <= mess.days[1]:
+                raise ValueError(f"{name}.days must start after late_threshold_days and not end before it starts")
         return self
+
+
+OptionalTable = Literal["payments", "registry_events", "financials", "credit_events"]
+OptionalColumn = Literal[
+    "seller_id",
+    "disputed_on",
+    "country",
+    "industry",
+    "legal_form",
+    "founded_on",
+    "registered_capital",
+    "paid_in_capital",
+    "employees",
+]
+
+
+class OmitConfig(StrictModel):
+    """Optional tables and columns of the data contract left out of the written ledger (the truth
+    is still written). Without ``payments``, each invoice settled by the end of the data carries
+    its settlement date as ``paid_on``; a partly paid invoice carries none."""
+
+    tables: list[OptionalTable]
+    columns: list[OptionalColumn]
 
 
 class RegistryEventRate(StrictModel):
@@ -198,6 +259,7 @@ class SimulatorConfig(StrictModel):
     payments: PaymentConfig
     registry_events: dict[str, RegistryEventRate]
     financials: FinancialsConfig
+    omit: OmitConfig
 
     @model_validator(mode="after")
     def _check(self) -> SimulatorConfig:

@@ -152,8 +152,13 @@ def test_late_30d_by_hand():
 
 
 def test_simulated_labels_agree_with_the_simulators_defaults(tmp_path, config):
-    """Loaded through the contract, the derived default dates are the simulator's own."""
-    sim_cfg = SimulatorConfig.model_validate(config.simulator.model_dump() | {"buyers": 1500, "months": 24})
+    """Loaded through the contract, the derived default dates are the simulator's own, on a
+    ledger without the messes (long disputes, slow payers, small invoices left unpaid) that put
+    buyers that never default 90 days past due."""
+    clean = config.simulator.payments.model_dump() | {"long_disputes": None, "slow_payers": None, "small_invoices_unpaid": None}
+    sim_cfg = SimulatorConfig.model_validate(
+        config.simulator.model_dump() | {"buyers": 1500, "months": 24, "payments": clean}
+    )
     portfolio = simulate_portfolio(sim_cfg)
     paths = write_portfolio(portfolio, tmp_path / "sim", "parquet")
     loaded = load_ledger(paths.ledger_dir, config.ledger)
