@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from tradecredit.config import PlatformConfig
-from tradecredit.errors import StageError
+from tradecredit.errors import MissingArtefact, StageError
 from tradecredit.features.build import build_features
 from tradecredit.features.catalog import FEATURE_SERVICES, FEATURES, feature_table_markdown
 from tradecredit.features.paths import write_feature_tables
@@ -124,10 +124,18 @@ def materialize(cfg: PlatformConfig, ws: Workspace) -> MaterializeResult:
 
 
 def open_feature_store(cfg: PlatformConfig, ws: Workspace) -> Any:
-    """The workspace's Feast store (file or SQL registry, SQLite or Redis online store by profile)."""
+    """The workspace's Feast store (file or SQL registry, SQLite or Redis online store by profile),
+    with its feature services registered: a :class:`MissingArtefact` naming ``features apply``
+    otherwise (Feast itself would answer a read with its own exception, or materialize nothing)."""
     from tradecredit.features.store import open_store
 
-    return open_store(ws.feature_paths(), cfg.features, cfg.backends)
+    store = open_store(ws.feature_paths(), cfg.features, cfg.backends)
+    registered = {s.name for s in store.list_feature_services()}
+    missing = [service for service, _ in FEATURE_SERVICES.values() if service not in registered]
+    if missing:
+        raise MissingArtefact(f"the Feast registry of {ws.root} has no feature service {', '.join(missing)}: "
+                              "run 'tradecredit features apply' (after 'features build')")
+    return store
 
 
 def check_training_set_name(name: str) -> None:
@@ -154,6 +162,8 @@ def entity_features(cfg: PlatformConfig, ws: Workspace, service: str, entities: 
     label) beside the features; ``source`` names the file in errors."""
     try:
         result = point_in_time_features(cfg, ws, service, entities)
+    except MissingArtefact:
+        raise  # a stage to run first, not a fault of the file
     except StageError as exc:
         raise StageError(f"{source}: {exc}") from None
     extras = [c for c in entities.columns if c not in ("buyer_id", "as_of_ts")]

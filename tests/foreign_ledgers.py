@@ -10,8 +10,8 @@ later, then stop paying at a failure date that the generator records as its trut
   mapping file for ``tradecredit load --mapping``.
 - :func:`write_disputed_ledger`: a contract ledger with payments (some partial), several
   sellers, credit events for the failures, and the mess that fools a days-past-due rule:
-  healthy buyers whose disputed invoices are paid months late, chronic slow payers, and
-  small invoices nobody ever pays.
+  healthy buyers whose disputed invoices are paid months late, chronic slow payers, small
+  invoices nobody ever pays and short payments whose residue stays open.
 """
 
 from __future__ import annotations
@@ -86,14 +86,18 @@ def _book(rng: np.random.Generator, buyers: int, months: int, failing_share: flo
                 if rng.random() < 0.06:  # a dispute: held for months, then paid in full
                     disputed_on = issued + timedelta(days=int(rng.integers(3, terms + 10)))
                     late = int(rng.integers(100, 220))
-                elif amount < 150 and rng.random() < 0.5:
-                    late = None  # a small invoice nobody chases
+                elif amount < 150 and size > 1000 and rng.random() < 0.5:
+                    late = None  # an odd small invoice that a large buyer's payables never process
             payments: tuple[tuple[date, float], ...] = ()
             if late is not None:
                 paid = max(due + timedelta(days=late), issued)
                 if messy and rng.random() < 0.1 and (paid - issued).days > 10:
                     first = round(amount * float(rng.uniform(0.3, 0.7)), 2)
                     payments = ((issued + timedelta(days=(paid - issued).days // 2), first), (paid, round(amount - first, 2)))
+                elif messy and rng.random() < 0.05:
+                    # Short-paid: bank charges or a price difference left open for good.
+                    residual = min(round(amount * float(rng.uniform(0.005, 0.03)), 2), 50.0)
+                    payments = ((paid, round(amount - residual, 2)),)
                 else:
                     payments = ((paid, amount),)
                 payments = tuple(p for p in payments if p[0] <= data_end)

@@ -159,6 +159,16 @@ def test_feature_commands_fail_with_messages(tmp_path):
     for r in (no_ledger, no_build, bad, no_set, no_model, no_challenger):
         assert "Traceback" not in r.stderr
 
+    # Built but not applied: Feast's own exception, or a materialize of nothing, would follow.
+    assert run("--workspace", str(ws), "load", str(write_ledger(tmp_path / "ledger", GOOD_LEDGER))).returncode == 0
+    assert run("--workspace", str(ws), "features", "build").returncode == 0
+    entities = tmp_path / "entities.csv"
+    entities.write_text("buyer_id,as_of_ts\nB1,2024-03-01\n")
+    for args in (("features", "materialize"), ("features", "get", "--entities", str(entities), "--out", str(tmp_path / "f.csv"))):
+        not_applied = run("--workspace", str(ws), *args)
+        assert not_applied.returncode == 2 and "run 'tradecredit features apply'" in not_applied.stderr, not_applied.stderr
+        assert "Traceback" not in not_applied.stderr
+
 
 def test_simulate_csv_then_load_it(tmp_path):
     out, ws = tmp_path / "sim", tmp_path / "ws"
