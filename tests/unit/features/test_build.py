@@ -119,3 +119,50 @@ def test_features_config_rejects_inconsistent_values(config, update, message):
 
     with pytest.raises(ValidationError, match=message):
         FeaturesConfig.model_validate(config.features.model_dump() | update)
+
+
+def _without(tables: dict[str, list[dict[str, str]]], source: str) -> dict[str, list[dict[str, str]]]:
+    """``tables`` with one optional source gone: a table left out, a table with a header only,
+    or a column blanked everywhere."""
+    out = {k: [dict(r) for r in v] for k, v in tables.items()}
+    if source in out:
+        del out[source]
+        return out
+    table = "invoices" if source in ("seller_id", "disputed_on") else "buyers"
+    for row in out[table]:
+        row[source] = ""
+    return out
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["registry_events", "registry_events (empty file)", "financials", "payments", "seller_id", "disputed_on", "country", "founded_on"],
+)
+def test_an_absent_source_leaves_its_features_null_and_the_others_unchanged(config, tmp_path, source):
+    from tradecredit.features.catalog import feature_sources
+    from tradecredit.ledger import ledger_sources
+
+    def build(tables, name):
+        folder = write_ledger(tmp_path / name, tables)
+        if name == "without" and source == "registry_events (empty file)":
+            (folder / "registry_events.csv").write_text("buyer_id,event_on,event_type\n", encoding="utf-8")
+        loaded = load_ledger(folder, config.ledger)
+        assert loaded.summary.rows_rejected == 0
+        sources = ledger_sources(loaded.tables)
+        return sources, build_features(loaded.tables, daily(config.features), config.ledger.settlement_tolerance,
+                                       date(2023, 11, 1), date(2024, 6, 30), sources)
+
+    full_sources, full = build(TRICKY_LEDGER, "full")
+    key = source.split(" ")[0]
+    sources, without = build(_without(TRICKY_LEDGER, key) if key == source else TRICKY_LEDGER, "without")
+    assert full_sources[key] and not sources[key]
+    gone = set(without.without_source)
+    assert gone == {f.name for f in FEATURES if key in feature_sources(f)}
+    # Without payment rows, settlements come from the invoices' paid_on alone: those features change.
+    changed = {f.name for f in FEATURES if "settlements" in feature_sources(f)} if key == "payments" else set()
+    for view, frame in without.views.items():
+        for f in FEATURES_BY_VIEW[view]:
+            if f.name in gone:
+                assert frame[f.name].null_count() == frame.height, f.name
+            elif f.name not in changed:  # what does not need the source is what the full ledger gives
+                assert frame[f.name].equals(full.views[view][f.name]), f.name
