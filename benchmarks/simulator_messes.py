@@ -51,7 +51,7 @@ def _with_messes(cfg: SimulatorConfig, keep: tuple[str, ...]) -> SimulatorConfig
 def _definitions(shipped: DefaultDefinition) -> dict[str, DefaultDefinition]:
     derived = shipped.model_copy(update={"source": "days_past_due"})
     naive = derived.model_copy(
-        update={"materiality": shipped.materiality.model_copy(update={"absolute": 0.0, "relative": 0.0}),
+        update={"materiality": shipped.materiality.model_copy(update={"absolute": 0.0, "relative": 0.0, "small_balance": 0.0}),
                 "exclude_disputed": False, "probation_days": 100_000}
     )
     return {"shipped (source auto)": shipped, "days past due, shipped rules": derived, "days past due, naive": naive}

@@ -17,6 +17,9 @@ DefaultSource = Literal["auto", "credit_events", "days_past_due", "both"]
 class MaterialityConfig(StrictModel):
     absolute: NonNegativeFloat = Field(description="past-due amount (reporting currency) above which arrears count")
     relative: Probability = Field(description="and above this share of the buyer's open exposure (EBA: 1%)")
+    small_balance: NonNegativeFloat = Field(
+        description="an invoice whose unpaid amount is at most this does not count at all (a small-balance write-off)"
+    )
 
 
 class DefaultDefinition(StrictModel):
@@ -27,7 +30,15 @@ class DefaultDefinition(StrictModel):
         description="a derived default starts when the amount at least this many days past due is material (90 by default)"
     )
     materiality: MaterialityConfig
-    exclude_disputed: bool = Field(description="a disputed invoice's arrears do not count from its disputed_on")
+    exclude_disputed: bool = Field(
+        description="an invoice disputed before it reaches days_past_due does not count while disputed (up to max_dispute_days)"
+    )
+    max_dispute_days: PositiveInt = Field(
+        description="a dispute older than this no longer shields its invoice (the contract has no resolution date)"
+    )
+    residual_share: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        description="a payment leaving at most this share of an invoice unpaid settles it for the count (a short payment)"
+    )
     probation_days: PositiveInt = Field(
         description="days without material arrears after which a defaulted buyer performs again (cure); a later default is a new one"
     )
@@ -45,15 +56,17 @@ class DefaultDefinition(StrictModel):
         m = self.materiality
         derived = (
             f"the first day on which the buyer's amount at least {self.days_past_due} days past due exceeds both "
-            f"{m.absolute:,.0f} and {m.relative:.1%} of its open exposure"
-            + (" (disputed invoices do not count while disputed)" if self.exclude_disputed else "")
+            f"{m.absolute:,.0f} and {m.relative:.1%} of its open exposure (open items of {m.small_balance:,.0f} or less left out)"
+            + (f" (an invoice disputed before then counts only once its dispute is {self.max_dispute_days} days old)"
+               if self.exclude_disputed else "")
+            + (f"; a payment leaving at most {self.residual_share:.0%} of an invoice unpaid settles it" if self.residual_share else "")
         )
         source = resolved_source(self.source, has_credit_events)
         starts = {"credit_events": "a credit event", "days_past_due": derived, "both": f"a credit event or {derived}"}[source]
         terminal = ", ".join(self.terminal_event_types) or "none"
         return (
             f"A default starts with {starts}. A defaulted buyer is not scored; after {self.probation_days} days without "
-            f"material arrears of any age it performs again (never after: {terminal}), and a later default is a new one."
+            f"that trigger or a credit event it performs again (never after: {terminal}), and a later default is a new one."
         )
 
 

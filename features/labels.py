@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from tradecredit.errors import StageError
 from tradecredit.features.config import DefaultDefinition, resolved_source
 
 DEFAULT_HORIZON_DAYS = 365
@@ -51,15 +52,19 @@ def default_spells(tables: dict[str, pl.DataFrame], definition: DefaultDefinitio
     of its open exposure, disputed invoices left out while disputed (the trade-credit reading
     of "90 days past due": a chronic slow payer whose invoices are each paid at 80 days late
     is late, not in default). It ends (cure) once the buyer has gone ``probation_days``
-    without any material arrears or credit events, unless a terminal credit event
-    (insolvency, write-off) came in the spell.
+    without that trigger or a credit event (the EBA's probation), unless a terminal credit
+    event (insolvency, write-off) came in the spell.
     """
     source = resolved_source(definition.source, has_credit_events(tables))
+    if source != "credit_events" and not tables.get("payments", pl.DataFrame()).height:
+        raise StageError("the ledger has no payment information (no payments table and no paid_on): days past due "
+                         "cannot be counted, so no default can be derived; load payments or credit_events")
     arrears = _arrears(tables, definition, data_end)
+    runs = _runs(arrears, data_end)
     starts = []
     if source in ("days_past_due", "both"):
         starts.append(
-            _runs(arrears, "material_aged", data_end).filter("material")
+            runs.filter("material")
             .select("buyer_id", day="run_start", source=pl.lit("days_past_due"), terminal=pl.lit(False))
         )
     if source in ("credit_events", "both") and "credit_events" in tables:
@@ -72,12 +77,14 @@ def default_spells(tables: dict[str, pl.DataFrame], definition: DefaultDefinitio
     events = pl.concat(starts).filter(pl.col("day") <= data_end) if starts else pl.DataFrame(schema={
         "buyer_id": pl.String, "day": pl.Date, "source": pl.String, "terminal": pl.Boolean})
     defaulted = pl.col("buyer_id").is_in(events["buyer_id"].unique().implode())
-    quiet = _runs(arrears.filter(defaulted), "material_any", data_end).filter(~pl.col("material"))
+    quiet = runs.filter(defaulted & ~pl.col("material"))
     quiet_by_buyer = _by_buyer(quiet, lambda f: list(zip(f["run_start"], f["run_end"], strict=True)))
     issues = tables["invoices"].filter(pl.col("buyer_id").is_in(events["buyer_id"].unique().implode())).sort("issued_on")
     issue_days = _by_buyer(issues, lambda f: f["issued_on"].to_list())
     rows = []
-    for (buyer,), frame in events.sort("day", "terminal", descending=[False, True]).partition_by("buyer_id", as_dict=True).items():
+    # Same-day events: a terminal one first, then credit events before the derived one (stable).
+    ordered = events.sort("day", "terminal", "source", descending=[False, True, False])
+    for (buyer,), frame in ordered.partition_by("buyer_id", as_dict=True, maintain_order=True).items():
         rows += _spells_of_buyer(buyer, list(frame.iter_rows(named=True)), quiet_by_buyer.get(buyer, []),
                                  issue_days.get(buyer, []), definition.probation_days, data_end)
     return DefaultSpells(pl.DataFrame(rows, schema=SPELL_SCHEMA, orient="row").sort("buyer_id", "default_on"), source)
@@ -114,7 +121,7 @@ def _spells_of_buyer(buyer: str, events: list[dict], quiet_runs: list[tuple[date
 
 def _cure_day(quiet_runs: list[tuple[date, date]], issue_days: list[date], last_event: date, from_event: bool,
               probation: int, data_end: date) -> date | None:
-    """The first day after ``probation`` consecutive days without material arrears, counted
+    """The first day after ``probation`` consecutive days without the default trigger, counted
     from the day after ``last_event``. After a credit event the count starts only once the
     buyer trades again (its next invoice): a failed company that stopped buying has no
     arrears with this ledger, yet it has not cured."""
@@ -133,66 +140,61 @@ def _cure_day(quiet_runs: list[tuple[date, date]], issue_days: list[date], last_
 
 
 def _arrears(tables: dict[str, pl.DataFrame], definition: DefaultDefinition, data_end: date) -> pl.DataFrame:
-    """Per buyer and day on which anything changed (to ``data_end``): ``material_aged`` (the
-    amount at least ``days_past_due`` days past due is material) and ``material_any`` (the
-    amount past due at all is material). Material: above the absolute amount and the share of
-    the buyer's open exposure. A payment on day t counts that day; with ``exclude_disputed``
-    an invoice's arrears leave the count on its ``disputed_on``.
+    """Per buyer and day on which anything changed (to ``data_end``): ``material``, whether its
+    amount at least ``days_past_due`` days past due is material (above the absolute amount and
+    the share of its open exposure). A payment on day t counts that day; a payment that leaves
+    at most ``residual_share`` of the invoice, or at most ``materiality.small_balance``, unpaid
+    settles it (a short payment), and an invoice of at most that amount never counts (the
+    small-balance write-off every credit department has). An invoice
+    disputed before it reaches the threshold counts only once the dispute is ``max_dispute_days``
+    old; a dispute raised later changes nothing (a failing buyer's stalling tactic).
     """
     invoices = tables["invoices"].filter(pl.col("issued_on") <= data_end)
     payments = tables.get("payments", pl.DataFrame(schema={"invoice_id": pl.String, "paid_on": pl.Date, "amount": pl.Float64}))
-    stop_on = pl.col("disputed_on") if definition.exclude_disputed else pl.lit(None, dtype=pl.Date)
-    inv = invoices.select("invoice_id", "buyer_id", "issued_on", "due_on", invoice_amount="amount", stop_on=stop_on)
-    # Payments capped at the invoice's amount (an overpayment never makes arrears negative).
+    threshold = pl.col("due_on") + pl.duration(days=definition.days_past_due)
+    count_from = threshold
+    if definition.exclude_disputed:
+        early_dispute = pl.col("disputed_on").is_not_null() & (pl.col("disputed_on") < threshold)
+        resumes = pl.col("disputed_on") + pl.duration(days=definition.max_dispute_days)
+        count_from = pl.when(early_dispute).then(pl.max_horizontal(threshold, resumes)).otherwise(threshold)
+    inv = invoices.select("invoice_id", "buyer_id", "issued_on", invoice_amount="amount", count_from=count_from)
+    # Payments capped at the invoice's amount (an overpayment never makes arrears negative),
+    # and a short payment's residue or a small balance forgiven.
+    m = definition.materiality
+    paid_in_full = pl.min_horizontal(pl.col("invoice_amount") * (1 - definition.residual_share), pl.col("invoice_amount") - m.small_balance)
     paid = (
         payments.filter(pl.col("paid_on") <= data_end)
         .join(inv, on="invoice_id")
         .sort("invoice_id", "paid_on")
-        .with_columns(to_date=pl.col("amount").cum_sum().over("invoice_id").clip(upper_bound=pl.col("invoice_amount")))
+        .with_columns(to_date=pl.col("amount").cum_sum().over("invoice_id"))
+        .with_columns(to_date=pl.when(pl.col("to_date") >= paid_in_full).then("invoice_amount").otherwise("to_date"))
         .with_columns(effective=pl.col("to_date") - pl.col("to_date").shift(1, fill_value=0.0).over("invoice_id"))
     )
-    unpaid_at_stop = inv.filter(pl.col("stop_on").is_not_null()).join(
-        paid.filter(pl.col("paid_on") < pl.col("stop_on")).group_by("invoice_id").agg(before=pl.col("effective").sum()),
-        on="invoice_id", how="left",
-    ).with_columns(remaining=pl.col("invoice_amount") - pl.col("before").fill_null(0.0))
     parts = [
         inv.select("buyer_id", day="issued_on", exposure="invoice_amount"),
         paid.select("buyer_id", day="paid_on", exposure=-pl.col("effective")),
+        inv.filter(pl.col("invoice_amount") > m.small_balance).select("buyer_id", day="count_from", aged="invoice_amount"),
+        paid.filter(pl.col("invoice_amount") > m.small_balance)
+        .select("buyer_id", day=pl.max_horizontal("paid_on", "count_from"), aged=-pl.col("effective")),
     ]
-    for column, days in (("past_due_any", 1), ("past_due_aged", definition.days_past_due)):
-        # An invoice counts from due_on + days until paid, or until disputed.
-        start = pl.col("due_on") + pl.duration(days=days)
-        counts = pl.col("stop_on").is_null() | (start < pl.col("stop_on"))
-        parts += [
-            inv.filter(counts).select("buyer_id", day=start, **{column: pl.col("invoice_amount")}),
-            paid.filter(counts & (pl.col("stop_on").is_null() | (pl.col("paid_on") < pl.col("stop_on"))))
-            .select("buyer_id", day=pl.max_horizontal("paid_on", start), **{column: -pl.col("effective")}),
-            unpaid_at_stop.filter(counts).select("buyer_id", day="stop_on", **{column: -pl.col("remaining")}),
-        ]
-    m = definition.materiality
-    amounts = ("exposure", "past_due_any", "past_due_aged")
-
-    def material(column: str) -> pl.Expr:
-        return (pl.col(column) > m.absolute) & (pl.col(column) > m.relative * pl.col("exposure"))
-
     return (
         pl.concat(parts, how="diagonal")
         .filter(pl.col("day") <= data_end)
-        .with_columns(pl.col(amounts).fill_null(0.0))
-        .group_by("buyer_id", "day").agg(pl.col(amounts).sum())
+        .with_columns(pl.col("exposure", "aged").fill_null(0.0))
+        .group_by("buyer_id", "day").agg(pl.col("exposure", "aged").sum())
         .sort("buyer_id", "day")
         # Running totals, to the cent: a paid-off balance is 0, not 1e-10.
-        .with_columns(pl.col(amounts).cum_sum().over("buyer_id").round(2))
-        .select("buyer_id", "day", material_aged=material("past_due_aged"), material_any=material("past_due_any"))
+        .with_columns(pl.col("exposure", "aged").cum_sum().over("buyer_id").round(2))
+        .select("buyer_id", "day", material=(pl.col("aged") > m.absolute) & (pl.col("aged") > m.relative * pl.col("exposure")))
     )
 
 
-def _runs(arrears: pl.DataFrame, column: str, data_end: date) -> pl.DataFrame:
-    """Stretches of days (``run_start``..``run_end``, inclusive) with one value of ``column``."""
+def _runs(arrears: pl.DataFrame, data_end: date) -> pl.DataFrame:
+    """Stretches of days (``run_start``..``run_end``, inclusive) with or without ``material`` arrears."""
     return (
-        arrears.with_columns(run=pl.col(column).rle_id().over("buyer_id"))
+        arrears.with_columns(run=pl.col("material").rle_id().over("buyer_id"))
         .group_by("buyer_id", "run", maintain_order=True)
-        .agg(run_start=pl.col("day").first(), material=pl.col(column).first())
+        .agg(run_start=pl.col("day").first(), material=pl.col("material").first())
         .with_columns(run_end=(pl.col("run_start").shift(-1).over("buyer_id") - pl.duration(days=1)).fill_null(data_end))
         .select("buyer_id", "run_start", "run_end", "material")
     )

@@ -71,6 +71,9 @@ def _book(rng: np.random.Generator, buyers: int, months: int, failing_share: flo
             if issued > data_end or (fail_on is not None and issued > fail_on + timedelta(days=20)):
                 break
             amount = round(float(size * rng.lognormal(0, 0.5)), 2)
+            small_charge = messy and rng.random() < 0.03
+            if small_charge:  # a small charge (freight, a fee) nobody ever pays
+                amount = round(float(rng.uniform(20, 120)), 2)
             due = issued + timedelta(days=terms)
             disputed_on = None
             if kind == "failing" and issued >= fail_on - timedelta(days=terms):
@@ -86,8 +89,8 @@ def _book(rng: np.random.Generator, buyers: int, months: int, failing_share: flo
                 if rng.random() < 0.06:  # a dispute: held for months, then paid in full
                     disputed_on = issued + timedelta(days=int(rng.integers(3, terms + 10)))
                     late = int(rng.integers(100, 220))
-                elif amount < 150 and size > 1000 and rng.random() < 0.5:
-                    late = None  # an odd small invoice that a large buyer's payables never process
+                elif small_charge:
+                    late = None
             payments: tuple[tuple[date, float], ...] = ()
             if late is not None:
                 paid = max(due + timedelta(days=late), issued)
@@ -173,3 +176,9 @@ def write_disputed_ledger(folder: Path, buyers: int = 200, months: int = 40, see
                 events.append([buyer, on, "insolvency" if rng.random() < 0.4 else "payment_default"])
         _write(folder / "credit_events.csv", ["buyer_id", "event_on", "event_type"], events)
     return ForeignLedger(folder, None, failures, buyers, data_end)
+
+
+def agreement(found: set[str], truth: set[str]) -> tuple[float, float]:
+    """Precision (share of ``found`` in ``truth``) and recall (share of ``truth`` found)."""
+    hits = len(found & truth)
+    return hits / max(len(found), 1), hits / max(len(truth), 1)

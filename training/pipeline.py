@@ -289,6 +289,7 @@ class PromoteResult:
     evidence: dict[str, Any]
     previous_champion: str | None  # the champion version it replaced, if any
     override: dict[str, str] | None = None  # reason, by, at: a refused challenger promoted anyway
+    override_unused: bool = False  # --override was given, but the gate passed
 
     @property
     def promoted(self) -> bool:
@@ -308,7 +309,8 @@ class PromoteResult:
         e = self.evidence
         return (f"Promoted {self.registered_model} version {self.version} to champion{was}: AUC {e['challenger_auc']:.4f}, "
                 f"ECE {e['ece']:.4f}, {e['monotone_violations']} monotonicity violations, "
-                f"SHAP additivity error {e['shap_additivity_max_error']:.1e}.")
+                f"SHAP additivity error {e['shap_additivity_max_error']:.1e}."
+                + (" The gate passed, so --override was not used." if self.override_unused else ""))
 
 
 def promote(cfg: PlatformConfig, ws: Workspace, model: str, override: str | None = None) -> PromoteResult:
@@ -352,21 +354,38 @@ def promote(cfg: PlatformConfig, ws: Workspace, model: str, override: str | None
         overridden = tracking.tag_override(client, version, override.strip())
         _add_override_to_card(ws, client, version, model, decision.reasons, overridden)
         tags |= {f"override_{k}": v for k, v in overridden.items()}
+    else:  # this decision stands on its own: an earlier override no longer describes it
+        tracking.clear_override(client, version)
     if decision.decision == PROMOTED or overridden is not None:
         registry.make_champion(client, version, champion if replaced is not None else None)
     write_json(ws.promotion(model), registry.json_ready({"version": str(version.version), **tags, "evidence": evidence}))
-    return PromoteResult(version.name, str(version.version), decision, evidence, replaced, overridden)
+    return PromoteResult(version.name, str(version.version), decision, evidence, replaced, overridden,
+                         override_unused=override is not None and decision.decision == PROMOTED)
+
+
+OVERRIDE_SECTION = "\n## Promoted over the gate's refusal\n"
 
 
 def _add_override_to_card(ws: Workspace, client: Any, version: Any, model: str, reasons: list[str], override: dict[str, str]) -> None:
-    """The model card (the run's and the workspace's copy) gains the override: who, when, why."""
-    section = (f"\n## Promoted over the gate's refusal\n\nRefused because: {'; '.join(reasons)}.\n"
+    """The version's model card (its run's artifact, and the workspace's copy when it is this
+    version's) gains the override: what was refused, who promoted it anyway, when and why. An
+    earlier override's section is replaced, not repeated."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    section = (f"{OVERRIDE_SECTION}\nRefused because: {'; '.join(reasons)}.\n"
                f"Promoted all the same by {override['by']} at {override['at']}: {override['reason']}\n")
-    card_file = ws.model_card(model)
-    card = (card_file.read_text(encoding="utf-8") if card_file.exists() else f"# Model card: {model}, version {version.version}\n") + section
-    card_file.parent.mkdir(parents=True, exist_ok=True)
-    card_file.write_text(card, encoding="utf-8")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            card = Path(client.download_artifacts(version.run_id, "model_card.md", tmp)).read_text(encoding="utf-8")
+        except (MlflowException, OSError):  # a run logged without a card
+            card = f"# Model card: {model}, version {version.version}\n"
+    card = card.split(OVERRIDE_SECTION, 1)[0].rstrip("\n") + "\n" + section
     client.log_text(version.run_id, card, "model_card.md")
+    summary = ws.train_summary(model)
+    if summary.exists() and read_json(summary).get("run_id") == version.run_id:
+        ws.model_card(model).write_text(card, encoding="utf-8")
 
 
 # -- score --------------------------------------------------------------------------------------

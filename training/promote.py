@@ -16,6 +16,8 @@ from tradecredit.training.evaluate import expected_calibration_error
 from tradecredit.training.model import CreditModel, ModelInputError
 
 PROMOTED, REFUSED = "promoted", "refused"
+# The checks a small test slice can fail by sampling noise alone; the others are defects.
+NOISY_CHECKS = frozenset({"auc_vs_champion", "auc_vs_benchmark", "ece"})
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,12 @@ class GateDecision:
     decision: str
     reasons: list[str]  # why it was refused (empty when promoted)
     evidence: dict[str, float | int | str | None] = field(default_factory=dict)
+    failed_checks: tuple[str, ...] = ()  # auc_vs_champion, auc_vs_benchmark, ece, monotonicity, shap_additivity
+
+    @property
+    def refused_by_noise_only(self) -> bool:
+        """Refused only by checks a small test slice can fail by chance (AUC, calibration)."""
+        return bool(self.failed_checks) and set(self.failed_checks) <= NOISY_CHECKS
 
 
 def gate(
@@ -38,6 +46,7 @@ def gate(
     """``test_rows_frame``: the challenger's test rows (held-out buyers) as a polars frame;
     ``test_rows_x`` the same rows as the challenger's input matrix."""
     reasons: list[str] = []
+    failed: list[str] = []
     prob = challenger.predict_matrix(test_rows_x)
     auc = float(roc_auc_score(label, prob))
     evidence: dict[str, float | int | str | None] = {"test_rows": int(len(label)), "test_events": int(label.sum()), "challenger_auc": auc}
@@ -56,17 +65,20 @@ def gate(
         evidence["auc_rule"] = f"challenger AUC >= champion AUC - {cfg.max_auc_drop}"
         if auc < champion_auc - cfg.max_auc_drop:
             reasons.append(f"out-of-time AUC {auc:.4f} is below the champion's {champion_auc:.4f} on the same rows")
+            failed.append("auc_vs_champion")
     else:
         evidence["auc_rule"] = "first model: challenger AUC > logistic benchmark AUC"
         evidence["benchmark_auc"] = benchmark_auc
         if auc <= benchmark_auc:
             reasons.append(f"out-of-time AUC {auc:.4f} does not beat the logistic benchmark's {benchmark_auc:.4f}")
+            failed.append("auc_vs_benchmark")
 
     ece = expected_calibration_error(label, prob, cfg.ece_bins)
     evidence["ece"] = ece
     evidence["max_ece"] = cfg.max_ece
     if ece > cfg.max_ece:
         reasons.append(f"expected calibration error {ece:.4f} is above the tolerance {cfg.max_ece}")
+        failed.append("ece")
 
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(label), size=min(cfg.sweep_rows, len(label)), replace=False))
@@ -78,8 +90,10 @@ def gate(
             f"monotonicity sweep: {sweep.violations} moves against the declared direction "
             f"(worst {sweep.worst_step:.2e} in PD on {sweep.worst_feature})"
         )
+        failed.append("monotonicity")
     additivity = shap_additivity_error(challenger, x_sample)
     evidence["shap_additivity_max_error"] = additivity
     if not additivity <= ADDITIVITY_TOLERANCE:
         reasons.append(f"SHAP additivity fails: contributions miss the raw score by up to {additivity:.2e}")
-    return GateDecision(REFUSED if reasons else PROMOTED, reasons, evidence)
+        failed.append("shap_additivity")
+    return GateDecision(REFUSED if reasons else PROMOTED, reasons, evidence, tuple(failed))

@@ -137,9 +137,29 @@ def tag_gate_decision(client: MlflowClient, challenger: Any, decision: str, reas
 
 def tag_override(client: MlflowClient, challenger: Any, reason: str) -> dict[str, str]:
     """A refused challenger promoted anyway: the reason, the user and the time, as tags on its version."""
-    import getpass
-
-    override = {"reason": reason, "by": getpass.getuser(), "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    override = {"reason": reason, "by": _user(), "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     for key, value in override.items():
         client.set_model_version_tag(challenger.name, challenger.version, f"override_{key}", value)
     return override
+
+
+OVERRIDE_TAGS = ("override_reason", "override_by", "override_at")
+
+
+def clear_override(client: MlflowClient, version: Any) -> None:
+    """Remove an earlier override's tags from a version whose gate decision stands on its own."""
+    present = client.get_model_version(version.name, version.version).tags
+    for key in OVERRIDE_TAGS:
+        if key in present:
+            client.delete_model_version_tag(version.name, version.version, key)
+
+
+def _user() -> str:
+    """Who ran the command: the login name, else the uid (a container may have no passwd entry)."""
+    import getpass
+    import os
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"

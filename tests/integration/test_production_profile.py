@@ -46,8 +46,12 @@ def test_the_pipeline_runs_in_the_production_profile(tmp_path, production_server
     # The two models' chains are independent: run them side by side, as a scheduler would.
     def chain(model: str) -> subprocess.Popen[str]:
         script = " && ".join(
-            f"{TRADECREDIT} --workspace {ws} {step}" for step in (f"features training-set {model}", f"train {model}", f"promote {model}")
+            f"{TRADECREDIT} --workspace {ws} {step}" for step in (f"features training-set {model}", f"train {model}")
         )
+        # At 400 buyers a model can tie the logistic benchmark within noise: a refusal is then
+        # overridden, as a user would, which the registry on PostgreSQL records like a pass.
+        promote = f"{TRADECREDIT} --workspace {ws} promote {model}"
+        script += f" && ({promote} || {promote} --override 'production-profile test: a 400-buyer book')"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRADECREDIT_")} | env
         return subprocess.Popen(["bash", "-c", script], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -102,6 +102,32 @@ def test_the_gate_refuses_a_worse_challenger_and_says_why(workspace, config):
     refused = client.get_model_version(name, "2")
     assert refused.tags["gate_decision"] == REFUSED and "below the champion" in refused.tags["gate_reasons"]
     assert str(json.loads(refused.tags["gate_evidence"])["champion_version"]) == "1"
+    assert "--override" in result.describe()
+    assert set(decision.failed_checks) == {"auc_vs_champion", "ece"} and decision.refused_by_noise_only
+
+
+def test_an_override_promotes_a_refused_challenger_and_is_recorded_once(workspace, config):
+    cfg = _platform(config, max_ece=1e-6)  # no model meets this: the gate refuses on calibration
+    train(cfg, workspace, "default")
+    blank = CliRunner().invoke(app, ["--workspace", str(workspace.root), "promote", "default", "--override", " "])
+    assert blank.exit_code == 2 and "--override needs a reason" in blank.output
+    for _ in range(2):  # overriding again replaces the record, it does not repeat it
+        result = promote(cfg, workspace, "default", override="small book, reviewed by the credit committee")
+        assert result.promoted and result.decision.decision == REFUSED and "OVER the gate's refusal" in result.describe()
+    client = registry.connect(workspace)
+    name = cfg.training.default.registered_model
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert str(champion.version) == "1" and champion.tags["gate_decision"] == REFUSED
+    assert champion.tags["override_reason"] == "small book, reviewed by the credit committee" and champion.tags["override_by"]
+    for card in (workspace.model_card("default").read_text(),
+                 client.download_artifacts(champion.run_id, "model_card.md", str(workspace.root)) and
+                 (workspace.root / "model_card.md").read_text()):
+        assert card.count("## Promoted over the gate's refusal") == 1 and "calibration error" in card
+        assert "## Split" in card  # the section is added to the card, not a card of its own
+    # A later decision of the gate on its own clears the override's record.
+    passing = promote(_platform(config), workspace, "default", override="not needed")
+    assert passing.decision.decision == PROMOTED and "--override was not used" in passing.describe()
+    assert not {k for k in client.get_model_version(name, "1").tags if k.startswith("override_")}
 
 
 def test_promote_without_a_challenger_and_a_changed_training_set_fail_clearly(workspace, config):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -85,9 +85,47 @@ def test_derived_defaults_by_hand(config):
     }
     # Disputes counted and no materiality: the old rule's false defaults come back.
     naive = _spells(_ledger(DERIVED), config, source="days_past_due", exclude_disputed=False,
-                    materiality=config.labels.default.materiality.model_copy(update={"absolute": 0.0, "relative": 0.0}))
+                    materiality=config.labels.default.materiality.model_copy(update={"absolute": 0.0, "relative": 0.0, "small_balance": 0.0}))
     assert naive["B4"] == [(D("2024-04-30"), None)] and naive["B6"] == [(D("2024-04-30"), D("2024-10-30"))]
     assert naive["B5"][0][0] == D("2024-04-30")
+
+
+def test_a_slow_payer_cures_and_a_short_payment_is_not_arrears(config):
+    monthly = [f"2024-{m:02d}-01" for m in range(2, 13)]
+    slow = [(f"s{i}", "B1", due, 1000, (D(due) + timedelta(days=95 if i == 0 else 60)).isoformat(), None)
+            for i, due in enumerate(monthly)]
+    short = [(f"r{i}", "B2", due, 20000, due, None) for i, due in enumerate(monthly)]
+    tables = _ledger([*slow, *short])
+    # B2's payments each leave 2% (400) unpaid: 4,400 in all, above 500 and 1%, but each a short payment.
+    paid = tables["payments"]
+    tables["payments"] = paid.with_columns(amount=pl.when(pl.col("invoice_id").str.starts_with("r")).then(pl.col("amount") * 0.98)
+                                           .otherwise(pl.col("amount")))
+    got = _spells(tables, config, source="days_past_due")
+    # One invoice 95 days late: in default on its 90th day, then 90 days with nothing 90 days
+    # past due (it still pays 60 days late) and it performs again.
+    assert got == {"B1": [(D("2024-05-01"), D("2024-08-04"))]}
+    no_forgiveness = _spells(tables, config, source="days_past_due", residual_share=0.0)
+    assert no_forgiveness["B2"][0][1] is None  # the residues add up to a default that never cures
+
+
+def test_disputes_shield_an_invoice_only_before_the_threshold_and_for_a_while(config):
+    rows = [
+        ("a", "B1", "2024-01-31", 1000, None, "2024-05-15"),  # disputed after it is 90 days past due: still a default
+        ("b", "B2", "2024-01-31", 1000, None, "2024-02-05"),  # disputed in time, never paid: counts once 270 days disputed
+        ("c", "B3", "2024-01-31", 1000, "2024-01-31", None),
+    ]
+    got = _spells(_ledger(rows), config, source="days_past_due")
+    assert got == {"B1": [(D("2024-04-30"), None)], "B2": [(D("2024-11-01"), None)]}
+
+
+def test_a_ledger_without_payment_information_cannot_derive_a_default(config):
+    import pytest
+
+    from tradecredit.errors import StageError
+
+    tables = _ledger([("a", "B1", "2024-01-31", 1000, None, None)])
+    with pytest.raises(StageError, match="no payment information"):
+        _spells(tables, config, source="days_past_due")
 
 
 def test_credit_events_first_and_cure_only_after_trading_again(config):
