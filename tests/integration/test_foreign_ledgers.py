@@ -116,7 +116,7 @@ def disputed(tmp_path_factory) -> ChainRun:
     """Disputes, slow payers and small unpaid invoices, with credit events; the default derived
     from days past due (the credit events stay in the ledger as the yardstick)."""
     tmp = tmp_path_factory.mktemp("disputed")
-    return _chain(tmp, write_disputed_ledger(tmp / "ledger", buyers=300, months=44), _labels(source="days_past_due"))
+    return _chain(tmp, write_disputed_ledger(tmp / "ledger", buyers=500, months=44), _labels(source="days_past_due"))
 
 
 def _rates(chain: ChainRun, reference: pl.DataFrame) -> tuple[float, float]:
