@@ -12,9 +12,11 @@ from contextlib import closing
 import polars as pl
 import pytest
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
 from tests.conftest import GOOD_LEDGER, REPO, write_ledger
 from tests.integration.conftest import TRADECREDIT, run
+from tradecredit.cli import app
 from tradecredit.features.catalog import VIEWS
 from tradecredit.serving.decision_log import read_decisions
 from tradecredit.demo import DEMO_OVERRIDE
@@ -165,15 +167,19 @@ def test_feature_commands_fail_with_messages(tmp_path):
     for r in (no_ledger, no_build, bad, no_set, no_model, no_challenger):
         assert "Traceback" not in r.stderr
 
-    # Built but not applied: Feast's own exception, or a materialize of nothing, would follow.
-    assert run("--workspace", str(ws), "load", str(write_ledger(tmp_path / "ledger", GOOD_LEDGER))).returncode == 0
-    assert run("--workspace", str(ws), "features", "build").returncode == 0
+    # Built but not applied: Feast's own exception, or a materialize of nothing, would follow
+    # (in this process, through the same program: each subprocess would import Feast anew).
+    def invoke(*args: str):
+        return CliRunner().invoke(app, ["--workspace", str(ws), *args])
+
+    assert invoke("load", str(write_ledger(tmp_path / "ledger", GOOD_LEDGER))).exit_code == 0
+    assert invoke("features", "build").exit_code == 0
     entities = tmp_path / "entities.csv"
     entities.write_text("buyer_id,as_of_ts\nB1,2024-03-01\n")
     for args in (("features", "materialize"), ("features", "get", "--entities", str(entities), "--out", str(tmp_path / "f.csv"))):
-        not_applied = run("--workspace", str(ws), *args)
-        assert not_applied.returncode == 2 and "run 'tradecredit features apply'" in not_applied.stderr, not_applied.stderr
-        assert "Traceback" not in not_applied.stderr
+        not_applied = invoke(*args)
+        assert not_applied.exit_code == 2 and "run 'tradecredit features apply'" in not_applied.output, not_applied.output
+        assert isinstance(not_applied.exception, SystemExit)  # an error line, not a traceback
 
 
 def test_simulate_csv_then_load_it(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -24,7 +24,9 @@ from tradecredit.cli import app
 from tradecredit.config import load_config
 from tradecredit.features.labels import default_spells, label_default_12m
 from tradecredit.ledger import read_normalised_ledger
+from tradecredit.serving.engine import Clock, open_assessor
 from tradecredit.serving.process import running_server
+from tradecredit.serving.schemas import Assessment, AssessRequest
 from tradecredit.workspace import Workspace
 
 # The README's recipe, in its order: what a user with their own export types.
@@ -74,7 +76,10 @@ def _step(outputs: dict[str, str], name: str, *args: str, ok: tuple[int, ...] = 
     return result.exit_code, text
 
 
-def _chain(tmp: Path, ledger: ForeignLedger, labels: dict) -> ChainRun:
+def _chain(tmp: Path, ledger: ForeignLedger, labels: dict, real_server: bool = True) -> ChainRun:
+    """The recipe on ``ledger``. ``real_server``: serve through ``bentoml serve`` on a loopback
+    port; else through the service's engine in this process (the same code behind the same
+    endpoint; one chain starting a real server is enough to keep the suite's time)."""
     configs = quick_config_dir(tmp / "configs", trials=2)
     (configs / "labels.yaml").write_text(yaml.safe_dump(labels), encoding="utf-8")
     ws = tmp / "ws"
@@ -90,9 +95,17 @@ def _chain(tmp: Path, ledger: ForeignLedger, labels: dict) -> ChainRun:
     refused = [step.split()[1] for step in RECIPE if step.startswith("promote") and "Refused:" in outputs[step]]
     end = json.loads((ws / "features" / "build_summary.json").read_text())["as_of_end"]
     buyer = sorted(set(read_normalised_ledger(ws / "ledger").tables["buyers"]["buyer_id"]) - set(ledger.failures))[0]
-    with running_server(Workspace(ws), configs, as_of=end) as server:
-        status, assessment = server.post("/assess", {"buyer_id": buyer, "order": {"amount": 2500.0, "terms_days": 30}})
-    assert status == 200, assessment
+    request = {"buyer_id": buyer, "order": {"amount": 2500.0, "terms_days": 30}}
+    if real_server:
+        with running_server(Workspace(ws), configs, as_of=end) as server:
+            status, assessment = server.post("/assess", request)
+        assert status == 200, assessment
+    else:
+        day = date.fromisoformat(end)
+        clock = Clock(datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC))
+        served = open_assessor(Workspace(ws), load_config(configs), clock).assess([AssessRequest(**request)], "assess")[0]
+        assert isinstance(served, Assessment), served
+        assessment = served.model_dump(mode="json")
     _step(outputs, "monitor", *base, "monitor", "--as-of", end)
     return ChainRun(ledger, ws, configs, outputs, assessment, refused)
 
@@ -116,7 +129,8 @@ def disputed(tmp_path_factory) -> ChainRun:
     """Disputes, slow payers and small unpaid invoices, with credit events; the default derived
     from days past due (the credit events stay in the ledger as the yardstick)."""
     tmp = tmp_path_factory.mktemp("disputed")
-    return _chain(tmp, write_disputed_ledger(tmp / "ledger", buyers=500, months=44), _labels(source="days_past_due"))
+    return _chain(tmp, write_disputed_ledger(tmp / "ledger", buyers=500, months=44), _labels(source="days_past_due"),
+                  real_server=False)
 
 
 def _rates(chain: ChainRun, reference: pl.DataFrame) -> tuple[float, float]:
