@@ -66,7 +66,7 @@ class DefaultDefinition(StrictModel):
         terminal = ", ".join(self.terminal_event_types) or "none"
         return (
             f"A default starts with {starts}. A defaulted buyer is not scored; after {self.probation_days} days without "
-            f"that trigger or a credit event it performs again (never after: {terminal}), and a later default is a new one."
+            f"a material amount {self.days_past_due} or more days past due, and without a credit event, it performs again (never after: {terminal}), and a later default is a new one."
         )
 
 

@@ -32,6 +32,13 @@ class ModelSpec:
     def label(self, late_days: int) -> str:
         return self.label_template.format(late_days=late_days)
 
+    def is_label(self, column: str) -> bool:
+        """Whether ``column`` is a label of this model under some ``late_days``."""
+        try:
+            return column == self.label_template or self.late_days_of(column) is not None
+        except StageError:
+            return False
+
     def late_days_of(self, label: str) -> int | None:
         """The ``late_days`` a label of this model was made with (None: the label has no threshold)."""
         if "{late_days}" not in self.label_template:

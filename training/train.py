@@ -80,7 +80,7 @@ def prepare(training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTr
     needed = ["buyer_id", date_column, label, *catalogue]
     missing = [c for c in needed if c not in training_set.columns]
     if label in missing and spec.late_days_of(label) is not None:
-        built = [c for c in training_set.columns if c.startswith("late_") and c.endswith("d") and c[5:-1].isdigit()]
+        built = [c for c in training_set.columns if spec.is_label(c)]
         raise TrainingError(f"the {model} training set has {', '.join(built) or 'another label'}, not {label} "
                             f"(configs/labels.yaml late_days changed): run 'tradecredit features training-set {model}'")
     if missing:

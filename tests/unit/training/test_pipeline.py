@@ -56,3 +56,11 @@ def test_a_truth_of_another_ledger_is_ignored_unless_named(ws):
 def test_an_unknown_model_name_is_refused_with_the_choices():
     with pytest.raises(StageError, match=r"unknown model 'lat': choose default, late"):
         model_spec("lat")
+
+
+def test_a_late_training_set_built_for_another_threshold_says_to_rebuild_it(config):
+    from tradecredit.training.train import TrainingError, prepare
+
+    built = pl.DataFrame({"buyer_id": ["B1"], "late_30d": [1], "amount": [1.0]})
+    with pytest.raises(TrainingError, match=r"has late_30d, not late_0d .*run 'tradecredit features training-set late'"):
+        prepare(built, "late", date(2025, 1, 1), config.training.model("late"), late_days=0)
