@@ -139,7 +139,6 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     from tradecredit.monitoring.report import ReportInputs, render_report, summary_of
     from tradecredit.training import registry
     from tradecredit.training.pipeline import sliced_training_set
-    from tradecredit.training.splits import SLICE, TRAIN
 
     mon = cfg.monitoring
     name = registry.registered_name(cfg, "default")
@@ -152,10 +151,11 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     portfolio = score_portfolio(features, model, str(champion.version.version), as_of, cfg.policy)
     if portfolio.scores.height == 0:
         raise StageError(f"no active buyer as of {as_of}: no feature snapshot then, or nothing invoiced in the year before")
-    sliced = sliced_training_set(ws, champion, "default").frame
-    # Like with like: the training rows of buyers that were active then, as the run scores only
-    # active buyers (the training set also holds months before a buyer's first invoice).
-    train_rows = sliced.filter(pl.col(SLICE) == TRAIN)
+    sliced = sliced_training_set(ws, champion, "default")
+    # Like with like: the served model's training rows (every labelled month) of buyers that were
+    # active then, as the run scores only active buyers (the training set also holds months
+    # before a buyer's first invoice).
+    train_rows = sliced.frame.filter(pl.col("as_of_ts").dt.date() <= sliced.plan.production_end)
     reference = train_rows.filter(active(train_rows, model))
     results = drift(reference, model.predict_proba(reference), portfolio, model, mon.drift)
     out = ws.monitoring_run(as_of)

@@ -25,6 +25,9 @@ class ModelSpec:
     truth_keys: tuple[str, ...]
     truth_column: str
     description: str
+    # The no-model rule: the buyer's own history as the score, compared with every model.
+    no_model_feature: str
+    no_model_rule: str
     # The simulator's late-payment truth is for 30 days past due: another labels.late_days
     # asks a different question, which that truth does not answer.
     truth_late_days: int | None = None
@@ -70,6 +73,8 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         truth_keys=("buyer_id", "as_of_ts"),
         truth_column="pd_12m",
         description="12-month probability of default, one row per buyer and month",
+        no_model_feature="dbt_max_365d",
+        no_model_rule="the worst days beyond terms of the buyer's invoices settled in the last year",
     ),
     "late": ModelSpec(
         name="late",
@@ -82,6 +87,8 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         truth_keys=("invoice_id",),
         truth_column="p_late_30d",
         description="probability that an order is paid late, one row per invoice",
+        no_model_feature="late_share_365d",
+        no_model_rule="the share of the buyer's invoices settled in the last year that were settled late",
         truth_late_days=30,
     ),
 }

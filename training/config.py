@@ -26,6 +26,8 @@ class SplitConfig(StrictModel):
         description="share of buyers never trained on; calibration, tuning and the headline test use only them"
     )
     holdout_salt: str = Field(description="salt of the buyer hash that picks the held-out buyers")
+    origins: PositiveInt = Field(description="walk-forward origins: test windows of test_months each, back from the last complete label")
+    min_train_months: PositiveInt = Field(description="an earlier origin is kept only with at least this many months to train on")
 
     @model_validator(mode="after")
     def _check(self) -> SplitConfig:
@@ -91,6 +93,17 @@ class LightGbmConfig(StrictModel):
     num_threads: PositiveInt = Field(description="fixed, so that training is deterministic")
 
 
+class GateConfig(StrictModel):
+    """How the champion gate weighs sampling noise (docs/decisions/0008-production-models.md)."""
+
+    bootstrap_samples: Annotated[int, Field(ge=50)] = Field(
+        description="paired bootstrap resamples of buyers for the AUC differences")
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = Field(
+        description="one-sided level: a challenger is refused when it is worse than a benchmark or the champion at this level")
+    calibration_alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(
+        description="Spiegelhalter test level: calibration is refused when its p-value is below this and the ECE above max_ece")
+
+
 class ModelTrainingConfig(StrictModel):
     registered_model: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
     split: SplitConfig
@@ -102,9 +115,13 @@ class ModelTrainingConfig(StrictModel):
         description="train on a seeded sample of at most this many training rows (null: all of them)"
     )
     calibration_folds: Annotated[int, Field(ge=2)] = Field(description="folds (by buyer) to choose isotonic or Platt")
+    crossfit_folds: Annotated[int, Field(ge=2)] = Field(
+        description="folds (by buyer) whose out-of-fold scores on the latest months calibrate a model trained on every row")
     ece_bins: Annotated[int, Field(ge=2)]
-    max_ece: PositiveFloat = Field(description="champion gate: highest expected calibration error on the test slice")
+    max_ece: PositiveFloat = Field(
+        description="champion gate: an ECE above this is refused when the Spiegelhalter test also says it is not noise")
     max_auc_drop: NonNegativeFloat = Field(description="champion gate: how far below the champion's AUC a challenger may fall")
+    gate: GateConfig
     sweep_rows: PositiveInt = Field(description="rows of the test slice the monotonicity sweep and SHAP check use")
 
 

@@ -36,25 +36,33 @@ def expected_calibration_error(label: np.ndarray, prob: np.ndarray, bins: int) -
     return float(total / len(prob))
 
 
-def binary_metrics(label: np.ndarray, prob: np.ndarray, ece_bins: int) -> dict[str, float]:
+def ranking_metrics(label: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """What a score that is not a probability can be judged on: how it ranks (the no-model rule)."""
     label = np.asarray(label, dtype=int)
-    prob = np.asarray(prob, dtype=float)
+    score = np.asarray(score, dtype=float)
     if label.min() == label.max():
         raise ValueError("the evaluation rows have only one outcome class: AUC is undefined")
-    auc = roc_auc_score(label, prob)
-    fpr, tpr, _ = roc_curve(label, prob)
+    auc = roc_auc_score(label, score)
+    fpr, tpr, _ = roc_curve(label, score)
     return {
         "rows": float(len(label)),
         "positives": float(label.sum()),
         "observed_rate": float(label.mean()),
-        "mean_predicted": float(prob.mean()),
         "auc": float(auc),
         "gini": float(2 * auc - 1),
         "ks": float(np.max(tpr - fpr)),
+        "pr_auc": float(average_precision_score(label, score)),
+    }
+
+
+def binary_metrics(label: np.ndarray, prob: np.ndarray, ece_bins: int) -> dict[str, float]:
+    label = np.asarray(label, dtype=int)
+    prob = np.asarray(prob, dtype=float)
+    return ranking_metrics(label, prob) | {
+        "mean_predicted": float(prob.mean()),
         "brier": float(brier_score_loss(label, prob)),
         "log_loss": float(log_loss(label, np.clip(prob, 1e-15, 1 - 1e-15), labels=[0, 1])),
         "ece": expected_calibration_error(label, prob, ece_bins),
-        "pr_auc": float(average_precision_score(label, prob)),
     }
 
 

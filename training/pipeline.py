@@ -67,9 +67,12 @@ class TrainResult:
     def describe(self) -> str:
         m, t = self.metrics, self.trained
         text = (
-            f"Trained {self.model} model version {self.version} (alias challenger): out-of-time AUC {m['test_auc']:.4f}, "
-            f"Gini {m['test_gini']:.4f}, KS {m['test_ks']:.4f}, ECE {m['test_ece']:.4f}; logistic benchmark AUC "
-            f"{m['benchmark_auc']:.4f} ({m['auc_lift_over_benchmark']:+.4f})"
+            f"Trained {self.model} model version {self.version} (alias challenger) on {t.production.rows:,} rows "
+            f"({m['served_model_rows_share']:.0%} of the labelled rows, as-of dates to {t.production.last_date}). "
+            f"Walk-forward over {m['walk_forward_origins']:.0f} origin(s), held-out buyers: AUC {m['test_auc']:.4f} "
+            f"(sd {m['test_auc_sd']:.4f}), Gini {m['test_gini']:.4f}, KS {m['test_ks']:.4f}, ECE {m['test_ece']:.4f}; "
+            f"logistic benchmark AUC {m['benchmark_auc']:.4f} ({m['auc_lift_over_benchmark']:+.4f})"
+            + (f", no-model rule {m['no_model_auc']:.4f} ({m['auc_lift_over_no_model']:+.4f})" if "no_model_auc" in m else "")
         )
         if "oracle_auc" in m:
             text += f"; oracle AUC {m['oracle_auc']:.4f} (model/oracle {m['oracle_auc_ratio']:.3f})"
@@ -131,6 +134,11 @@ def train(
     summary = {
         "model": model, "registered_model": run.registered_model, "version": run.version, "run_id": run.run_id,
         "alias": registry.CHALLENGER, "split": trained.data.plan.as_dict(), "slice_rows": trained.slice_rows,
+        "walk_forward": trained.walk_forward.table().to_dicts(),
+        "served_model": {"rows": trained.production.rows, "rounds": trained.production.rounds,
+                         "first_as_of": trained.data.plan.data_start.isoformat(), "last_as_of": trained.production.last_date.isoformat(),
+                         "calibration_rows": trained.production.calibration_rows,
+                         "calibration_from": trained.production.calibration_start.isoformat()},
         "params": run.params | {"rounds": trained.tuning.rounds}, "calibration": trained.calibration.method,
         "metrics": run.metrics, "tracking_uri": client.tracking_uri,
         "training_engine": asdict(trained.fit), "optuna_study": shared.name if shared else None,
@@ -241,41 +249,78 @@ class EvaluateResult:
     def describe(self) -> str:
         note = "" if self.document["same_data_as_training"] else " (the training set changed since this version was trained)"
         m = self.metrics
+        since = (f" Since its training window: AUC {m['since_training_auc']:.4f}, ECE {m['since_training_ece']:.4f} on "
+                 f"{m['since_training_rows']:,.0f} rows." if "since_training_auc" in m else
+                 " No row labelled since its training window yet.")
         return (
-            f"Evaluated {self.model} version {self.version} on {self.rows:,} out-of-time rows of held-out buyers{note}: "
-            f"AUC {m['test_auc']:.4f}, ECE {m['test_ece']:.4f}, benchmark AUC {m['benchmark_auc']:.4f}. {self.folder}"
+            f"Evaluated {self.model} version {self.version} on {self.rows:,} walk-forward rows of held-out buyers{note}: "
+            f"AUC {m['test_auc']:.4f}, ECE {m['test_ece']:.4f}, benchmark AUC {m['benchmark_auc']:.4f}"
+            + (f", no-model rule {m['no_model_auc']:.4f}" if "no_model_auc" in m else "") + f".{since} {self.folder}"
         )
 
 
+def walk_forward_predictions(registered: RegisteredModel) -> pl.DataFrame:
+    """The row-level walk-forward predictions a version's run logged; a version trained before
+    walk-forward validation has none: train again."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    from tradecredit.training.tracking import PREDICTIONS_ARTIFACT
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = registered.client.download_artifacts(registered.run_id, PREDICTIONS_ARTIFACT, tmp)
+        except (MlflowException, OSError):
+            raise StageError(f"version {registered.version.version} of {registered.version.name} has no walk-forward "
+                             f"predictions (trained by an older release): run 'tradecredit train' again") from None
+        return pl.read_parquet(path)
+
+
 def evaluate(cfg: PlatformConfig, ws: Workspace, model: str, version: str | None = None, truth_dir: Path | None = None) -> EvaluateResult:
-    """Evaluate a registered version (default: the challenger) on its out-of-time test slice of
-    the current training set; write WORKSPACE/models/MODEL/evaluation/ (metrics.json, plots, tables)."""
+    """Evaluate a registered version (default: the challenger): its walk-forward figures rebuilt
+    from the run's row-level predictions, and the served model on the rows labelled since its
+    training window, when the training set has any; write WORKSPACE/models/MODEL/evaluation/
+    (metrics.json, plots, tables)."""
     spec = model_spec(model)
 
     from tradecredit.training import registry, tracking
-    from tradecredit.training.evaluate import fit_benchmark
+    from tradecredit.training.evaluate import binary_metrics
     from tradecredit.training.report import write_plots
-    from tradecredit.training.splits import HOLDOUT, SLICE, TEST, TRAIN
-    from tradecredit.training.train import evaluate_slices, training_rows
+    from tradecredit.training.splits import HOLDOUT, SLICE, TEST
+    from tradecredit.training.walk_forward import summarise
 
     registered = registry.load_registered(cfg, ws, model, version, registry.CHALLENGER)
     credit_model = registered.model
     sliced = sliced_training_set(ws, registered, model)
-    truth = read_truth(ws, spec, sliced.data_end, cfg.labels.late_days, truth_dir)
     model_cfg = cfg.training.model(model)
-    seed = cfg.training.lightgbm.seed
-    train_rows = training_rows(sliced.frame.filter(pl.col(SLICE) == TRAIN), model, model_cfg, seed)
-    benchmark = fit_benchmark(credit_model.matrix(train_rows), train_rows[credit_model.label].to_numpy(), seed)
-    evaluation = evaluate_slices(credit_model, sliced.frame, benchmark, truth, model_cfg, cfg.policy)
+    walked = summarise(walk_forward_predictions(registered), sliced.plan, model, credit_model.label, model_cfg, cfg.policy)
+    metrics = walked.flat_metrics()
+    newer = rows_since_training(sliced, model_cfg.split.gap_days, spec.date_column)
+    y_new = newer[credit_model.label].to_numpy().astype(int)
+    if newer.height and 0 < y_new.sum() < len(y_new):
+        since = binary_metrics(y_new, credit_model.predict_proba(newer), model_cfg.ece_bins)
+        metrics |= {f"since_training_{k}": since[k] for k in ("rows", "positives", "auc", "ece", "observed_rate", "mean_predicted")}
     folder = ws.evaluation_dir(model)
     heldout = sliced.frame.filter((pl.col(SLICE) == TEST) & pl.col(HOLDOUT))
-    write_plots(credit_model, evaluation, credit_model.matrix(heldout.head(2000)), folder)
-    metrics = evaluation.flat_metrics()
+    write_plots(credit_model, walked.evaluation, credit_model.matrix(heldout.head(2000)), folder)
     document = {"model": model, "registered_model": registered.version.name, "version": str(registered.version.version),
                 "split": sliced.plan.as_dict(), "same_data_as_training": sliced.same_data, **tracking.headline(metrics)}
+    document |= {k: round(v, 6) for k, v in metrics.items() if k.startswith("since_training_")}
     write_json(ws.evaluation_metrics(model), registry.json_ready(document))
     write_json(ws.evaluation_all_metrics(model), registry.json_ready(metrics))
-    return EvaluateResult(model, str(registered.version.version), document, metrics, len(evaluation.label), folder)
+    return EvaluateResult(model, str(registered.version.version), document, metrics, walked.rows(holdout=True).height, folder)
+
+
+def rows_since_training(sliced: SlicedTrainingSet, gap_days: int, date_column: str) -> pl.DataFrame:
+    """Labelled rows of the current training set whose as-of dates are a gap past the version's
+    last training row: out of time for the served model itself."""
+    from datetime import timedelta
+
+    day = pl.col(date_column) if sliced.frame.schema[date_column] == pl.Date else pl.col(date_column).dt.date()
+    start = sliced.plan.production_end + timedelta(days=gap_days)
+    last_complete = sliced.data_end - timedelta(days=sliced.plan.label_horizon_days)
+    return sliced.frame.filter(day.is_between(start, last_complete))
 
 
 # -- promote ------------------------------------------------------------------------------------
@@ -340,12 +385,12 @@ def promote(cfg: PlatformConfig, ws: Workspace, model: str, override: str | None
         champion_model = registry.load_version(client, champion.name, champion.version) if champion.version != version.version else None
     except registry.RegistryError:
         champion, champion_model = None, None
-    heldout = sliced.frame.filter((pl.col(SLICE) == TEST) & pl.col(HOLDOUT))
     candidate = challenger.model
-    decision = gate(
-        candidate, champion_model, candidate.matrix(heldout), heldout, heldout[candidate.label].to_numpy().astype(int),
-        challenger.run_metric("benchmark_auc"), model_cfg, cfg.training.lightgbm.seed,
-    )
+    predictions = walk_forward_predictions(challenger).filter(pl.col(HOLDOUT))
+    latest = sliced.frame.filter(pl.col(SLICE) == TEST)  # the latest labelled months: the sweep's rows
+    against = None if champion is None or champion_model is None else champion_scores(
+        challenger, champion, champion_model, predictions, sliced, model_cfg.split.gap_days)
+    decision = gate(candidate, predictions, candidate.matrix(latest), against, model_cfg, cfg.training.lightgbm.seed)
     evidence = decision.evidence | {"champion_version": str(champion.version) if champion else None}
     tags = tracking.tag_gate_decision(client, version, decision.decision, decision.reasons, evidence)
     replaced = str(champion.version) if champion is not None and champion.version != version.version else None
@@ -361,6 +406,50 @@ def promote(cfg: PlatformConfig, ws: Workspace, model: str, override: str | None
     write_json(ws.promotion(model), registry.json_ready({"version": str(version.version), **tags, "evidence": evidence}))
     return PromoteResult(version.name, str(version.version), decision, evidence, replaced, overridden,
                          override_unused=override is not None and decision.decision == PROMOTED)
+
+
+def champion_scores(
+    challenger: RegisteredModel, champion: Any, champion_model: Any, predictions: pl.DataFrame, sliced: SlicedTrainingSet,
+    gap_days: int,
+) -> Any:
+    """The champion's scores of the challenger's held-out walk-forward rows that are out of time
+    for the champion too: its own walk-forward rows when both ran on the same data (procedure
+    against procedure), else the rows a gap past the champion's training window."""
+    from datetime import timedelta
+
+    from tradecredit.training import registry
+    from tradecredit.training.model import ModelInputError
+    from tradecredit.training.promote import ChampionScores
+    from tradecredit.training.splits import ORIGIN, SplitPlan
+    from tradecredit.training.walk_forward import MODEL
+
+    client, keys = challenger.client, [*model_spec(challenger.model.name).keys, ORIGIN]
+    if registry.run_tag(client, champion.run_id, "data_fingerprint") == registry.run_tag(client, challenger.run_id, "data_fingerprint"):
+        try:
+            theirs = walk_forward_predictions(registry.RegisteredModel(client, champion, champion_model))
+        except StageError:
+            theirs = None
+        if theirs is not None:
+            joined = predictions.join(theirs.select(*keys, champion=MODEL), on=keys, how="inner", maintain_order="left")
+            if joined.height == predictions.height:
+                return ChampionScores(joined.drop("champion"), joined["champion"].to_numpy(),
+                                      "the champion's own walk-forward predictions of the same rows (same data)")
+    plan = SplitPlan.from_dict(registry.run_dict(client, champion.run_id, "split.json"))
+    start = plan.production_end + timedelta(days=gap_days)
+    date_column = plan.date_column
+    day = pl.col(date_column) if predictions.schema[date_column] == pl.Date else pl.col(date_column).dt.date()
+    newer = predictions.filter(day >= start)
+    y = newer[challenger.model.label].to_numpy().astype(int)
+    if newer.height == 0 or y.min() == y.max():
+        return ChampionScores(None, None, f"none: no walk-forward row from {start} on (the champion trained on these months); "
+                                          "compared with the benchmarks only")
+    rows = sliced.frame.join(newer.select(*keys[:-1]), on=keys[:-1], how="semi")
+    order = newer.select(*keys[:-1]).join(rows, on=keys[:-1], how="left", maintain_order="left")
+    try:
+        scores = champion_model.predict_proba(order)
+    except ModelInputError as exc:
+        return ChampionScores(None, None, f"none: the champion cannot score these rows ({exc})")
+    return ChampionScores(newer, scores, f"{newer.height:,} rows from {start}, after the champion's training window")
 
 
 OVERRIDE_SECTION = "\n## Promoted over the gate's refusal\n"

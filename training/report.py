@@ -17,8 +17,11 @@ import polars as pl  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, model_input_features  # noqa: E402
+from tradecredit.model_specs import model_spec  # noqa: E402
 from tradecredit.training.evaluate import Evaluation  # noqa: E402
 from tradecredit.training.model import CreditModel  # noqa: E402
+from tradecredit.training.splits import SplitPlan  # noqa: E402
+from tradecredit.training.walk_forward import WalkForward  # noqa: E402
 
 POPULATIONS = {
     "default": (
@@ -34,7 +37,7 @@ LIMITS = {
     "default": [
         "A PD for the 12 months after the as-of date, for a buyer not already in default; not a lifetime PD and not a loss given default.",
         "Trained on the portfolio's own history; a buyer unlike any seen (a new country or industry) gets missing-value behaviour, not a tested score.",
-        "Calibrated to the calibration months' default rate: a change in the economy shows first in monitoring's backtests.",
+        "Calibrated to the default rate of the latest labelled months (their 12 months end at the data's end): a turn in the economy since shows first in monitoring's backtests.",
         "Features older than the feature store's freshness limit make the score stale: the service flags them.",
     ],
     "late": [
@@ -150,9 +153,27 @@ def _label_counts(definition: dict[str, Any]) -> list[str]:
                 f"{d['from_days_past_due']:,} from days past due; {d['cured']:,} cured) among {d['buyers_defaulted']:,} buyers."]
 
 
+def _walk_forward_lines(walk_forward: WalkForward) -> list[str]:
+    table = walk_forward.table()
+    columns = ["trained_to", "test_from", "test_to", "train_rows", "heldout_rows", "heldout_events", "auc", "logistic_auc",
+               "no_model_auc", "ece", "all_buyers_auc", "all_buyers_ece"]
+    if table["oracle_auc"].null_count() < table.height:
+        columns += ["oracle_auc", "oracle_ece"]
+    flat = walk_forward.flat_metrics()
+    spread = (f"Mean over {len(walk_forward.origins)} origin(s), held-out buyers: AUC {flat['test_auc']:.4f} "
+              f"(sd {flat['test_auc_sd']:.4f}), ECE {flat['test_ece']:.4f} (sd {flat['test_ece_sd']:.4f}); "
+              f"logistic benchmark AUC {flat['benchmark_auc']:.4f}"
+              + (f", no-model rule AUC {flat['no_model_auc']:.4f}" if "no_model_auc" in flat else ", no-model rule: its feature has no value here")
+              + (f"; all buyers AUC {flat['test_all_buyers_auc']:.4f}, ECE {flat['test_all_buyers_ece']:.4f}" if "test_all_buyers_auc" in flat else "")
+              + (f"; the oracle's own ECE on the same rows {flat['oracle_ece']:.4f}" if "oracle_ece" in flat else "") + ".")
+    return [_table(table.with_columns(pl.col(c).cast(pl.Float64) for c in ("heldout_rows", "heldout_events")), columns)
+            .replace("| None ", "| - "), "", spread]
+
+
 def model_card(
-    *, model: CreditModel, version: str | None, split: str, slice_rows: dict[str, int], excluded: dict[str, int],
-    evaluation: Evaluation, calibration: dict[str, object], explain: dict[str, float], tuning: dict[str, object],
+    *, model: CreditModel, version: str | None, plan: SplitPlan, slice_rows: dict[str, int], excluded: dict[str, int],
+    evaluation: Evaluation, walk_forward: WalkForward, served: dict[str, Any],
+    calibration: dict[str, object], explain: dict[str, float], tuning: dict[str, object],
     label_definition: dict[str, Any], sources: dict[str, bool], dropped_features: tuple[str, ...],
     config_sha256: str, data_fingerprint: str,
 ) -> str:
@@ -175,8 +196,22 @@ def model_card(
         "Rows by slice: " + ", ".join(f"{k} {v:,}" for k, v in slice_rows.items()) + ".",
         "Excluded: " + (", ".join(f"{k} {v:,}" for k, v in excluded.items()) or "none") + ".",
         "",
-        "## Split (out of time, held-out buyers)",
-        split,
+        "## Windows",
+        f"Served model: fitted on {served['rows']:,} rows, every buyer's as-of dates {plan.data_start} .. {served['last_date']} "
+        f"({served['rows'] / max(slice_rows['labelled'], 1):.0%} of the {slice_rows['labelled']:,} labelled rows; "
+        f"through the last complete label), {served['rounds']} boosting rounds; calibrated on the out-of-fold scores of "
+        f"{served['calibration_rows']:,} rows from {served['calibration_start']} (cross-fitting by buyer).",
+        "",
+        f"Tuning: {plan.describe()}.",
+        "",
+        f"Validation: {plan.describe_walk_forward()}. Each origin fits the same procedure on the trained-on buyers' rows "
+        "labelled by then; the hyperparameters are the tuning split's, whose test window is the latest origin's.",
+        "",
+        "## Walk-forward evaluation (the gate judges these)",
+        "AUC and ECE on held-out buyers unless named; each origin's own model, logistic benchmark and no-model rule "
+        f"({model_spec(model.name).no_model_rule}).",
+        "",
+        *_walk_forward_lines(walk_forward),
         "",
         "## Features",
         "Ledger sources with data: " + (", ".join(k for k, v in sources.items() if v) or "invoices only")
@@ -195,7 +230,7 @@ def model_card(
         f"Scoring one row takes {explain['score_ms_per_row']:.3f} ms and explaining it (TreeSHAP) "
         f"{explain['explain_ms_per_row']:.3f} ms on this machine.",
         "",
-        "## Performance on the test slice (held-out buyers)",
+        "## Performance pooled over the origins' test months (held-out buyers)",
         "| metric | model | logistic benchmark |",
         "|---|---|---|",
         *[f"| {k} | {m[k]:.4f} | {b[k]:.4f} |" for k in ("auc", "gini", "ks", "brier", "log_loss", "ece", "pr_auc")],

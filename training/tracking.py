@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -21,9 +22,12 @@ from tradecredit.training.report import model_card
 from tradecredit.training.train import TrainedModel
 from tradecredit.workspace import Workspace, read_json
 
-HEADLINE_KEYS = ("test_auc", "test_gini", "test_ks", "test_brier", "test_log_loss", "test_ece", "test_pr_auc",
-                 "benchmark_auc", "auc_lift_over_benchmark", "oracle_auc", "oracle_auc_ratio", "oracle_ece",
-                 "oracle_model_ece_same_rows", "explain_ms_per_row")
+HEADLINE_KEYS = ("test_auc", "test_auc_sd", "test_gini", "test_ks", "test_brier", "test_log_loss", "test_ece", "test_ece_sd",
+                 "test_pr_auc", "test_all_buyers_auc", "test_all_buyers_ece", "benchmark_auc", "no_model_auc",
+                 "auc_lift_over_benchmark", "auc_lift_over_no_model", "walk_forward_origins", "oracle_auc",
+                 "oracle_auc_ratio", "oracle_ece", "oracle_model_ece_same_rows", "served_model_rows_share", "explain_ms_per_row")
+# The walk-forward's row-level predictions: the gate and ``evaluate`` recompute every figure from them.
+PREDICTIONS_ARTIFACT = "walk_forward/predictions.parquet"
 
 
 def headline(metrics: dict[str, float]) -> dict[str, float]:
@@ -36,10 +40,12 @@ def config_sha256(cfg: PlatformConfig) -> str:
 
 
 def training_metrics(trained: TrainedModel) -> dict[str, float]:
-    """Every metric a training run logs: the evaluation's plus calibration, tuning and cost."""
-    return trained.evaluation.flat_metrics() | {
-        "calibration_log_loss_raw": trained.calibration_log_loss["raw"],
-        "calibration_log_loss_calibrated": trained.calibration_log_loss["calibrated"],
+    """Every metric a training run logs: the walk-forward's plus the served fit, tuning and cost."""
+    rows = trained.slice_rows
+    return trained.flat_metrics() | {
+        "served_model_rows": rows["served_model"],
+        "served_model_rows_share": rows["served_model"] / max(rows["labelled"], 1),
+        "served_model_rounds": trained.production.rounds,
         "tuning_best_validation_log_loss": trained.tuning.best_validation_log_loss,
         "tuning_trials_completed": trained.tuning.trials_completed,
         "tuning_trials_pruned": trained.tuning.trials_pruned,
@@ -85,8 +91,10 @@ def log_training_run(
                          "data_fingerprint": trained.data.fingerprint, "data_end": data_end.isoformat(),
                          "training_engine": trained.fit.engine, "fit_workers": str(trained.fit.workers),
                          "optuna_study": study or "in memory"})
-        mlflow.log_params(params | {"rounds": trained.tuning.rounds, "calibration": trained.calibration.method,
-                                    "split": trained.data.plan.describe()[:500], "features": len(trained.model.features)})
+        mlflow.log_params(params | {"rounds": trained.tuning.rounds, "served_rounds": trained.production.rounds,
+                                    "calibration": trained.calibration.method,
+                                    "split": trained.data.plan.describe()[:500], "features": len(trained.model.features),
+                                    "walk_forward": trained.data.plan.describe_walk_forward()[:500]})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         mlflow.log_dict(registry.json_ready(cfg.model_dump(mode="json")), "config/resolved_config.json")
         mlflow.log_dict(trained.data.plan.as_dict(), "split.json")
@@ -95,10 +103,18 @@ def log_training_run(
                         "training_summary.json")
         for path in report_files:
             mlflow.log_artifact(str(path), "report")
+        with tempfile.TemporaryDirectory() as tmp:
+            predictions = Path(tmp) / Path(PREDICTIONS_ARTIFACT).name
+            trained.walk_forward.predictions.write_parquet(predictions)
+            mlflow.log_artifact(str(predictions), str(Path(PREDICTIONS_ARTIFACT).parent))
         logged = registry.log_model_version(trained.model, example, registered_model)
         card = model_card(
-            model=trained.model, version=logged.version, split=trained.data.plan.describe(), slice_rows=trained.slice_rows,
-            excluded=trained.data.excluded, evaluation=trained.evaluation,
+            model=trained.model, version=logged.version, plan=trained.data.plan, slice_rows=trained.slice_rows,
+            excluded=trained.data.excluded, evaluation=trained.evaluation, walk_forward=trained.walk_forward,
+            served={"rows": trained.production.rows, "rounds": trained.production.rounds,
+                    "calibration_rows": trained.production.calibration_rows,
+                    "calibration_start": trained.production.calibration_start.isoformat(),
+                    "last_date": trained.production.last_date.isoformat()},
             calibration={"method": trained.calibration.method,
                          "cv_log_loss": {k: round(v, 5) for k, v in trained.calibration.cv_log_loss.items()}},
             explain=asdict(trained.explain), tuning=asdict(trained.tuning),

@@ -1,5 +1,6 @@
-"""``train(training_set, ...) -> TrainedModel``: out-of-time split, Optuna-tuned LightGBM with
-monotone constraints, calibration on its own slice, and the out-of-time evaluation."""
+"""``train(training_set, ...) -> TrainedModel``: Optuna-tuned LightGBM with monotone constraints
+on the latest origin's out-of-time split, the procedure validated walking forward over several
+origins, and the served model fitted on every labelled row with cross-fitted calibration."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ import pandas as pd
 import polars as pl
 from optuna.trial import FrozenTrial
 from optuna_integration import LightGBMPruningCallback
-from sklearn.metrics import log_loss
-from sklearn.pipeline import Pipeline
 
 from tradecredit.backends_config import DaskConfig
 from tradecredit.policy_config import PolicyConfig
@@ -37,9 +36,11 @@ from tradecredit.training.shared_tuning import (
     settle,
     trial_counts,
 )
-from tradecredit.training.evaluate import Evaluation, benchmark_predict, evaluate_predictions, fit_benchmark
-from tradecredit.training.model import UNCALIBRATED, CalibrationChoice, CreditModel, choose_calibrator, model_matrix
-from tradecredit.training.splits import CALIBRATION, HOLDOUT, SLICE, TEST, TRAIN, SplitPlan, assign_slices, plan_split
+from tradecredit.training.evaluate import Evaluation
+from tradecredit.training.model import CalibrationChoice, CreditModel, model_matrix
+from tradecredit.training.procedure import FittedProcedure, ProcedureSpec, fit_booster, fit_procedure
+from tradecredit.training.splits import CALIBRATION, HOLDOUT, ORIGIN, SLICE, TEST, TRAIN, SplitPlan, assign_slices, plan_split
+from tradecredit.training.walk_forward import WalkForward, walk_forward
 
 VALID_NAME = "calibration"
 
@@ -249,32 +250,38 @@ def final_params(tuned: dict[str, float | int], base: dict[str, object]) -> dict
 
 @dataclass(frozen=True)
 class TrainedModel:
-    model: CreditModel
+    model: CreditModel  # the served model: every labelled row of every buyer
     data: PreparedData
     tuning: TuningResult
     params: dict[str, object]
-    calibration: CalibrationChoice
-    calibration_log_loss: dict[str, float]  # raw and calibrated, on the calibration slice
-    evaluation: Evaluation
-    benchmark: Pipeline  # the logistic regression the model is compared with
+    production: FittedProcedure
+    walk_forward: WalkForward
     explain: ExplainCost
     slice_rows: dict[str, int]
     seconds: float
     fit: FitInfo
 
+    @property
+    def calibration(self) -> CalibrationChoice:
+        return self.production.calibration
+
+    @property
+    def evaluation(self) -> Evaluation:
+        """The walk-forward's pooled held-out predictions (deciles, grades, plots)."""
+        return self.walk_forward.evaluation
+
+    def flat_metrics(self) -> dict[str, float]:
+        return self.walk_forward.flat_metrics()
+
 
 @dataclass(frozen=True)
 class FitInfo:
-    """Where the final booster was fitted and how long it took."""
+    """Where the served model's booster was fitted and how long it took."""
 
     engine: str  # local or dask
     workers: int
     scheduler: str
     seconds: float
-
-
-def fit_booster(params: dict[str, object], x: pd.DataFrame, y: np.ndarray, rounds: int) -> lgb.Booster:
-    return lgb.train(params, lgb.Dataset(x, y, free_raw_data=False), num_boost_round=rounds)
 
 
 @dataclass(frozen=True)
@@ -321,50 +328,62 @@ def train(
     dask: DaskConfig | None = None,
     tuning_callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> TrainedModel:
-    """Split, tune, fit, calibrate and evaluate one model. ``truth``: the simulator's true
-    probability per row (``buyer_id, as_of_ts, truth`` or ``invoice_id, truth``), if known.
-    ``shared``: tune as one worker of a study in a database; ``dask``: fit the final booster
-    with LightGBM's Dask estimator on that cluster (everything else is the same)."""
+    """Tune on the latest origin's split, validate the procedure walking forward, then fit the
+    served model on every labelled row. ``truth``: the simulator's true probability per row
+    (``buyer_id, as_of_ts, truth`` or ``invoice_id, truth``), if known. ``shared``: tune as one
+    worker of a study in a database; ``dask``: fit the served booster with LightGBM's Dask
+    estimator on that cluster (everything else is the same)."""
     started = time.perf_counter()
     inputs = tuning_inputs(training_set, model, data_end, cfg, lightgbm_cfg, late_days)
-    data, base, train_rows, cal_rows = inputs.data, inputs.base, inputs.train_rows, inputs.cal_rows
-    x_train, y_train, x_cal, y_cal = inputs.x_train, inputs.y_train, inputs.x_cal, inputs.y_cal
-    label = model_spec(model).label(late_days)
+    data, base = inputs.data, inputs.base
+    spec = model_spec(model)
     tuning = tune(inputs.train_set, inputs.valid_set, cfg.tuning, base, shared, tuning_callbacks)
     params = final_params(tuning.params, base)
+    procedure = ProcedureSpec(
+        model=model, label=spec.label(late_days), date_column=spec.date_column, features=data.features,
+        categories=data.categories, monotone={f: d for f, d in cfg.monotone.items() if f in data.features},
+        params=params, tuned_rounds=tuning.rounds, tuned_rows=inputs.train_rows.height,
+        rounds_cap=_rounds_cap(cfg.tuning, int(params["num_leaves"]), int(params["max_depth"])),  # type: ignore[call-overload]
+    )
+
+    def sample(rows: pl.DataFrame) -> pl.DataFrame:
+        return training_rows(rows, model, cfg, lightgbm_cfg.seed)
+
+    walked = walk_forward(data.frame, data.plan, procedure, cfg, lightgbm_cfg.seed, lambda rows: truth_column(rows, truth), policy, sample)
+
+    day = pl.col(spec.date_column) if data.frame.schema[spec.date_column] == pl.Date else pl.col(spec.date_column).dt.date()
+    labelled = data.frame.filter(day <= data.plan.production_end)
+    served_rows = sample(labelled)
     fit_started = time.perf_counter()
     if dask is None:
-        booster = fit_booster(params, x_train, y_train, tuning.rounds)
+        production = fit_procedure(served_rows, procedure, cfg)
         fit_info = FitInfo("local", 1, "in process", time.perf_counter() - fit_started)
     else:
-        fitted = fit_booster_dask(params, x_train, y_train, tuning.rounds, dask)
-        booster = fitted.fitted_booster
-        fit_info = FitInfo("dask", fitted.workers, fitted.scheduler, time.perf_counter() - fit_started)
+        fits: list[object] = []
 
-    # The booster's own probability first (a sigmoid of its log-odds), then the chosen curve.
-    uncalibrated = CreditModel(model, label, booster, data.features, data.categories, UNCALIBRATED,
-                              {f: d for f, d in cfg.monotone.items() if f in data.features})
-    raw_cal = uncalibrated.raw_score(x_cal)
-    choice = choose_calibrator(raw_cal, y_cal, cal_rows["buyer_id"].to_numpy(), cfg.calibration_folds)
-    trained = uncalibrated.with_calibrator(choice.chosen)
-    cal_loss = {
-        "raw": float(log_loss(y_cal, uncalibrated.calibrate(raw_cal), labels=[0, 1])),
-        "calibrated": float(log_loss(y_cal, trained.calibrate(raw_cal), labels=[0, 1])),
-    }
+        def on_dask(p: dict[str, object], x: pd.DataFrame, y: np.ndarray, rounds: int) -> lgb.Booster:
+            fitted = fit_booster_dask(p, x, y, rounds, dask)
+            fits.append(fitted)
+            return fitted.fitted_booster
 
-    benchmark = fit_benchmark(x_train, y_train, lightgbm_cfg.seed)
-    evaluation = evaluate_slices(trained, data.frame, benchmark, truth, cfg, policy)
-    test_rows = data.rows(TEST, holdout=True)
-    cost = explain_cost(trained, trained.matrix(test_rows.head(200)))
+        production = fit_procedure(served_rows, procedure, cfg, final_fit=on_dask)
+        fitted = fits[-1]
+        fit_info = FitInfo("dask", fitted.workers, fitted.scheduler, time.perf_counter() - fit_started)  # type: ignore[attr-defined]
+
+    latest_test = walked.rows(holdout=None).filter(pl.col(ORIGIN) == 0)
+    explain_rows = data.frame.join(latest_test.select(*spec.keys), on=list(spec.keys), how="semi").head(200)
+    cost = explain_cost(production.model, production.model.matrix(explain_rows))
     slice_rows = {
-        "train": train_rows.height,
-        "train_available": data.rows(TRAIN).height,
-        "calibration": cal_rows.height,
-        "test_heldout_buyers": test_rows.height,
-        "test_seen_buyers": data.rows(TEST, holdout=False).height,
-        "unused": data.rows("unused").height,
+        "labelled": labelled.height,
+        "served_model": production.rows,
+        "served_model_calibration": production.calibration_rows,
+        "unlabelled_after_last_complete_label": data.frame.height - labelled.height,
+        "tuning_train": inputs.train_rows.height,
+        "tuning_validation": inputs.cal_rows.height,
+        "walk_forward_test_heldout_buyers": walked.rows(holdout=True).height,
+        "walk_forward_test_all_buyers": walked.rows(holdout=None).height,
     }
-    return TrainedModel(trained, data, tuning, params, choice, cal_loss, evaluation, benchmark, cost, slice_rows,
+    return TrainedModel(production.model, data, tuning, params, production, walked, cost, slice_rows,
                         time.perf_counter() - started, fit_info)
 
 
@@ -375,28 +394,3 @@ def truth_column(rows: pl.DataFrame, truth: pl.DataFrame | None) -> np.ndarray |
     keys = [c for c in truth.columns if c != "truth"]
     joined = rows.select(keys).join(truth, on=keys, how="left", maintain_order="left")
     return joined["truth"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-
-
-def evaluate_slices(
-    model: CreditModel,
-    sliced: pl.DataFrame,
-    benchmark: Pipeline,
-    truth: pl.DataFrame | None,
-    cfg: ModelTrainingConfig,
-    policy: PolicyConfig,
-) -> Evaluation:
-    """The model and the benchmark on the test slice's held-out buyers of a frame carrying
-    ``slice`` and ``holdout_buyer``; the test rows of seen buyers beside."""
-    test = sliced.filter(pl.col(SLICE) == TEST)
-    heldout, seen = test.filter(pl.col(HOLDOUT)), test.filter(~pl.col(HOLDOUT))
-    x = model.matrix(heldout)
-    return evaluate_predictions(
-        label=heldout[model.label].to_numpy().astype(int),
-        prob=model.predict_matrix(x),
-        benchmark_prob=benchmark_predict(benchmark, x),
-        truth=truth_column(heldout, truth),
-        ece_bins=cfg.ece_bins,
-        policy=policy if model.name == "default" else None,
-        seen_label=seen[model.label].to_numpy().astype(int),
-        seen_prob=model.predict_proba(seen) if seen.height else None,
-    )

@@ -9,10 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from tradecredit.training.config import SplitConfig
-from tradecredit.training.splits import SplitError, assign_slices, holdout_buyers, plan_split
+from tradecredit.training.splits import SplitError, SplitPlan, assign_slices, holdout_buyers, plan_split
 
 CFG = SplitConfig(label_horizon_days=365, gap_days=365, calibration_months=5, test_months=7,
-                  holdout_buyer_share=0.4, holdout_salt="s")
+                  holdout_buyer_share=0.4, holdout_salt="s", origins=3, min_train_months=6)
 
 
 def _monthly(start: date, months: int, buyers: int) -> pl.DataFrame:
@@ -66,4 +66,31 @@ def test_too_short_a_history_is_an_error_that_says_so():
 
 def test_a_gap_shorter_than_the_label_horizon_is_refused_at_config_load():
     with pytest.raises(ValidationError, match="gap_days"):
-        SplitConfig(label_horizon_days=365, gap_days=200, calibration_months=3, test_months=3, holdout_buyer_share=0.3, holdout_salt="s")
+        SplitConfig(label_horizon_days=365, gap_days=200, calibration_months=3, test_months=3, holdout_buyer_share=0.3, holdout_salt="s",
+                    origins=3, min_train_months=6)
+
+
+WALK = CFG.model_copy(update={"test_months": 4})
+
+
+def test_walk_forward_origins_test_back_to_back_up_to_the_last_complete_label():
+    frame = _monthly(date(2021, 1, 1), 60, 20)  # as-of 2021-01 .. 2025-12
+    plan = plan_split(frame["as_of_ts"], date(2025, 12, 31), WALK, "as_of_ts")
+    assert len(plan.origins) == 3 and plan.origins[0].test_end == plan.test_end == plan.production_end == date(2024, 12, 31)
+    assert (plan.origins[0].test_start, plan.origins[0].test_end) == (plan.test_start, plan.test_end)
+    for later, earlier in zip(plan.origins, plan.origins[1:]):
+        assert earlier.test_end + timedelta(days=1) == later.test_start  # no month tested twice, none skipped
+    for origin in plan.origins:
+        # No training row's 12-month label reaches the origin's first test date.
+        assert origin.train_end + timedelta(days=WALK.label_horizon_days) <= origin.test_start
+    assert plan.origins[-1].test_start == date(2024, 1, 1)
+    assert SplitPlan.from_dict(plan.as_dict()) == plan
+
+
+def test_a_short_history_keeps_only_the_origins_it_can_train():
+    # As-of 2022-03 .. 2025-06, labelled to 2024-06: the third origin would train to 2022-07-01,
+    # under six months after the first row.
+    plan = plan_split(_monthly(date(2022, 3, 1), 40, 20)["as_of_ts"], date(2025, 6, 30), WALK, "as_of_ts")
+    assert [o.train_end for o in plan.origins] == [date(2023, 3, 2), date(2022, 11, 1)]
+    one_month_earlier = plan_split(_monthly(date(2022, 1, 1), 42, 20)["as_of_ts"], date(2025, 6, 30), WALK, "as_of_ts")
+    assert len(one_month_earlier.origins) == 3
