@@ -69,7 +69,7 @@ def main() -> None:
                 frame, data_end = ws.read_training_set(model)
                 truth = read_truth(ws, model_spec(model), data_end, cfg.labels.late_days)
                 trained = train(frame, model, data_end, training.model(model), training.lightgbm, cfg.policy, cfg.labels.late_days, truth)
-                m = trained.evaluation.flat_metrics()
+                m = trained.flat_metrics()
                 row.append((m["test_auc"], m.get("oracle_auc_ratio"), float(frame[trained.model.label].mean()), len(trained.model.features)))
         (d_auc, d_ratio, d_rate, d_features), (l_auc, l_ratio, _, _) = row
         print(f"{name:<28}{d_features:>9}  {d_auc:>11.4f} {d_ratio or float('nan'):>8.3f} {d_rate:>10.2%}   {l_auc:>8.4f} "

@@ -57,7 +57,7 @@ def main() -> None:
         started = time.perf_counter()
         trained = train(frame, args.model, data_end, model_cfg, cfg.training.lightgbm, cfg.policy, cfg.labels.late_days, truth)
         seconds = time.perf_counter() - started
-        m = trained.evaluation.flat_metrics()
+        m = trained.flat_metrics()
         print(f"\n{args.model} model on {frame.height:,} training-set rows ({os.cpu_count()} cores):")
         print(f"  train (split, {model_cfg.tuning.trials}-trial search, fit, calibrate, evaluate): {seconds:.1f} s "
               f"(search {trained.tuning.seconds:.1f} s: {trained.tuning.trials_completed} completed, {trained.tuning.trials_pruned} pruned)")

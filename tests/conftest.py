@@ -94,5 +94,10 @@ def quick_config_dir(folder: Path, trials: int = 3) -> Path:
         # A few hundred buyers leave a few dozen test events: ECE there is mostly noise, and the
         # demo's service step needs champions. The gate's ECE rule is tested in tests/integration/training.
         training[model]["max_ece"] = 0.05
+        # Two origins and two cross-fitting folds: the procedure's shape, at half its fits (three
+        # origins and three folds are trained in tests/model and the unit tests).
+        training[model]["split"]["origins"] = 2
+        training[model]["crossfit_folds"] = 2
+        training[model]["gate"]["bootstrap_samples"] = 200
     (folder / "training.yaml").write_text(yaml.safe_dump(training), encoding="utf-8")
     return folder

@@ -115,11 +115,20 @@ def choose_calibrator(raw: np.ndarray, label: np.ndarray, groups: np.ndarray, fo
     for method, fit in CALIBRATION_METHODS.items():
         fold_losses = []
         for fit_rows, held_rows in splitter.split(raw, label, groups):
-            calibrator = fit(raw[fit_rows], label[fit_rows])
+            try:
+                calibrator = fit(raw[fit_rows], label[fit_rows])
+            except ValueError:  # a Platt slope <= 0 on a fold: on a small book, noise can do that
+                fold_losses.append(float("inf"))
+                continue
             fold_losses.append(log_loss(label[held_rows], calibrator(raw[held_rows]), labels=[0, 1]))
         losses[method] = float(np.mean(fold_losses))
-    best = min(losses, key=lambda m: (losses[m], m != "platt"))  # a tie goes to the simpler curve
-    return CalibrationChoice(CALIBRATION_METHODS[best](raw, label), losses)
+    # A tie goes to the simpler curve. Isotonic always fits: where the scores do not rank at all
+    # it is flat, and the walk-forward figures show that model's poor ranking for what it is.
+    best = min(losses, key=lambda m: (losses[m], m != "platt"))
+    try:
+        return CalibrationChoice(CALIBRATION_METHODS[best](raw, label), losses)
+    except ValueError:
+        return CalibrationChoice(fit_isotonic(raw, label), losses)
 
 
 def model_matrix(

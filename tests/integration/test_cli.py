@@ -75,16 +75,19 @@ def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
     # Models: both trained, evaluated, registered and promoted; the demo printed their headline metrics.
     registry = MlflowClient(tracking_uri=tracking_uri(Workspace(ws)), registry_uri=tracking_uri(Workspace(ws)))
     for model in ("default", "late"):
-        assert f"Trained {model} model version 1 (alias challenger): out-of-time AUC" in result.stdout
+        assert f"Trained {model} model version 1 (alias challenger) on " in result.stdout
         trained = json.loads((ws / "models" / model / "train_summary.json").read_text())
-        metrics = trained["metrics"]
-        assert trained["version"] == "1" and metrics["test_rows"] == trained["slice_rows"]["test_heldout_buyers"] > 0
+        metrics, rows = trained["metrics"], trained["slice_rows"]
+        # test_rows: the mean over origins of their held-out test rows; the served model: every labelled row.
+        assert trained["version"] == "1" and len(trained["walk_forward"]) == metrics["walk_forward_origins"] == 2
+        assert metrics["test_rows"] * 2 == pytest.approx(rows["walk_forward_test_heldout_buyers"]) and rows["walk_forward_test_heldout_buyers"] > 0
+        assert rows["served_model"] == rows["labelled"] and metrics["served_model_rows_share"] == 1.0
         promotion = json.loads((ws / "models" / model / "promotion.json").read_text())
-        # A first model is promoted when it ranks better than the logistic benchmark on the same
-        # test rows; at 400 buyers the two can tie within noise, and then the demo says so and
-        # goes on with an override it records (tradecredit/demo.py).
+        # A first model is promoted unless it is behind the logistic benchmark or the no-model
+        # rule beyond sampling noise; refused, the demo says so and goes on with an override it
+        # records (tradecredit/demo.py).
         if promotion["gate_decision"] == "promoted":
-            assert metrics["benchmark_auc"] < metrics["test_auc"], metrics
+            assert promotion["evidence"]["auc_minus_logistic_high"] >= 0, promotion
         else:
             assert promotion["override_reason"] == DEMO_OVERRIDE and promotion["override_by"], promotion
             assert f"Refused: {trained['registered_model']} version 1" in result.stderr

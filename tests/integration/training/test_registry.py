@@ -58,7 +58,7 @@ def test_train_registers_a_challenger_that_loads_back_identically_and_promotes(w
     assert run.info.artifact_uri.startswith(registry.artifact_root(workspace))
     assert (workspace.mlflow / "artifacts").is_dir()
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "report")}
-    assert {"model_card.md", "split.json", "config", "report/roc.png", "report/calibration.png",
+    assert {"model_card.md", "split.json", "config", "walk_forward", "report/roc.png", "report/calibration.png",
             "report/shap_summary.png", "report/grade_table.png"} <= artifacts
 
     frame = pl.read_parquet(workspace.training_sets / "default.parquet").head(300)
@@ -67,7 +67,8 @@ def test_train_registers_a_challenger_that_loads_back_identically_and_promotes(w
     from_pyfunc = pyfunc.predict(registry.pyfunc_input(native, native.matrix(frame)))["probability"].to_numpy()
     np.testing.assert_allclose(from_pyfunc, native.predict_proba(frame), rtol=0, atol=1e-12)
     local_card = (workspace.models / "default" / "model_card.md").read_text()
-    assert "## Split" in local_card and "Limits of use" in local_card and "TreeSHAP" in local_card
+    assert "## Windows" in local_card and "## Walk-forward evaluation" in local_card and "Limits of use" in local_card
+    assert "TreeSHAP" in local_card and "no-model rule" in local_card
 
     evaluation = evaluate(cfg, workspace, "default").document
     assert evaluation["same_data_as_training"] and evaluation["test_auc"] == pytest.approx(run.data.metrics["test_auc"])
@@ -87,14 +88,15 @@ def test_the_gate_refuses_a_worse_challenger_and_says_why(workspace, config):
     assert promote(cfg, workspace, "default").promoted
 
     # A challenger forced to read payment history backwards: a worse model by construction.
-    backwards = {f: -d for f, d in cfg.training.default.monotone.items()}
-    worse_cfg = _platform(config, monotone=backwards, max_ece=1e-6)
+    worse_cfg = _backwards(config)
     train(worse_cfg, workspace, "default")
     result = promote(worse_cfg, workspace, "default")
     decision = result.decision
     assert decision.decision == REFUSED and not result.promoted and result.describe().startswith("Refused")
     joined = " ".join(decision.reasons)
-    assert "below the champion" in joined and "calibration error" in joined
+    assert "below the champion" in joined and "beyond sampling noise" in joined
+    # Same data: procedure against procedure, on the champion's own walk-forward rows.
+    assert "same data" in decision.evidence["champion_rows"]
 
     client = registry.connect(workspace)
     name = cfg.training.default.registered_model
@@ -103,11 +105,36 @@ def test_the_gate_refuses_a_worse_challenger_and_says_why(workspace, config):
     assert refused.tags["gate_decision"] == REFUSED and "below the champion" in refused.tags["gate_reasons"]
     assert str(json.loads(refused.tags["gate_evidence"])["champion_version"]) == "1"
     assert "--override" in result.describe()
-    assert set(decision.failed_checks) == {"auc_vs_champion", "ece"} and decision.refused_by_noise_only
+    assert {"auc_vs_champion", "auc_vs_benchmark"} <= set(decision.failed_checks) and decision.refused_by_noise_only
+
+
+def _backwards(config: PlatformConfig) -> PlatformConfig:
+    """Payment history read backwards: every declared direction reversed."""
+    return _platform(config, monotone={f: -d for f, d in config.training.default.monotone.items()})
+
+
+def test_an_honest_model_tying_the_benchmark_passes_and_calibration_needs_more_than_a_fixed_cap(workspace, config):
+    # An ECE cap no model meets alone does not refuse: the miss must also be beyond noise.
+    cfg = _platform(config, max_ece=1e-6)
+    train(cfg, workspace, "default")
+    result = promote(cfg, workspace, "default")
+    evidence = result.decision.evidence
+    assert evidence["ece"] > 1e-6 and evidence["spiegelhalter_p"] >= cfg.training.default.gate.calibration_alpha, evidence
+    assert result.decision.decision == PROMOTED, result.decision.reasons
+    # ...and a test level that calls this miss significant does refuse it.
+    refused = promote(_strict(config), workspace, "default").decision
+    assert refused.failed_checks == ("ece",) and "not sampling noise" in " ".join(refused.reasons), refused.evidence
+
+
+def _strict(config: PlatformConfig) -> PlatformConfig:
+    """A calibration test at a level (p below 0.4999) that calls the synthetic model's calibration miss
+    significant, with an ECE cap it cannot meet: the gate refuses on calibration alone."""
+    gate = config.training.default.gate.model_copy(update={"calibration_alpha": 0.4999})
+    return _platform(config, max_ece=1e-6, gate=gate)
 
 
 def test_an_override_promotes_a_refused_challenger_and_is_recorded_once(workspace, config):
-    cfg = _platform(config, max_ece=1e-6)  # no model meets this: the gate refuses on calibration
+    cfg = _strict(config)
     train(cfg, workspace, "default")
     blank = CliRunner().invoke(app, ["--workspace", str(workspace.root), "promote", "default", "--override", " "])
     assert blank.exit_code == 2 and "--override needs a reason" in blank.output
@@ -123,7 +150,7 @@ def test_an_override_promotes_a_refused_challenger_and_is_recorded_once(workspac
                  client.download_artifacts(champion.run_id, "model_card.md", str(workspace.root)) and
                  (workspace.root / "model_card.md").read_text()):
         assert card.count("## Promoted over the gate's refusal") == 1 and "calibration error" in card
-        assert "## Split" in card  # the section is added to the card, not a card of its own
+        assert "## Windows" in card  # the section is added to the card, not a card of its own
     # A later decision of the gate on its own clears the override's record.
     passing = promote(_platform(config), workspace, "default", override="not needed")
     assert passing.decision.decision == PROMOTED and "--override was not used" in passing.describe()

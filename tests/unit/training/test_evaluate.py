@@ -70,3 +70,16 @@ def test_too_few_events_to_choose_a_calibration_is_a_clear_error():
     label[:3] = 1
     with pytest.raises(ValueError, match="3 events in 200 rows"):
         choose_calibrator(raw, label, np.arange(200) % 40, 5)
+
+
+def test_a_score_that_ranks_backwards_gets_a_flat_isotonic_curve_not_an_error():
+    # On a small book a fold's Platt slope can come out negative: the choice falls to isotonic.
+    from tradecredit.training.model import choose_calibrator
+
+    rng = np.random.default_rng(3)
+    raw = rng.normal(size=2000)
+    label = (rng.random(2000) < 1 / (1 + np.exp(2 * raw + 2))).astype(int)  # higher score, fewer events
+    choice = choose_calibrator(raw, label, np.arange(2000) % 200, 5)
+    assert choice.method == "isotonic" and choice.cv_log_loss["platt"] == float("inf")
+    curve = choice.chosen(np.sort(raw))
+    assert np.all(np.diff(curve) >= 0) and curve[-1] - curve[0] < 0.05  # increasing, and flat where it cannot rank
