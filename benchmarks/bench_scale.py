@@ -39,7 +39,8 @@ def training(buyers: int, months: int, rounds: int) -> None:
     from tradecredit.training.distributed import fit_booster_dask
     from tradecredit.training.model import model_matrix
     from tradecredit.training.splits import TEST
-    from tradecredit.training.train import final_params, fit_booster, tuning_inputs
+    from tradecredit.training.procedure import fit_booster
+    from tradecredit.training.train import final_params, tuning_inputs
 
     cfg = load_config(REPO / "configs")
     model_cfg = cfg.training.default

@@ -80,9 +80,10 @@ def good_tables() -> dict[str, list[dict[str, str]]]:
     return {name: [dict(r) for r in rows] for name, rows in GOOD_LEDGER.items()}
 
 
-def quick_config_dir(folder: Path, trials: int = 3) -> Path:
+def quick_config_dir(folder: Path, trials: int = 3, origins: int = 2) -> Path:
     """A copy of configs/ whose model searches are short: commands run as users run them,
-    without minutes of tuning (the search itself is tested in tests/model)."""
+    without minutes of tuning (the search itself is tested in tests/model). ``origins``: 1 for
+    a test of the stages' wiring, which needs no spread over origins."""
     import shutil
 
     import yaml
@@ -96,7 +97,7 @@ def quick_config_dir(folder: Path, trials: int = 3) -> Path:
         training[model]["max_ece"] = 0.05
         # Two origins and two cross-fitting folds: the procedure's shape, at half its fits (three
         # origins and three folds are trained in tests/model and the unit tests).
-        training[model]["split"]["origins"] = 2
+        training[model]["split"]["origins"] = origins
         training[model]["crossfit_folds"] = 2
         training[model]["gate"]["bootstrap_samples"] = 200
     (folder / "training.yaml").write_text(yaml.safe_dump(training), encoding="utf-8")

@@ -112,16 +112,6 @@ class Evaluation:
     benchmark_prob: np.ndarray
     truth: np.ndarray | None
 
-    def flat_metrics(self) -> dict[str, float]:
-        flat = {f"test_{k}": v for k, v in self.metrics.items()}
-        flat |= {f"benchmark_{k}": v for k, v in self.benchmark.items() if k in ("auc", "gini", "ks", "brier", "log_loss", "ece", "pr_auc")}
-        flat["auc_lift_over_benchmark"] = self.metrics["auc"] - self.benchmark["auc"]
-        if self.seen_buyers_auc is not None:
-            flat["test_seen_buyers_auc"] = self.seen_buyers_auc
-        if self.oracle:
-            flat |= {f"oracle_{k}": v for k, v in self.oracle.items()}
-        return flat
-
 
 def evaluate_predictions(
     label: np.ndarray,

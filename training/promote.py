@@ -10,11 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import polars as pl
-from sklearn.metrics import roc_auc_score
 
 from tradecredit.training.config import ModelTrainingConfig
 from tradecredit.training.checks import ADDITIVITY_TOLERANCE, monotone_sweep, shap_additivity_error
-from tradecredit.training.evaluate import expected_calibration_error
 from tradecredit.training.model import CreditModel
 
 PROMOTED, REFUSED = "promoted", "refused"
@@ -56,7 +54,7 @@ def gate(
     models, the logistic benchmark, the no-model rule); ``sweep_x``: rows of the served model's
     input for the monotonicity sweep and the SHAP check. AUC and calibration are refused only
     beyond sampling noise (docs/decisions/0008-production-models.md)."""
-    from tradecredit.training.walk_forward import MODEL, noise_evidence
+    from tradecredit.training.walk_forward import noise_evidence
 
     reasons: list[str] = []
     failed: list[str] = []
@@ -66,7 +64,7 @@ def gate(
     evidence: dict[str, float | int | str | None] = {
         "test_rows": predictions.height, "test_events": int(predictions[label].sum()),
         "walk_forward_origins": int(predictions["origin"].n_unique()),
-        "challenger_auc": _mean_auc(predictions, label, MODEL), "confidence": cfg.gate.confidence,
+        "challenger_auc": noise.auc["model"], "confidence": cfg.gate.confidence,
     }
     names = {"logistic": ("auc_vs_benchmark", "the logistic benchmark"), "no_model": ("auc_vs_no_model", "the no-model rule")}
     for key, (check, what) in names.items():
@@ -74,7 +72,7 @@ def gate(
             evidence[f"{key}_auc"] = None
             continue
         diff = noise.against[key]
-        evidence[f"{key}_auc"] = evidence["challenger_auc"] - diff.difference  # type: ignore[operator]
+        evidence[f"{key}_auc"] = noise.auc[key]
         evidence[f"auc_minus_{key}"] = diff.difference
         evidence[f"auc_minus_{key}_low"], evidence[f"auc_minus_{key}_high"] = diff.low, diff.high
         if diff.worse:
@@ -86,9 +84,9 @@ def gate(
     if champion is not None:
         evidence["champion_rows"] = champion.source
         if champion.rows is not None and champion.scores is not None:
-            versus = noise_evidence(champion.rows, label, cfg, seed, extra={"champion": champion.scores}).against["champion"]
-            champion_auc = _mean_auc(champion.rows.with_columns(champion=pl.Series(champion.scores)), label, "champion")
-            evidence |= {"champion_auc": champion_auc, "auc_minus_champion": versus.difference, "auc_minus_champion_high": versus.high,
+            on_champion_rows = noise_evidence(champion.rows, label, cfg, seed, extra={"champion": champion.scores})
+            versus = on_champion_rows.against["champion"]
+            evidence |= {"champion_auc": on_champion_rows.auc["champion"], "auc_minus_champion": versus.difference, "auc_minus_champion_high": versus.high,
                          "auc_rule": f"refused if the challenger is below the champion by more than {cfg.max_auc_drop} at {level}"}
             if versus.high < -cfg.max_auc_drop:
                 reasons.append(f"AUC is below the champion's on {champion.rows.height:,} rows new to both, beyond sampling noise "
@@ -97,8 +95,7 @@ def gate(
     if "auc_rule" not in evidence:
         evidence["auc_rule"] = f"refused if below the logistic benchmark or the no-model rule beyond noise at {level}"
 
-    ece = _mean_ece(predictions, label, cfg.ece_bins)
-    test = noise.calibration
+    ece, test = noise.ece, noise.calibration
     evidence |= {"ece": ece, "max_ece": cfg.max_ece, **test.as_dict(), "calibration_alpha": cfg.gate.calibration_alpha,
                  "observed_rate": test.observed_rate, "mean_predicted": test.mean_predicted}
     if ece > cfg.max_ece and test.spiegelhalter_p < cfg.gate.calibration_alpha:
@@ -125,22 +122,3 @@ def gate(
         failed.append("shap_additivity")
     return GateDecision(REFUSED if reasons else PROMOTED, reasons, evidence, tuple(failed))
 
-
-def _by_origin(predictions: pl.DataFrame, label: str, metric: object) -> float:
-    values = []
-    for _, part in predictions.group_by("origin", maintain_order=True):
-        y = part[label].to_numpy().astype(int)
-        if 0 < y.sum() < len(y):
-            values.append(metric(part, y))  # type: ignore[operator]
-    return float(np.mean(values)) if values else float("nan")
-
-
-def _mean_auc(predictions: pl.DataFrame, label: str, column: str) -> float:
-    """The mean over origins of the AUC: the headline's own definition."""
-    return _by_origin(predictions, label, lambda part, y: roc_auc_score(y, part[column].to_numpy()))
-
-
-def _mean_ece(predictions: pl.DataFrame, label: str, bins: int) -> float:
-    from tradecredit.training.walk_forward import MODEL
-
-    return _by_origin(predictions, label, lambda part, y: expected_calibration_error(y, part[MODEL].to_numpy(), bins))

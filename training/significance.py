@@ -69,10 +69,16 @@ def buyer_weights(groups: np.ndarray, samples: int, seed: int) -> np.ndarray:
     return counts[:, index]
 
 
+@dataclass(frozen=True)
+class AucComparison:
+    auc: dict[str, float]  # each score's AUC: the mean over blocks
+    against: dict[str, AucDifference]  # the base score's AUC minus each other's
+
+
 def auc_differences(
     label: np.ndarray, scores: dict[str, np.ndarray], against: str, groups: np.ndarray, blocks: np.ndarray,
     samples: int, confidence: float, seed: int,
-) -> dict[str, AucDifference]:
+) -> AucComparison:
     """Paired bootstrap of AUC(``against``) - AUC(other) for each other score, on the same
     replicates. With ``blocks`` (walk-forward origins), the AUC is each block's, averaged: the
     headline's own definition. ``groups``: the buyer of each row, the unit resampled."""
@@ -100,7 +106,7 @@ def auc_differences(
         diff = diff[np.isfinite(diff)]
         low, high = np.quantile(diff, [1 - confidence, confidence]) if len(diff) else (float("nan"), float("nan"))
         out[name] = AucDifference(point[against] - point[name], float(low), float(high), confidence, int(len(diff)))
-    return out
+    return AucComparison(point, out)
 
 
 @dataclass(frozen=True)

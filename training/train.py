@@ -38,8 +38,8 @@ from tradecredit.training.shared_tuning import (
 )
 from tradecredit.training.evaluate import Evaluation
 from tradecredit.training.model import CalibrationChoice, CreditModel, model_matrix
-from tradecredit.training.procedure import FittedProcedure, ProcedureSpec, fit_booster, fit_procedure
-from tradecredit.training.splits import CALIBRATION, HOLDOUT, ORIGIN, SLICE, TEST, TRAIN, SplitPlan, assign_slices, plan_split
+from tradecredit.training.procedure import FittedProcedure, ProcedureSpec, fit_procedure
+from tradecredit.training.splits import CALIBRATION, HOLDOUT, SLICE, TEST, TRAIN, SplitPlan, assign_slices, plan_split
 from tradecredit.training.walk_forward import WalkForward, walk_forward
 
 VALID_NAME = "calibration"
@@ -370,9 +370,7 @@ def train(
         fitted = fits[-1]
         fit_info = FitInfo("dask", fitted.workers, fitted.scheduler, time.perf_counter() - fit_started)  # type: ignore[attr-defined]
 
-    latest_test = walked.rows(holdout=None).filter(pl.col(ORIGIN) == 0)
-    explain_rows = data.frame.join(latest_test.select(*spec.keys), on=list(spec.keys), how="semi").head(200)
-    cost = explain_cost(production.model, production.model.matrix(explain_rows))
+    cost = explain_cost(production.model, production.model.matrix(data.rows(TEST).head(200)))
     slice_rows = {
         "labelled": labelled.height,
         "served_model": production.rows,

@@ -14,7 +14,15 @@ import polars as pl
 from tradecredit.model_specs import model_spec
 from tradecredit.policy_config import PolicyConfig
 from tradecredit.training.config import ModelTrainingConfig
-from tradecredit.training.evaluate import Evaluation, benchmark_predict, binary_metrics, evaluate_predictions, fit_benchmark, ranking_metrics
+from tradecredit.training.evaluate import (
+    Evaluation,
+    benchmark_predict,
+    binary_metrics,
+    evaluate_predictions,
+    expected_calibration_error,
+    fit_benchmark,
+    ranking_metrics,
+)
 from tradecredit.training.procedure import FittedProcedure, ProcedureSpec, fit_procedure
 from tradecredit.training.significance import AucDifference, CalibrationTest, auc_differences, calibration_test
 from tradecredit.training.splits import HOLDOUT, ORIGIN, Origin, SplitPlan
@@ -172,6 +180,12 @@ def summarise(
             "seen": _population_metrics(part.filter(~pl.col(HOLDOUT)), label, cfg.ece_bins),
         }
         results.append(OriginResult(origin, fitted[index] if fitted else None, metrics))
+    if not any(r.metrics["heldout"] for r in results):
+        raise ValueError(
+            f"no walk-forward origin's test months hold both outcomes among held-out buyers "
+            f"({predictions.filter(pl.col(HOLDOUT)).height} rows, {int(predictions.filter(pl.col(HOLDOUT))[label].sum())} events): "
+            "too small a book to measure the model out of time; use a longer history or more buyers"
+        )
     return WalkForward(tuple(results), predictions, label, pooled_evaluation(predictions, model, label, cfg, policy))
 
 
@@ -190,7 +204,9 @@ def pooled_evaluation(predictions: pl.DataFrame, model: str, label: str, cfg: Mo
 class NoiseEvidence:
     """The challenger's walk-forward predictions weighed against sampling noise."""
 
-    against: dict[str, AucDifference]  # "logistic", "no_model" (and "champion") -> AUC difference, mean over origins
+    auc: dict[str, float]  # "model", "logistic", "no_model" (and "champion") -> AUC, the mean over origins
+    against: dict[str, AucDifference]  # the model's AUC minus each other's, mean over origins
+    ece: float  # the model's, the mean over origins
     calibration: CalibrationTest
 
 
@@ -205,6 +221,10 @@ def noise_evidence(predictions: pl.DataFrame, label: str, cfg: ModelTrainingConf
         scores["no_model"] = predictions[NO_MODEL].to_numpy()
     scores |= extra or {}
     y = predictions[label].to_numpy().astype(int)
-    against = auc_differences(y, scores, "model", predictions["buyer_id"].to_numpy(), predictions[ORIGIN].to_numpy(),
-                              cfg.gate.bootstrap_samples, cfg.gate.confidence, seed)
-    return NoiseEvidence(against, calibration_test(y, scores["model"], cfg.ece_bins))
+    origins = predictions[ORIGIN].to_numpy()
+    compared = auc_differences(y, scores, "model", predictions["buyer_id"].to_numpy(), origins,
+                               cfg.gate.bootstrap_samples, cfg.gate.confidence, seed)
+    eces = [expected_calibration_error(y[origins == o], scores["model"][origins == o], cfg.ece_bins)
+            for o in np.unique(origins) if 0 < y[origins == o].sum() < (origins == o).sum()]
+    return NoiseEvidence(compared.auc, compared.against, float(np.mean(eces)) if eces else float("nan"),
+                         calibration_test(y, scores["model"], cfg.ece_bins))

@@ -86,10 +86,11 @@ def production_servers():
 
 def production_config_dir(folder: Path, trials: int = 3, profile: dict | None = None, backends: dict | None = None) -> Path:
     """quick_config_dir's configs with the production profile's keys overridden (``profile``:
-    {section: {key: value}}) and backends.yaml's (``backends``)."""
+    {section: {key: value}}) and backends.yaml's (``backends``). One walk-forward origin: these
+    tests check the production backends' wiring, not the spread over origins."""
     import yaml
 
-    configs = quick_config_dir(folder, trials)
+    configs = quick_config_dir(folder, trials, origins=1)
     if backends:
         path = configs / "backends.yaml"
         values = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -31,7 +31,7 @@ def test_dvc_repro_runs_stages_and_follows_params(tmp_path):
         shutil.copy(REPO / name, project / name)
     for folder in ("tradecredit", "features", "training", ".dvc"):
         shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
-    quick_config_dir(project / "configs")
+    quick_config_dir(project / "configs", origins=1)  # the stages' wiring: one walk-forward origin is enough
     sim_cfg = project / "configs" / "simulator.yaml"
     # 40 months: the shortest history the default model's split accepts (see configs/training.yaml).
     sim_cfg.write_text(sim_cfg.read_text().replace("\nbuyers: 5000", "\nbuyers: 400").replace("\nmonths: 48", "\nmonths: 40"))

@@ -40,18 +40,21 @@ def test_a_model_that_ranks_backwards_is_worse_beyond_noise_and_a_twin_is_not():
     blocks = np.arange(len(p)) % 3
     rng = np.random.default_rng(4)
     twin = p + rng.normal(0, 0.002, len(p))  # the same ranking up to noise
-    out = auc_differences(y, {"model": p, "twin": twin, "backwards": -p}, "model", groups, blocks, 300, 0.95, 7)
+    compared = auc_differences(y, {"model": p, "twin": twin, "backwards": -p}, "model", groups, blocks, 300, 0.95, 7)
+    out = compared.against
+    # The point AUC is the mean of each block's, the headline's own definition.
+    assert compared.auc["model"] == pytest.approx(np.mean([roc_auc_score(y[blocks == b], p[blocks == b]) for b in range(3)]), abs=1e-12)
     assert out["backwards"].better and not out["backwards"].worse and out["backwards"].difference > 0.3
     assert not out["twin"].worse and not out["twin"].better, out["twin"]
     reverse = auc_differences(y, {"backwards": -p, "model": p}, "backwards", groups, blocks, 300, 0.95, 7)
-    assert reverse["model"].worse
+    assert reverse.against["model"].worse
 
 
 def test_a_small_book_cannot_resolve_a_small_auc_gap():
     # 100 buyers: a score a little noisier than the truth is behind, but not beyond noise.
     p, y, groups = _book(100, 18, seed=5)
     noisier = p * np.exp(np.random.default_rng(6).normal(0, 0.4, len(p)))
-    diff = auc_differences(y, {"model": noisier, "truth": p}, "model", groups, np.zeros(len(p)), 300, 0.95, 8)["truth"]
+    diff = auc_differences(y, {"model": noisier, "truth": p}, "model", groups, np.zeros(len(p)), 300, 0.95, 8).against["truth"]
     assert diff.difference < 0 and not diff.worse, diff
 
 
