@@ -1,6 +1,7 @@
 """Is a difference more than sampling noise? A paired bootstrap of AUC differences that resamples
 buyers (a buyer's rows move together: its months and invoices are not independent draws), and
-Spiegelhalter's z-test of calibration with the Hosmer-Lemeshow statistic by group beside it."""
+Spiegelhalter's z-test of calibration, its standard error clustered by buyer, with the
+Hosmer-Lemeshow statistic by group beside it."""
 
 from __future__ import annotations
 
@@ -125,12 +126,20 @@ class CalibrationTest:
                 "hl_groups": float(self.groups)}
 
 
-def calibration_test(label: np.ndarray, prob: np.ndarray, groups: int) -> CalibrationTest:
+def calibration_test(label: np.ndarray, prob: np.ndarray, groups: int, buyers: np.ndarray | None = None) -> CalibrationTest:
     """Spiegelhalter's z: sum (y - p)(1 - 2p) over its standard error under perfect calibration;
-    Hosmer-Lemeshow: sum over groups of (O - E)^2 / (E (1 - E / n))."""
+    Hosmer-Lemeshow: sum over groups of (O - E)^2 / (E (1 - E / n)).
+
+    With ``buyers``, the standard error is also estimated with the rows of a buyer as one
+    cluster, and the larger of the two is used: a buyer's consecutive months share one 12-month
+    outcome, so treating them as independent draws would call a small miss significant."""
     y, p = np.asarray(label, dtype=float), np.clip(np.asarray(prob, dtype=float), 1e-12, 1 - 1e-12)
+    terms = (y - p) * (1 - 2 * p)
     variance = float(np.sum((1 - 2 * p) ** 2 * p * (1 - p)))
-    z = float(np.sum((y - p) * (1 - 2 * p)) / np.sqrt(variance)) if variance > 0 else 0.0
+    if buyers is not None:
+        _, cluster = np.unique(buyers, return_inverse=True)
+        variance = max(variance, float(np.sum(np.bincount(cluster, weights=terms) ** 2)))
+    z = float(np.sum(terms) / np.sqrt(variance)) if variance > 0 else 0.0
     hl = 0.0
     order = np.argsort(p, kind="stable")
     chunks = [c for c in np.array_split(order, groups) if len(c)]

@@ -227,4 +227,4 @@ def noise_evidence(predictions: pl.DataFrame, label: str, cfg: ModelTrainingConf
     eces = [expected_calibration_error(y[origins == o], scores["model"][origins == o], cfg.ece_bins)
             for o in np.unique(origins) if 0 < y[origins == o].sum() < (origins == o).sum()]
     return NoiseEvidence(compared.auc, compared.against, float(np.mean(eces)) if eces else float("nan"),
-                         calibration_test(y, scores["model"], cfg.ece_bins))
+                         calibration_test(y, scores["model"], cfg.ece_bins, predictions["buyer_id"].to_numpy()))

@@ -65,3 +65,17 @@ def test_spiegelhalter_passes_true_probabilities_and_rejects_a_level_shift_only_
     assert shifted.spiegelhalter_p < 1e-4 and shifted.hosmer_lemeshow_p < 1e-4 and shifted.mean_predicted > shifted.observed_rate
     small_p, small_y, _ = _book(40, 6, seed=10)  # 240 rows, a handful of events
     assert calibration_test(small_y, np.clip(small_p * 1.3, 0, 1), 10).spiegelhalter_p > 0.01
+
+
+def test_a_buyers_repeated_months_do_not_count_as_independent_evidence_of_a_miss():
+    # Each buyer's outcome repeated over 12 monthly rows, as a 12-month label is: the same miss
+    # is far less significant with the buyer as the cluster than with rows counted as draws.
+    p, y, groups = _book(400, 1, seed=11)
+    repeated_p, repeated_y, buyers = np.repeat(p, 12), np.repeat(y, 12), np.repeat(groups, 12)
+    shifted = np.clip(repeated_p * 1.3, 0, 1)
+    naive = calibration_test(repeated_y, shifted, 10)
+    clustered = calibration_test(repeated_y, shifted, 10, buyers)
+    assert abs(clustered.spiegelhalter_z) < 0.5 * abs(naive.spiegelhalter_z)
+    # ...and about as significant as one row per buyer would be.
+    one_row = calibration_test(y, np.clip(p * 1.3, 0, 1), 10)
+    assert clustered.spiegelhalter_z == pytest.approx(one_row.spiegelhalter_z, rel=0.3), (clustered, one_row)
