@@ -63,7 +63,9 @@ class DemoRun:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     folder = tmp_path_factory.mktemp("demo")
-    configs = quick_config_dir(folder / "configs")
+    # One walk-forward origin: the demo's users test the chain and what the models serve; the
+    # spread over origins is tested in tests/model and tests/integration/training.
+    configs = quick_config_dir(folder / "configs", origins=1)
     ws = folder / "ws"
     # 40 months: the default model's split needs a year of label and a year of gap after training.
     result = run("--workspace", str(ws), "--config-dir", str(configs), "demo", "--buyers", "400", "--months", "40", timeout=DEMO_TIMEOUT)

@@ -79,8 +79,8 @@ def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
         trained = json.loads((ws / "models" / model / "train_summary.json").read_text())
         metrics, rows = trained["metrics"], trained["slice_rows"]
         # test_rows: the mean over origins of their held-out test rows; the served model: every labelled row.
-        assert trained["version"] == "1" and len(trained["walk_forward"]) == metrics["walk_forward_origins"] == 2
-        assert metrics["test_rows"] * 2 == pytest.approx(rows["walk_forward_test_heldout_buyers"]) and rows["walk_forward_test_heldout_buyers"] > 0
+        assert trained["version"] == "1" and len(trained["walk_forward"]) == metrics["walk_forward_origins"] == 1
+        assert metrics["test_rows"] == rows["walk_forward_test_heldout_buyers"] > 0
         assert rows["served_model"] == rows["labelled"] and metrics["served_model_rows_share"] == 1.0
         promotion = json.loads((ws / "models" / model / "promotion.json").read_text())
         # A first model is promoted unless it is behind the logistic benchmark or the no-model

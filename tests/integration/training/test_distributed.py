@@ -25,7 +25,9 @@ ECE_TOLERANCE = 0.01
 def test_dask_training_matches_single_machine_quality():
     platform = load_config(REPO / "configs")
     cfg = platform.training.default
-    cfg = cfg.model_copy(update={"tuning": cfg.tuning.model_copy(update={"trials": 3, "max_rounds": 150}), "sweep_rows": 80})
+    # One origin and two cross-fitting folds: only the served model's final fit moves to Dask.
+    cfg = cfg.model_copy(update={"tuning": cfg.tuning.model_copy(update={"trials": 3, "max_rounds": 150}), "sweep_rows": 80,
+                                 "split": cfg.split.model_copy(update={"origins": 1}), "crossfit_folds": 2})
     frame, data_end = synthetic_training_set("default", buyers=1500)
     args = (frame, "default", data_end, cfg, platform.training.lightgbm, platform.policy, platform.labels.late_days)
     local = train(*args)
