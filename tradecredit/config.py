@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from tradecredit.backends_config import BackendsConfig
 from tradecredit.config_base import ConfigError, StrictModel
+from tradecredit.credit.config import CreditConfig
 from tradecredit.features.config import FeaturesConfig, LabelsConfig
 from tradecredit.ledger_config import LedgerConfig
 from tradecredit.monitoring.config import MonitoringConfig
@@ -51,6 +52,7 @@ class PlatformConfig(StrictModel):
     labels: LabelsConfig
     features: FeaturesConfig
     policy: PolicyConfig
+    credit: CreditConfig
     training: TrainingConfig
     serving: ServingConfig
     monitoring: MonitoringConfig
