@@ -90,6 +90,7 @@ class MonitorResult:
     alert_note: str | None
     view: Any  # PortfolioView
     files: MonitoringRunFiles
+    limits: str  # what the run did to the limit register
 
     def describe(self) -> list[tuple[str, bool]]:
         """The lines to print, each with whether it goes to standard error."""
@@ -120,6 +121,7 @@ class MonitorResult:
         mon_lines.append((
             f"Exposure {c.total_exposure:,.0f}: largest buyer {c.largest_share:.1%}, top-{c.top_n} {c.top_n_share:.1%}, HHI {c.hhi * 10_000:,.0f} points; "
             f"expected loss {self.view.expected_loss:,.0f}, premium {self.view.premium:,.0f}.", False))
+        mon_lines.append((self.limits, False))
         if s["retrain_recommended"]:
             mon_lines.append(("Retraining recommended: see the report's backtest section.", False))
         mon_lines.append((f"Report: {self.files.report}\nScores, drift, positions and summary: {self.files.folder}", False))
@@ -137,6 +139,7 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     from tradecredit.monitoring.portfolio import active, drift, score_portfolio
     from tradecredit.monitoring.portfolio_view import portfolio_view
     from tradecredit.monitoring.report import ReportInputs, render_report, summary_of
+    from tradecredit.credit.pipeline import review_register
     from tradecredit.training import registry
     from tradecredit.training.pipeline import sliced_training_set
 
@@ -179,6 +182,9 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     alert_store.close()
 
     view = portfolio_view(portfolio.scores, active_features, ws.feature_view_file("payment_behaviour"), as_of, cfg.policy, mon.portfolio)
+    # Granted limits follow the risk: reductions proposed with notice, increases for approval.
+    red_buyers = set(open_alerts.filter(pl.col("colour") == "red")["buyer_id"].to_list())
+    limits = review_register(cfg, ws, as_of, view.positions, red_buyers)
     backtests = compute_backtests(cfg, ws, tables, as_of)
     inputs = ReportInputs(
         as_of=as_of.isoformat(), model=name, model_version=portfolio.model_version, late_model_version=None if late is None else late[1],
@@ -186,13 +192,13 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
         alert_note=note, open_alerts=open_alerts, backtests=backtests.default, late_backtests=backtests.late,
         late_scored_invoices=0 if late is None else late[0].height, top_features=mon.report_top_features,
     )
-    summary = summary_of(inputs, mon.drift.moderate_psi) | {"reference_rows": reference.height}
+    summary = summary_of(inputs, mon.drift.moderate_psi) | {"reference_rows": reference.height} | limits.summary()
     out.summary.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     view.positions.write_parquet(out.positions)
     out.report.write_text(render_report(inputs, summary, mon.drift.moderate_psi, mon.drift.major_psi), encoding="utf-8")
     printed = summary | {"drift_alpha": mon.drift.alpha, "late_window_days": mon.late_window_days}
     return MonitorResult(as_of, name, printed, results, None if late is None else late[1], 0 if late is None else late[0].height,
-                         outcome, note, view, out)
+                         outcome, note, view, out, limits.describe())
 
 
 @dataclass(frozen=True)

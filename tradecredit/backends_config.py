@@ -38,6 +38,7 @@ class BackendsConfig(StrictModel):
     mlflow_tracking_uri: str | None = Field(description="MLflow tracking and registry (http://host:port of an `mlflow server`); null: WORKSPACE/mlflow/mlflow.db")
     feast_registry: str | None = Field(description="SQLAlchemy URL of Feast's SQL registry; null: WORKSPACE/feature_repo/registry.db")
     redis_address: str | None = Field(description="host:port of the Redis online store (features.online_store: redis); null: $TRADECREDIT_REDIS_URL")
+    register_url: str | None = Field(description="SQLAlchemy URL of the limit register (postgresql+psycopg://...); null: WORKSPACE/credit/register.db")
     tuning: TuningStorageConfig
     training_engine: Literal["local", "dask"] = Field(description="local: LightGBM in the training process; dask: LightGBM's Dask estimator")
     dask: DaskConfig

@@ -209,12 +209,12 @@ def _http_ok(url: str) -> bool:
 # --------------------------------------------------------------------------- all of them
 
 # The production profile's databases in one PostgreSQL server.
-DATABASES = ("mlflow", "feast", "optuna")
+DATABASES = ("mlflow", "feast", "optuna", "credit")
 
 
 @dataclass
 class ProductionServers:
-    """PostgreSQL (MLflow's, Feast's and Optuna's databases), Redis and an MLflow server on
+    """PostgreSQL (MLflow's, Feast's, Optuna's and the limit register's databases), Redis and an MLflow server on
     that PostgreSQL: what configs/profiles/production.yaml names, on one machine."""
 
     postgres: LocalServer
@@ -228,6 +228,7 @@ class ProductionServers:
             "TRADECREDIT_FEAST_REGISTRY_URL": postgres_url(self.postgres.address, "feast"),
             "TRADECREDIT_OPTUNA_URL": postgres_url(self.postgres.address, "optuna"),
             "TRADECREDIT_REDIS_URL": self.redis.address,
+            "TRADECREDIT_REGISTER_URL": postgres_url(self.postgres.address, "credit"),
         }
 
     def stop(self) -> None:

@@ -294,6 +294,15 @@ class Workspace:
         return self.serving / "server.log"
 
     @property
+    def credit(self) -> Path:
+        return self.root / "credit"
+
+    @property
+    def register_db(self) -> Path:
+        """The limit register (SQLite) when ``backends.register_url`` names no server."""
+        return self.credit / "register.db"
+
+    @property
     def console(self) -> Path:
         return self.root / "console"
 
