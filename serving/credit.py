@@ -1,0 +1,113 @@
+"""What one service worker knows for credit decisions beyond the models: the limit register,
+each (seller, buyer)'s ledger position, the knock-out facts, and the open red alerts.
+
+``/assess`` decides an order against the seller's granted line (or a reviewer's override in
+force); ``/limits/requests`` files requests with the policy's view of the buyer. Positions
+are read from the loaded ledger at start (the service's clock date); a new ledger load is
+picked up by restarting the service, as new models are.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from tradecredit.config import PlatformConfig
+from tradecredit.credit.config import approvals_needed
+from tradecredit.credit.desk import PolicyView
+from tradecredit.credit.pipeline import open_register
+from tradecredit.credit.register import LimitState
+from tradecredit.serving.errors import ApiError
+from tradecredit.serving.schemas import AssessRequest
+from tradecredit.workspace import Workspace
+
+ALERTS_REFRESH_SECONDS = 60.0  # monitoring runs daily at most; a minute-old view is current
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """The line an order is decided against."""
+
+    granted_limit: float | None  # None: no register line; the policy's own limit applies
+    source: str  # register, override, discretionary, none
+    status: str  # the register's status of the line
+    forced_decision: str | None  # an override's refer or decline
+    note: str  # why this line
+
+
+class WorkerCredit:
+    def __init__(self, cfg: PlatformConfig, ws: Workspace, assessor: Any) -> None:
+        from tradecredit.credit.positions import load_positions
+
+        self.cfg, self.ws, self.assessor = cfg, ws, assessor
+        self.register = open_register(cfg, ws)
+        self.positions = load_positions(ws, self.today)
+        self._red: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
+        self._lock = threading.Lock()
+
+    @property
+    def today(self) -> date:
+        return self.assessor.clock.now().date()
+
+    def red_buyers(self) -> frozenset[str]:
+        from tradecredit.serving.console.data import read_alerts
+
+        stamp, red = self._red
+        if time.monotonic() - stamp < ALERTS_REFRESH_SECONDS:
+            return red
+        with self._lock:
+            alerts = read_alerts(self.ws.alerts_db, self.today)
+            red = frozenset(alerts.filter(alerts["colour"] == "red")["buyer_id"].to_list())
+            self._red = (time.monotonic(), red)
+        return red
+
+    def credit_facts(self, buyer_id: str) -> Any:
+        from dataclasses import replace
+
+        from tradecredit.policy import CreditFacts
+
+        facts = self.positions.buyers.get(buyer_id) or CreditFacts(None, None, None)
+        return replace(facts, open_red_alert=buyer_id in self.red_buyers())
+
+    def seller_position(self, seller_id: str, buyer_id: str) -> Any:
+        return self.positions.sellers.get((seller_id, buyer_id))
+
+    def order_line(self, seller_id: str, buyer_id: str, tier: str, recommended: float) -> OrderLine:
+        """The seller's line for this buyer today: an override in force, else the granted line,
+        else what the policy may grant on its own (the tier's automatic authority)."""
+        state: LimitState = self.register.state(seller_id, buyer_id, self.today)
+        o = state.override
+        if o is not None:
+            note = f"override by {o.by} until {o.until}: {o.reason}"
+            if o.decision in ("refer", "decline"):
+                return OrderLine(None, "override", state.status, o.decision, note)
+            return OrderLine(o.granted if o.granted is not None else state.granted, "override", state.status, None, note)
+        if state.has_line:
+            return OrderLine(state.granted, "register", state.status, None, f"the granted line ({state.status}, decided by {state.decided_by})")
+        automatic = self.cfg.credit.authority[tier].automatic_up_to  # type: ignore[index]
+        if automatic > 0:
+            line = min(recommended, automatic)
+            return OrderLine(line, "discretionary", state.status, None, f"no granted line: up to {line:,.0f} within the policy's own authority; request a line at POST /limits/requests")
+        return OrderLine(0.0, "none", state.status, None, f"no granted line, and the {tier}-risk tier has no automatic authority: request a line at POST /limits/requests")
+
+    def policy_view(self, item: AssessRequest, seller_id: str, terms_days: int, caller: Any) -> PolicyView:
+        """The policy's view of a buyer for a limit request (logged in the decision log as an
+        assessment of the line asked for)."""
+        answer = self.assessor.assess([item], "limits_request", caller=caller, seller_id=seller_id, terms_days=terms_days)[0]
+        if isinstance(answer, ApiError):
+            raise answer
+        a = answer
+        return PolicyView(
+            pd_12m=a.pd_12m, grade=a.grade, tier=a.tier, recommended=a.recommended_limit, capacity=a.capacity, decision=a.decision,
+            decision_code=a.decision_code, reason=a.decision_reason, limit_reasons=[r.model_dump() for r in a.limit_reasons],
+            pd_reasons=[r.model_dump(include={"feature", "value", "contribution", "sentence_en", "sentence_zh"}) for r in a.explanation.reasons],
+        )
+
+    def needs_approval(self, tier: str, amount: float) -> int:
+        return approvals_needed(tier, amount, self.cfg.credit)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.register.close()
