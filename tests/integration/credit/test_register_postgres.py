@@ -1,0 +1,49 @@
+"""The limit register on a real PostgreSQL server (the production profile's database): the
+same schema and the same guarantees as on SQLite, racing approvers included."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+
+from tradecredit.config import load_config
+from tradecredit.credit.desk import PolicyView, Reviewer, decide_request, file_request
+from tradecredit.credit.register import LimitRegister, RegisterError
+from tradecredit.local_servers import postgres_url
+
+DAY = date(2026, 3, 31)
+
+
+def test_the_register_on_postgresql_keeps_four_eyes_and_one_winner(production_servers):
+    cfg = load_config().credit
+    url = production_servers.environment()["TRADECREDIT_REGISTER_URL"]
+    assert url == postgres_url(production_servers.postgres.address, "credit")
+    register = LimitRegister(url)
+    view = PolicyView(0.05, 8, "high", 300_000.0, 400_000.0, "approve", "within_limit", "within the recommended limit")
+    request = file_request(register, cfg, view, "S-PG", "B-PG", 20_000.0, 30, "key:pg", DAY, client_key="pg-1")
+    assert (request.status, request.approvals_needed) == ("pending_approval", 2)
+    assert file_request(register, cfg, view, "S-PG", "B-PG", 20_000.0, 30, "key:pg", DAY, client_key="pg-1").created is False
+    rid = request.request.request_id
+    decide_request(register, cfg, rid, Reviewer("anna", frozenset({"approver"})), "approve", "first pair of eyes", DAY)
+    results: list[object] = []
+    barrier = threading.Barrier(2)
+
+    def second(name: str) -> None:
+        own = LimitRegister(url)
+        barrier.wait()
+        try:
+            results.append(decide_request(own, cfg, rid, Reviewer(name, frozenset({"approver"})), "approve", "second pair", DAY).status)
+        except RegisterError as exc:
+            results.append(exc.status)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=second, args=(n,)) for n in ("ben", "cat")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(map(str, results)) == ["409", "approved"]
+    state = register.state("S-PG", "B-PG", DAY)
+    assert state.has_line and state.granted == 20_000.0 and len(register.approvals(rid)) == 2
+    register.close()
