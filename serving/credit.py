@@ -16,7 +16,6 @@ from datetime import date
 from typing import Any
 
 from tradecredit.config import PlatformConfig
-from tradecredit.credit.config import approvals_needed
 from tradecredit.credit.desk import PolicyView
 from tradecredit.credit.pipeline import open_register
 from tradecredit.credit.register import LimitState
@@ -106,8 +105,38 @@ class WorkerCredit:
             pd_reasons=[r.model_dump(include={"feature", "value", "contribution", "sentence_en", "sentence_zh"}) for r in a.explanation.reasons],
         )
 
-    def needs_approval(self, tier: str, amount: float) -> int:
-        return approvals_needed(tier, amount, self.cfg.credit)  # type: ignore[arg-type]
+    def decide(
+        self, pd_12m: float, features: dict[str, Any], item: AssessRequest, seller_id: str | None, late_probability: float | None,
+        terms_days: int | None, refer_because: str | None,
+    ) -> tuple[Any, OrderLine | None]:
+        """The policy's decision for one item with what the register and the ledger know: the
+        seller's exposure and purchases, the buyer's knock-outs and red alert, and, for an
+        order, the seller's line (an override in force, the granted line, or the discretionary
+        limit)."""
+        from dataclasses import replace
+
+        from tradecredit.policy import buyer_facts, decide
+
+        facts = buyer_facts(features)
+        position = self.seller_position(seller_id, item.buyer_id) if seller_id else None
+        if seller_id is not None:
+            facts = replace(
+                facts, exposure=position.open_balance if position else 0.0,
+                seller_monthly_purchases=position.monthly_purchases if position else None,
+            )
+        order = item.order.amount if item.order else None
+        kwargs = dict(
+            requested_limit=item.requested_limit, refer_because=refer_because, credit_facts=self.credit_facts(item.buyer_id),
+            terms_days=terms_days, late_probability=late_probability,
+        )
+        first = decide(pd_12m, facts, order, self.cfg.policy, **kwargs)
+        if order is None or seller_id is None:
+            return first, None
+        line = self.order_line(seller_id, item.buyer_id, first.tier, first.recommended_limit)
+        if line.forced_decision is not None:
+            forced = line.forced_decision
+            return replace(first, decision=forced, approved_amount=0.0, reason=line.note, reason_code=f"override_{forced}"), line
+        return decide(pd_12m, facts, order, self.cfg.policy, granted_limit=line.granted_limit, **kwargs), line
 
     def close(self) -> None:
         self.register.close()

@@ -120,6 +120,8 @@ class Assessor:
         self.clock = clock
         self.log = log
         self.new_id = new_id
+        # The register, ledger positions and alerts (serving/credit.py), when the service has them.
+        self.credit: Any = None
         served = set(reader.names)
         needed = {f for m in models.values() for f in m.model.features if f not in ORDER_FEATURE_NAMES} | set(FACT_FEATURES)
         missing = sorted(needed - served)
@@ -141,13 +143,16 @@ class Assessor:
         return None
 
     def assess(
-        self, items: list[AssessRequest], endpoint: str, log: bool = True, details: dict[int, BuyerExplanation] | None = None
+        self, items: list[AssessRequest], endpoint: str, log: bool = True, details: dict[int, BuyerExplanation] | None = None,
+        caller: Any = None, seller_id: str | None = None, terms_days: int | None = None,
     ) -> list[Assessment | ApiError]:
         """One answer per item, in order: an assessment, or the error that item got. Every
         assessment is in the decision log before this returns (``log=False``: a what-if the
         console shows a reviewer, which decides nothing). ``details``, if given, receives each
         assessed item's features and full default-model explanation, by item index (the
-        console's buyer page draws them without scoring the buyer a second time)."""
+        console's buyer page draws them without scoring the buyer a second time). ``caller``
+        is the API key's caller; ``seller_id`` names the seller for every item (a limit
+        request), ``terms_days`` the terms of a line asked for."""
         request_id = self.new_id()
         now = self.clock.now()
         results: list[Assessment | ApiError | None] = [None] * len(items)
@@ -171,7 +176,7 @@ class Assessor:
                 )
         todo = [i for i in todo if results[i] is None]
         if todo:
-            records = self._assess_known(items, todo, rows, fresh, now, request_id, endpoint, results, details)
+            records = self._assess_known(items, todo, rows, fresh, now, request_id, endpoint, results, details, caller, seller_id, terms_days)
             if self.log is not None and log:
                 self.log.append(records)
         return [r for r in results if r is not None]
@@ -187,6 +192,9 @@ class Assessor:
         endpoint: str,
         results: list[Assessment | ApiError | None],
         details: dict[int, BuyerExplanation] | None = None,
+        caller: Any = None,
+        seller_id: str | None = None,
+        terms_days: int | None = None,
     ) -> list[DecisionRecord]:
         serving = self.cfg.serving
         default = self.models["default"]
@@ -224,10 +232,19 @@ class Assessor:
                     explanation=_reasons(self.models["late"].model, late_values, late_explained, j, bool(late_available[j]), serving.top_reasons),
                 )
             pd_12m = float(explained.probability[k])
-            decision = decide(
-                pd_12m, buyer_facts(features), item.order.amount if item.order else None, self.cfg.policy,
-                requested_limit=item.requested_limit, refer_because="; ".join(problems) or None,
-            )
+            refer_because = "; ".join(problems) or None
+            line = None
+            if self.credit is not None:
+                seller = seller_id or getattr(item, "seller_id", None) or (caller.seller_id if caller is not None else None)
+                decision, line = self.credit.decide(
+                    pd_12m, features, item, seller, late_payment.probability if late_payment else None,
+                    item.order.terms_days if item.order else terms_days, refer_because,
+                )
+            else:
+                decision = decide(
+                    pd_12m, buyer_facts(features), item.order.amount if item.order else None, self.cfg.policy,
+                    requested_limit=item.requested_limit, refer_because=refer_because,
+                )
             assessment = Assessment(
                 decision_id=self.new_id(), buyer_id=item.buyer_id, assessed_at=stamp, pd_12m=pd_12m, grade=decision.grade,
                 tier=decision.tier,  # type: ignore[arg-type]
@@ -236,6 +253,8 @@ class Assessor:
                 capacity=decision.capacity.amount, capacity_source=decision.capacity.source,
                 requested_amount=item.order.amount if item.order else None, requested_limit=item.requested_limit,
                 decision=decision.decision, approved_amount=decision.approved_amount, decision_reason=decision.reason,
+                granted_limit=line.granted_limit if line else None, limit_source=line.source if line else None,
+                limit_status=line.status if line else None, limit_note=line.note if line else None,
                 expected_loss=decision.expected_loss,
                 insurance=Insurance(cover_ratio=decision.cover_ratio, premium_rate=decision.premium_rate, insured_turnover=decision.insured_turnover, premium=decision.premium),
                 explanation=_reasons(default.model, features, explained, k, bool(available[k]), serving.top_reasons),

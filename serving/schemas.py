@@ -87,6 +87,11 @@ class Assessment(BaseModel):
     decision: Literal["approve", "partial", "refer", "decline"]
     approved_amount: float
     decision_reason: str
+    granted_limit: float | None = Field(default=None, description="the seller's line the order was decided against (null: no seller, or no order)")
+    limit_source: Literal["override", "register", "discretionary", "none"] | None = Field(
+        default=None, description="where that line came from: a reviewer's override in force, the register's granted line, the policy's own authority without a line, or none")
+    limit_status: str | None = Field(default=None, description="the register's status of the seller's line (none: never requested)")
+    limit_note: str | None = Field(default=None, description="why this line, in words")
     expected_loss: float = Field(description="PD x LGD x exposure at default")
     insurance: Insurance
     explanation: Explanation = Field(description="why the default model gave this PD")
