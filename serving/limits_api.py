@@ -28,6 +28,13 @@ from tradecredit.serving.limit_schemas import LimitHistory, LimitListing, LimitR
 from tradecredit.serving.schemas import AssessRequest
 
 
+def caller_from_headers(request: Request) -> Any:
+    """The caller the key middleware resolved (it replaces any client-sent value)."""
+    from tradecredit.serving.access import caller_of
+
+    return caller_of(request.headers)
+
+
 def build_limits_app(desk_of: Callable[[], Any], caller_of: Callable[[Request], Any]) -> FastAPI:
     """``desk_of`` returns the worker's :class:`~tradecredit.serving.credit.WorkerCredit`;
     ``caller_of`` the API caller the key middleware resolved for a request."""

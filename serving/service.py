@@ -21,7 +21,9 @@ import bentoml
 from tradecredit.config import default_config_dir, load_config, load_profiled_section
 from tradecredit.serving.config import ConsoleConfig, ServingConfig
 from tradecredit.serving.console.app import Console, build_console_app
+from tradecredit.serving.credit import WorkerCredit
 from tradecredit.serving.engine import Assessor, Clock, open_assessor
+from tradecredit.serving.limits_api import build_limits_app, caller_from_headers
 from tradecredit.serving.errors import ApiError, GuardMiddleware, error_response
 from tradecredit.serving.openapi import ERROR_RESPONSES, OpenApiErrors
 from tradecredit.serving.process import AS_OF_ENV, parse_as_of
@@ -48,8 +50,10 @@ def serving_config() -> ServingConfig:
 
 _SERVING = serving_config()
 _CONSOLE_PATH = load_profiled_section(ConsoleConfig).path
+LIMITS_PATH = "/limits"
 # The console's routes run in the worker that serves them and use that worker's assessor.
 console_app = build_console_app(lambda: bentoml.get_current_service().console, _CONSOLE_PATH)
+limits_app = build_limits_app(lambda: bentoml.get_current_service().credit, caller_from_headers)
 
 
 @bentoml.service(
@@ -63,6 +67,7 @@ console_app = build_console_app(lambda: bentoml.get_current_service().console, _
     logging={"access": {"enabled": _SERVING.access_log}},
 )
 @bentoml.asgi_app(console_app, path=_CONSOLE_PATH)
+@bentoml.asgi_app(limits_app, path=LIMITS_PATH)
 class CreditService:
     def __init__(self) -> None:
         cfg = load_config(default_config_dir())
@@ -70,7 +75,10 @@ class CreditService:
         self.clock = Clock(parse_as_of(os.environ.get(AS_OF_ENV)))
         ws = Workspace.resolve(None)
         self.assessor: Assessor = open_assessor(ws, cfg, self.clock)
+        self.credit = WorkerCredit(cfg, ws, self.assessor)
+        self.assessor.credit = self.credit
         self.console = Console(cfg, ws, self.assessor)
+        self.console.credit = self.credit
         self.console.warm_up()
 
     def __is_ready__(self) -> bool:

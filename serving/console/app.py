@@ -47,6 +47,7 @@ from tradecredit.serving.console.data import (
     statements,
     with_acknowledgements,
 )
+from tradecredit.serving.console.limits import add_limit_routes
 from tradecredit.serving.console.text import LANGUAGES, words
 from tradecredit.serving.decision_log import ReviewRecord, read_decisions, read_reviews
 from tradecredit.serving.engine import Assessor, BuyerExplanation
@@ -79,6 +80,7 @@ class Console:
         self.cfg = cfg
         self.ws = ws
         self.assessor = assessor
+        self.credit: Any = None  # the worker's serving.credit.WorkerCredit, set by the service
         self.auth = ConsoleAuth(ws.users_db, cfg.console)
         self.alerts_db = ws.alerts_db
         buyers = ws.read_ledger_table("buyers", ["buyer_id", "country", "industry", "legal_form", "founded_on", "employees"])
@@ -379,6 +381,7 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
             raise Refused(answer.status, answer.message, answer.field)
         return JSONResponse(what_if_summary(answer))
 
+    add_limit_routes(private, console_of, base, session_of, write_of)
     app.include_router(private)
     return app
 
