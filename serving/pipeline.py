@@ -159,6 +159,7 @@ def demo_console(cfg: PlatformConfig, ws: Workspace, config_dir: Path, echo: Cal
                 f"{summary.group(1) if summary else '?'} buyers, the alerts page {counts.group(1) if counts else '?'} red and "
                 f"{counts.group(2) if counts else '?'} yellow open alerts."
             )
+            demo_credit_desk(cfg, ws, server, client, echo)
     except ServerError as exc:
         raise StageError(str(exc)) from None
     echo(
@@ -166,3 +167,74 @@ def demo_console(cfg: PlatformConfig, ws: Workspace, config_dir: Path, echo: Cal
         f"http://{cfg.serving.host}:{cfg.serving.port}{base}/ (user '{user}', password in {ws.demo_login}; "
         "add reviewers with `tradecredit console add-user NAME`)."
     )
+
+
+DEMO_APPROVER = "demo-approver"
+
+
+def _get_json(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers=headers, method="GET")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def demo_credit_desk(cfg: PlatformConfig, ws: Workspace, server: Any, client: Any, echo: Callable[[str], None]) -> None:
+    """An ERP with its seller's API key requests a line; the demo's reviewers approve it in the
+    console under the authority matrix; an order is then decided against the granted line."""
+    from tradecredit.serving.console.users import ensure_user, opened_users
+    from tradecredit.serving.process import post_json
+
+    invoices = ws.read_ledger_table("invoices", ["buyer_id", "seller_id"])
+    seller = str(invoices["seller_id"].mode().sort()[0])
+    with opened_users(cfg, ws) as auth:
+        key_id, secret = auth.add_key(seller)
+    headers = {"Authorization": f"Bearer {secret}"}
+    echo(f"\n-- Credit management: the ERP of seller {seller} (API key {key_id}) asks for a line")
+    candidates = invoices.filter(invoices["seller_id"] == seller)["buyer_id"].unique().sort().head(40).to_list()
+    chosen = None
+    for buyer in candidates:
+        status, body = post_json(server.url + "/assess", {"buyer_id": buyer}, headers=headers)
+        if status == 200 and body["decision"] == "approve" and body["tier"] in ("low", "medium") and body["recommended_limit"] >= 20_000:
+            chosen = body
+            break
+    if chosen is None:
+        echo("  No clean low- or medium-risk buyer of this seller among the first 40: the credit desk step is skipped.")
+        return
+    buyer, amount = chosen["buyer_id"], float(chosen["recommended_limit"])
+    status, request = post_json(server.url + "/limits/requests", {"buyer_id": buyer, "amount": amount, "terms_days": 30, "client_key": "demo-erp-1", "accept_partial": False}, headers=headers)
+    if status not in (200, 201):
+        raise StageError(f"the limit request was refused ({status}): {request}")
+    echo(f"  POST /limits/requests {buyer} {amount:,.0f} on 30 days: {request['status']} "
+         f"(grade {request['grade']}, {request['tier']} risk, {request['approvals_needed']} approval(s) needed): {request['reason']}")
+    rid = request["request_id"]
+    approvers = [client]
+    if request["approvals_needed"] >= 2:
+        password = ensure_user(cfg, ws, DEMO_APPROVER, ("approver",))
+        second = type(client)(server.url, cfg.console.path)
+        if second.login(DEMO_APPROVER, password).status != 303:
+            raise StageError("the demo's second approver could not log in to the console")
+        approvers.append(second)
+    for reviewer in approvers[: request["approvals_needed"]]:
+        reviewer.get(f"/limits/requests/{rid}")
+        answer = reviewer.post_form(f"/limits/requests/{rid}/decide", {"verdict": "approve", "reason": "statements and payment history reviewed"})
+        if answer.status != 303:
+            raise StageError(f"the console refused the approval ({answer.status})")
+    status, line = _get_json(f"{server.url}/limits/{seller}/{buyer}", headers)
+    if status != 200:
+        raise StageError(f"GET /limits answered {status}: {line}")
+    l = line["line"]
+    echo(f"  Approved in the console by {l['decided_by']}: line {l['granted']:,.0f} ({l['status']}), valid to {l['valid_to']}, "
+         f"next review {l['next_review_on']}; {len(line['events'])} events in the register.")
+    order = round(l["granted"] / 2, -2)
+    status, body = post_json(server.url + "/assess", {"buyer_id": buyer, "order": {"amount": order, "terms_days": 30}}, headers=headers)
+    if status != 200:
+        raise StageError(f"the order was refused ({status}): {body}")
+    echo(f"  POST /assess order {order:,.0f} on 30 days: {body['decision']} against the {body['limit_source']} line "
+         f"{body['granted_limit']:,.0f} (exposure {body['exposure']:,.0f}): {body['decision_reason']}")
+    echo(f"  The credit desk: {server.url}{cfg.console.path}/limits")
