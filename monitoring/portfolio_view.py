@@ -53,7 +53,8 @@ class PortfolioView:
 
 def positions(scores: pl.DataFrame, features: pl.DataFrame, policy: PolicyConfig, mix: PortfolioViewConfig) -> pl.DataFrame:
     """Each scored buyer with its exposure, limit, expected loss, premium and mix segment."""
-    cols = ["buyer_id", "industry", "country", "open_balance", "amount_issued_365d", "revenue", "equity", "days_since_first_invoice"]
+    cols = ["buyer_id", "industry", "country", "open_balance", "amount_issued_365d", "revenue", "equity", "days_since_first_invoice",
+            "days_since_statement", "dbt_weighted_365d"]
     frame = scores.select("buyer_id", "pd_12m", "grade", "tier").join(features.select(cols), on="buyer_id", how="left")
     limits, losses, rates, premiums = [], [], [], []
     for row in frame.iter_rows(named=True):

@@ -23,7 +23,7 @@ from tradecredit.serving.decision_log import DecisionLog, DecisionRecord
 from tradecredit.serving.errors import ApiError
 from tradecredit.policy import FACT_FEATURES, buyer_facts, decide
 from tradecredit.serving.reasons import top_reasons
-from tradecredit.serving.schemas import AssessRequest, Assessment, Explanation, Freshness, Insurance, LatePayment, Reason
+from tradecredit.serving.schemas import AssessRequest, Assessment, Explanation, Freshness, Insurance, LatePayment, LimitReasonOut, Reason
 from tradecredit.training.model import CreditModel, Explained
 from tradecredit.workspace import Workspace
 
@@ -244,6 +244,7 @@ class Assessor:
                 decision = decide(
                     pd_12m, buyer_facts(features), item.order.amount if item.order else None, self.cfg.policy,
                     requested_limit=item.requested_limit, refer_because=refer_because,
+                    terms_days=item.order.terms_days if item.order else terms_days, late_probability=late_payment.probability if late_payment else None,
                 )
             assessment = Assessment(
                 decision_id=self.new_id(), buyer_id=item.buyer_id, assessed_at=stamp, pd_12m=pd_12m, grade=decision.grade,
@@ -252,7 +253,8 @@ class Assessor:
                 recommended_limit=decision.recommended_limit, exposure=decision.exposure, available_limit=decision.available_limit,
                 capacity=decision.capacity.amount, capacity_source=decision.capacity.source,
                 requested_amount=item.order.amount if item.order else None, requested_limit=item.requested_limit,
-                decision=decision.decision, approved_amount=decision.approved_amount, decision_reason=decision.reason,
+                decision=decision.decision, decision_code=decision.reason_code, approved_amount=decision.approved_amount, decision_reason=decision.reason,
+                limit_reasons=[LimitReasonOut(**r.__dict__) for r in decision.limit_reasons],
                 granted_limit=line.granted_limit if line else None, limit_source=line.source if line else None,
                 limit_status=line.status if line else None, limit_note=line.note if line else None,
                 expected_loss=decision.expected_loss,

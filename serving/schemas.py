@@ -39,6 +39,12 @@ class Reason(BaseModel):
     sentence_zh: str = Field(description="the same sentence in Simplified Chinese")
 
 
+class LimitReasonOut(BaseModel):
+    code: str = Field(description="capacity_revenue, capacity_equity, capacity_purchases, negative_equity, statement_stale_haircut, statement_ignored, grade_share, need_cap, max_limit, or a knock-out's code")
+    sentence_en: str
+    sentence_zh: str = Field(description="the same sentence in Simplified Chinese")
+
+
 class Explanation(BaseModel):
     available: bool = Field(description="false when base value + contributions did not equal the raw score")
     additivity_error: float = Field(description="|base value + sum of contributions - raw score| in log-odds")
@@ -81,10 +87,16 @@ class Assessment(BaseModel):
     exposure: float = Field(description="the buyer's open balance")
     available_limit: float = Field(description="the granted line minus the exposure")
     capacity: float
-    capacity_source: Literal["revenue", "equity", "usual_purchases", "none"]
+    capacity_source: Literal["revenue", "equity", "usual_purchases", "negative_equity", "none"] = Field(
+        description="the tightest measure known of what the buyer can carry (negative_equity: none at all)")
+    limit_reasons: list[LimitReasonOut] = Field(description="why this limit: the binding measure, the grade's share, the need cap, the largest limit, knock-outs")
     requested_amount: float | None
     requested_limit: float | None
-    decision: Literal["approve", "partial", "refer", "decline"]
+    decision: Literal["approve", "partial", "refer", "decline", "hold"] = Field(
+        description="hold: a knock-out (insolvency filing, credit event, overdue beyond the maximum extension): no new credit, orders held")
+    decision_code: str = Field(description="a stable code for the decision's path, e.g. within_limit, partial, limit_used, grade_refer, grade_decline, "
+                                           "red_alert, terms_above_max, late_probability, insolvency_filing, credit_event, overdue_beyond_extension, "
+                                           "negative_equity, no_capacity, not_assessable, override_refer, override_decline")
     approved_amount: float
     decision_reason: str
     granted_limit: float | None = Field(default=None, description="the seller's line the order was decided against (null: no seller, or no order)")

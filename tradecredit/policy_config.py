@@ -18,17 +18,44 @@ class GradeBand(StrictModel):
 
 
 class CapacityConfig(StrictModel):
-    """What a buyer can carry, from the first figure known, in this order."""
+    """What a buyer can carry: the tightest of the statement measures known (revenue share,
+    positive equity share), else months of its usual purchases."""
 
     revenue_share: Probability = Field(description="share of annual revenue")
-    equity_share: Probability = Field(description="share of equity (used when revenue is unknown)")
+    equity_share: Probability = Field(description="share of equity (none from zero or negative equity)")
     monthly_purchases_multiple: PositiveFloat = Field(
-        description="months of the buyer's usual purchases (used when neither statement figure is known)"
+        description="months of the buyer's usual purchases (used when no statement figure is usable)"
     )
+    statement_haircut_after_days: PositiveInt = Field(description="a statement older than this (or of unknown age) counts at (1 - statement_haircut)")
+    statement_haircut: Probability
+    statement_max_age_days: PositiveInt = Field(description="a statement older than this is ignored")
+
+    @model_validator(mode="after")
+    def _ages(self) -> CapacityConfig:
+        if self.statement_max_age_days <= self.statement_haircut_after_days:
+            raise ValueError("statement_max_age_days must be above statement_haircut_after_days")
+        return self
+
+
+class NeedConfig(StrictModel):
+    """A cap tied to need: what the seller's usual trade with the buyer keeps outstanding."""
+
+    months_of_purchases: PositiveFloat = Field(description="the cap is this many times the usual outstanding (monthly purchases x (terms + days beyond terms) / 30)")
+    default_terms_days: PositiveInt = Field(description="terms assumed when neither the request nor the ledger gives them")
+
+
+class KnockOutConfig(StrictModel):
+    """Facts that stop new credit before any approval (decision ``hold``), and order terms."""
+
+    max_extension_days: PositiveInt = Field(description="an open invoice more than this many days past due holds new orders")
+    max_terms_days: PositiveInt = Field(description="terms above this are not accepted automatically")
+    terms_above_max: Literal["refer", "decline"]
+    late_probability_refer_above: Probability = Field(description="an order whose late-payment probability is above this is referred")
 
 
 class LimitConfig(StrictModel):
     capacity: CapacityConfig
+    need: NeedConfig
     grade_share: list[Probability] = Field(description="share of capacity granted, grade 1 first; never rises")
     max_limit: PositiveFloat
     rounding: PositiveFloat = Field(description="limits are rounded down to a multiple of this")
@@ -50,6 +77,7 @@ class PolicyConfig(StrictModel):
     master_scale: list[GradeBand] = Field(description="grades from best to worst; the last band must end at PD 1")
     lgd: Probability = Field(description="loss given default of an unsecured trade receivable")
     limits: LimitConfig
+    knock_outs: KnockOutConfig
     insurance: InsuranceConfig
 
     @model_validator(mode="after")
