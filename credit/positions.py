@@ -1,0 +1,99 @@
+"""Ledger positions at a date: each (seller, buyer)'s open balance, usual purchases and terms,
+and each buyer's knock-out facts (an insolvency filing, a credit event, the oldest invoice
+past due). Point in time: nothing dated after the date counts (an invoice issued later, a
+payment received later, a registry or credit event dated later).
+
+A disputed invoice does not count towards "past due beyond the maximum extension": a dispute
+is settled between the parties and is a signal of its own (features and alerts weigh it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import polars as pl
+
+from tradecredit.policy import CreditFacts
+from tradecredit.workspace import Workspace
+
+CENT = 0.005  # an invoice paid to within half a cent is settled
+
+
+@dataclass(frozen=True)
+class SellerPosition:
+    open_balance: float
+    monthly_purchases: float  # amount issued in the 365 days to the date / 12
+    usual_terms_days: float | None  # amount-weighted terms of those invoices
+    max_days_past_due: int | None
+
+
+@dataclass(frozen=True)
+class LedgerPositions:
+    as_of: date
+    sellers: dict[tuple[str, str], SellerPosition]  # (seller_id, buyer_id)
+    buyers: dict[str, CreditFacts]
+
+
+def _dated(frame: pl.DataFrame | None, column: str, as_of: date) -> pl.DataFrame | None:
+    if frame is None or frame.height == 0 or column not in frame.columns:
+        return None
+    return frame.filter(pl.col(column) <= as_of)
+
+
+def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date) -> LedgerPositions:
+    """Positions on ``as_of`` from the loaded ledger's tables (``invoices``; ``payments``,
+    ``registry_events`` and ``credit_events`` when present)."""
+    invoices = tables["invoices"].filter(pl.col("issued_on") <= as_of)
+    payments = _dated(tables.get("payments"), "paid_on", as_of)
+    paid = (
+        payments.group_by("invoice_id").agg(paid=pl.col("amount").sum())
+        if payments is not None and payments.height
+        else pl.DataFrame(schema={"invoice_id": pl.String, "paid": pl.Float64})
+    )
+    disputed = pl.col("disputed_on").is_not_null() & (pl.col("disputed_on") <= as_of) if "disputed_on" in invoices.columns else pl.lit(False)
+    inv = invoices.join(paid, on="invoice_id", how="left").with_columns(
+        open=(pl.col("amount") - pl.col("paid").fill_null(0.0)).clip(lower_bound=0.0),
+        recent=pl.col("issued_on") > as_of - timedelta(days=365),
+        terms=(pl.col("due_on") - pl.col("issued_on")).dt.total_days(),
+        disputed=disputed,
+    ).with_columns(
+        past_due=pl.when((pl.col("open") > CENT) & (pl.col("due_on") < as_of) & ~pl.col("disputed"))
+        .then((pl.lit(as_of) - pl.col("due_on")).dt.total_days())
+        .otherwise(None),
+    )
+    per_seller = inv.group_by("seller_id", "buyer_id").agg(
+        open_balance=pl.col("open").filter(pl.col("open") > CENT).sum(),
+        issued=pl.col("amount").filter(pl.col("recent")).sum(),
+        weighted_terms=(pl.col("terms") * pl.col("amount")).filter(pl.col("recent")).sum(),
+        max_days_past_due=pl.col("past_due").max(),
+    )
+    sellers = {
+        (r["seller_id"], r["buyer_id"]): SellerPosition(
+            float(r["open_balance"] or 0.0), float(r["issued"] or 0.0) / 12,
+            float(r["weighted_terms"]) / float(r["issued"]) if r["issued"] else None,
+            None if r["max_days_past_due"] is None else int(r["max_days_past_due"]),
+        )
+        for r in per_seller.iter_rows(named=True)
+    }
+    overdue = {r["buyer_id"]: r["d"] for r in inv.group_by("buyer_id").agg(d=pl.col("past_due").max()).iter_rows(named=True)}
+    filings: dict[str, date] = {}
+    registry = _dated(tables.get("registry_events"), "event_on", as_of)
+    if registry is not None:
+        for r in registry.filter(pl.col("event_type") == "insolvency_filing").group_by("buyer_id").agg(on=pl.col("event_on").min()).iter_rows(named=True):
+            filings[r["buyer_id"]] = r["on"]
+    events: dict[str, tuple[str, date]] = {}
+    credit = _dated(tables.get("credit_events"), "event_on", as_of)
+    if credit is not None:
+        for r in credit.sort("event_on").group_by("buyer_id", maintain_order=True).first().iter_rows(named=True):
+            events[r["buyer_id"]] = (r["event_type"], r["event_on"])
+    buyers = {
+        b: CreditFacts(filings.get(b), events.get(b), None if overdue.get(b) is None else int(overdue[b]))
+        for b in set(overdue) | set(filings) | set(events)
+    }
+    return LedgerPositions(as_of, sellers, buyers)
+
+
+def load_positions(ws: Workspace, as_of: date) -> LedgerPositions:
+    """Positions from the workspace's loaded ledger."""
+    return ledger_positions(ws.read_ledger().tables, as_of)

@@ -1,0 +1,77 @@
+"""Ledger positions on a hand-made ledger with known answers, and planted future facts that
+must not leak into a position."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from tradecredit.credit.positions import ledger_positions
+
+AS_OF = date(2026, 6, 30)
+
+
+def d(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def ledger(extra_invoices=(), extra_payments=(), registry=(), credit=()) -> dict[str, pl.DataFrame]:
+    invoices = [
+        # buyer B1 with seller S1: one open and 60 days past due, one paid in full
+        ("I1", "B1", "S1", "2026-03-01", "2026-05-01", 12_000.0, None),
+        ("I2", "B1", "S1", "2026-04-01", "2026-05-01", 6_000.0, None),
+        # buyer B1 with seller S2: half paid, not yet due
+        ("I3", "B1", "S2", "2026-06-01", "2026-07-31", 10_000.0, None),
+        # buyer B2: 120 days past due but disputed; and an old invoice outside the 365 days
+        ("I4", "B2", "S1", "2026-01-01", "2026-03-02", 5_000.0, "2026-03-10"),
+        ("I5", "B2", "S1", "2025-01-01", "2025-02-01", 9_000.0, None),
+        *extra_invoices,
+    ]
+    payments = [("I2", "2026-04-20", 6_000.0), ("I3", "2026-06-15", 5_000.0), ("I5", "2025-02-01", 9_000.0), *extra_payments]
+    frame = pl.DataFrame(invoices, schema=["invoice_id", "buyer_id", "seller_id", "issued_on", "due_on", "amount", "disputed_on"], orient="row")
+    frame = frame.with_columns(pl.col(c).str.to_date() for c in ("issued_on", "due_on", "disputed_on"))
+    tables = {
+        "invoices": frame,
+        "payments": pl.DataFrame(payments, schema=["invoice_id", "paid_on", "amount"], orient="row").with_columns(pl.col("paid_on").str.to_date()),
+    }
+    if registry:
+        tables["registry_events"] = pl.DataFrame(list(registry), schema=["buyer_id", "event_on", "event_type"], orient="row").with_columns(pl.col("event_on").str.to_date())
+    if credit:
+        tables["credit_events"] = pl.DataFrame(list(credit), schema=["buyer_id", "event_on", "event_type"], orient="row").with_columns(pl.col("event_on").str.to_date())
+    return tables
+
+
+def test_positions_by_hand():
+    p = ledger_positions(ledger(), AS_OF)
+    s1 = p.sellers[("S1", "B1")]
+    assert s1.open_balance == 12_000.0 and s1.max_days_past_due == 60
+    assert s1.monthly_purchases == pytest.approx(18_000.0 / 12)
+    assert s1.usual_terms_days == pytest.approx((61 * 12_000 + 30 * 6_000) / 18_000)
+    s2 = p.sellers[("S2", "B1")]
+    assert (s2.open_balance, s2.max_days_past_due) == (5_000.0, None)
+    b2 = p.sellers[("S1", "B2")]
+    assert b2.open_balance == 5_000.0 and b2.max_days_past_due is None  # disputed: not counted as past due
+    assert b2.monthly_purchases == pytest.approx(5_000.0 / 12)  # the 2025 invoice is older than 365 days
+    assert p.buyers["B1"].max_days_past_due == 60 and p.buyers["B1"].insolvency_filed_on is None
+
+
+def test_knock_out_facts_by_hand():
+    p = ledger_positions(ledger(registry=[("B1", "2026-05-05", "insolvency_filing"), ("B1", "2026-01-01", "lawsuit_filed")],
+                                credit=[("B2", "2026-06-01", "claim"), ("B2", "2026-06-20", "write_off")]), AS_OF)
+    assert p.buyers["B1"].insolvency_filed_on == d("2026-05-05")
+    assert p.buyers["B2"].credit_event == ("claim", d("2026-06-01"))  # the first one
+
+
+def test_a_planted_future_fact_never_leaks():
+    clean = ledger_positions(ledger(), AS_OF)
+    future = ledger_positions(ledger(
+        extra_invoices=[("I9", "B1", "S1", "2026-07-01", "2026-07-02", 99_000.0, None), ("I8", "B3", "S1", "2026-07-15", "2026-08-15", 1.0, None)],
+        extra_payments=[("I1", "2026-07-01", 12_000.0)],  # paid the day after: still open on AS_OF
+        registry=[("B1", "2026-07-01", "insolvency_filing")],
+        credit=[("B2", "2026-07-01", "payment_default")],
+    ), AS_OF)
+    assert future.sellers == clean.sellers
+    assert future.buyers == clean.buyers
+    assert ("S1", "B3") not in future.sellers
