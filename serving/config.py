@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from tradecredit.config_base import PositiveFloat, PositiveInt, StrictModel
+from tradecredit.config_base import NonNegativeFloat, PositiveFloat, PositiveInt, StrictModel
 
 
 class OrderBounds(StrictModel):
@@ -21,6 +21,11 @@ class DecisionLogConfig(StrictModel):
         description="SQLite synchronous mode of the WAL log: full survives power loss, normal only a process crash"
     )
     busy_timeout_ms: PositiveInt = Field(description="how long a writer waits for another worker's write")
+
+
+class ApiKeysConfig(StrictModel):
+    required: bool = Field(description="every call but health, readiness, metrics and the docs needs an API key; false only behind a gateway that authenticates")
+    cache_seconds: NonNegativeFloat = Field(description="a worker remembers a checked key this long: a revoked key stops working within it")
 
 
 class ServingConfig(StrictModel):
@@ -40,6 +45,7 @@ class ServingConfig(StrictModel):
     )
     orders: OrderBounds
     decision_log: DecisionLogConfig
+    api_keys: ApiKeysConfig
 
 
 class ConsoleConfig(StrictModel):

@@ -34,7 +34,9 @@ CREATE TABLE IF NOT EXISTS decisions (
     pd_12m REAL NOT NULL,
     grade INTEGER NOT NULL,
     decision TEXT NOT NULL,
-    response_json TEXT NOT NULL       -- the full answer
+    response_json TEXT NOT NULL,      -- the full answer
+    seller_id TEXT,                   -- the seller the decision was for (null: none named)
+    api_key_id TEXT                   -- the API key that asked (null: the console)
 );
 CREATE INDEX IF NOT EXISTS decisions_buyer ON decisions (buyer_id, assessed_at);
 CREATE INDEX IF NOT EXISTS decisions_logged ON decisions (logged_at);
@@ -60,8 +62,10 @@ CREATE INDEX IF NOT EXISTS reviews_alert ON reviews (alert_id);
 """
 COLUMNS = (
     "decision_id", "logged_at", "assessed_at", "request_id", "endpoint", "buyer_id", "request_json", "features_json",
-    "features_as_of", "stale", "default_model", "late_model", "pd_12m", "grade", "decision", "response_json",
+    "features_as_of", "stale", "default_model", "late_model", "pd_12m", "grade", "decision", "response_json", "seller_id", "api_key_id",
 )
+# Columns added after the first release: an older log gains them when it is opened.
+ADDED_COLUMNS = {"seller_id": "TEXT", "api_key_id": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,15 @@ class DecisionRecord:
     grade: int
     decision: str
     response_json: str  # the answer as sent (pydantic's own serialization, not a second pass)
+    seller_id: str | None = None
+    api_key_id: str | None = None
 
     def row(self) -> tuple[Any, ...]:
         return (
             self.decision_id, self.logged_at, self.assessed_at, self.request_id, self.endpoint, self.buyer_id,
             json.dumps(self.request, separators=(",", ":")), json.dumps(self.features, separators=(",", ":")),
             self.features_as_of, int(self.stale), self.default_model, self.late_model, self.pd_12m, self.grade,
-            self.decision, self.response_json,
+            self.decision, self.response_json, self.seller_id, self.api_key_id,
         )
 
 
@@ -133,6 +139,10 @@ class DecisionLog:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        present = {row[1] for row in self._conn.execute("PRAGMA table_info(decisions)")}
+        for column, kind in ADDED_COLUMNS.items():
+            if present and column not in present:
+                self._conn.execute(f"ALTER TABLE decisions ADD COLUMN {column} {kind}")
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
 

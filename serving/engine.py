@@ -160,6 +160,9 @@ class Assessor:
         for i, item in enumerate(items):
             if (error := self.check_bounds(item, f"{prefix}{i}." if prefix else "")) is not None:
                 results[i] = error
+            elif caller is not None and not caller.admin and item.seller_id is not None and item.seller_id != caller.seller_id:
+                # Never says whose the key is not: only that it cannot act for the seller named.
+                results[i] = ApiError(403, "forbidden", "this API key belongs to another seller: it cannot ask for this seller", f"{prefix}{i}.seller_id" if prefix else "seller_id")
         todo = [i for i, r in enumerate(results) if r is None]
         buyer_ids = list(dict.fromkeys(items[i].buyer_id for i in todo))
         online = self.reader.read(buyer_ids, now) if buyer_ids else None
@@ -232,10 +235,10 @@ class Assessor:
                     explanation=_reasons(self.models["late"].model, late_values, late_explained, j, bool(late_available[j]), serving.top_reasons),
                 )
             pd_12m = float(explained.probability[k])
+            seller = seller_id or item.seller_id or (caller.seller_id if caller is not None else None)
             refer_because = "; ".join(problems) or None
             line = None
             if self.credit is not None:
-                seller = seller_id or getattr(item, "seller_id", None) or (caller.seller_id if caller is not None else None)
                 decision, line = self.credit.decide(
                     pd_12m, features, item, seller, late_payment.probability if late_payment else None,
                     item.order.terms_days if item.order else terms_days, refer_because,
@@ -247,7 +250,7 @@ class Assessor:
                     terms_days=item.order.terms_days if item.order else terms_days, late_probability=late_payment.probability if late_payment else None,
                 )
             assessment = Assessment(
-                decision_id=self.new_id(), buyer_id=item.buyer_id, assessed_at=stamp, pd_12m=pd_12m, grade=decision.grade,
+                decision_id=self.new_id(), buyer_id=item.buyer_id, seller_id=seller, assessed_at=stamp, pd_12m=pd_12m, grade=decision.grade,
                 tier=decision.tier,  # type: ignore[arg-type]
                 late_payment_probability=late_payment.probability if late_payment else None,
                 recommended_limit=decision.recommended_limit, exposure=decision.exposure, available_limit=decision.available_limit,
@@ -281,6 +284,7 @@ class Assessor:
                     default_model=f"{default.registered_model}:{default.version}",
                     late_model=f"{self.models['late'].registered_model}:{self.models['late'].version}" if late_payment else None,
                     pd_12m=pd_12m, grade=decision.grade, decision=decision.decision, response_json=assessment.model_dump_json(),
+                    seller_id=seller, api_key_id=caller.key_id if caller is not None else None,
                 )
             )
         return records

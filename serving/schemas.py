@@ -25,6 +25,8 @@ class Order(Body):
 
 class AssessRequest(Body):
     buyer_id: BuyerId
+    seller_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")] | None = Field(
+        default=None, description="the seller the order is for: a seller's API key is its own seller (naming another is 403); an administrator key may name any")
     order: Order | None = Field(default=None, description="an order to decide on; gives its late-payment probability")
     requested_limit: Money | None = Field(default=None, description="a credit line asked for")
 
@@ -78,6 +80,7 @@ class Freshness(BaseModel):
 class Assessment(BaseModel):
     decision_id: str = Field(description="the decision log's key for this answer")
     buyer_id: str
+    seller_id: str | None = Field(default=None, description="the seller the decision is for (null: an administrator asked without naming one)")
     assessed_at: str = Field(description="the service clock (UTC) the buyer was assessed at")
     pd_12m: float = Field(description="calibrated probability of default within 12 months")
     grade: int = Field(description="master-scale grade, 1 best")

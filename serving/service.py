@@ -19,6 +19,7 @@ import os
 import bentoml
 
 from tradecredit.config import default_config_dir, load_config, load_profiled_section
+from tradecredit.serving.access import ApiKeyMiddleware, caller_of
 from tradecredit.serving.config import ConsoleConfig, ServingConfig
 from tradecredit.serving.console.app import Console, build_console_app
 from tradecredit.serving.credit import WorkerCredit
@@ -88,18 +89,19 @@ class CreditService:
     # 400 naming it; BentoML's model built from the signature would drop it without a word.
     @bentoml.api(route="/assess", input_spec=AssessRequest)
     def assess(
-        self, buyer_id: BuyerId, order: Order | None = None, requested_limit: Money | None = None
+        self, ctx: bentoml.Context, buyer_id: BuyerId, order: Order | None = None, requested_limit: Money | None = None,
+        seller_id: str | None = None,
     ) -> Assessment:
-        """Assess one buyer: PD, grade, limit and decision on an optional order or requested
-        limit, the insurance quote, and the reasons."""
-        item = AssessRequest(buyer_id=buyer_id, order=order, requested_limit=requested_limit)
-        result = self.assessor.assess([item], "assess")[0]
+        """Assess one buyer: PD, grade, limit and decision on an optional order (against the
+        seller's granted line) or requested limit, the insurance quote, and the reasons."""
+        item = AssessRequest(buyer_id=buyer_id, order=order, requested_limit=requested_limit, seller_id=seller_id)
+        result = self.assessor.assess([item], "assess", caller=caller_of(ctx.request.headers))[0]
         if isinstance(result, ApiError):
             return error_response(result)  # type: ignore[return-value]
         return result
 
     @bentoml.api(route="/assess_batch", input_spec=BatchRequest)
-    def assess_batch(self, requests: list[AssessRequest]) -> BatchResponse:
+    def assess_batch(self, ctx: bentoml.Context, requests: list[AssessRequest]) -> BatchResponse:
         """Assess many buyers in one call; an item that cannot be assessed (an unknown buyer)
         gets its error in place, the others their assessments."""
         limit = self.cfg.serving.max_batch_size
@@ -109,7 +111,7 @@ class CreditService:
             )
         if not requests:
             return error_response(ApiError(400, "invalid_field", "'requests' is empty", "requests"))  # type: ignore[return-value]
-        results = self.assessor.assess(requests, "assess_batch")
+        results = self.assessor.assess(requests, "assess_batch", caller=caller_of(ctx.request.headers))
         items = []
         for i, (request, result) in enumerate(zip(requests, results, strict=True)):
             if isinstance(result, ApiError):
@@ -130,6 +132,11 @@ class CreditService:
         )
 
 
+# Every call but the probes, metrics, docs and the console (its own logins) needs a key.
+CreditService.add_asgi_middleware(
+    ApiKeyMiddleware, users_db=Workspace.resolve(None).users_db, console_path=_CONSOLE_PATH,
+    required=_SERVING.api_keys.required, cache_seconds=_SERVING.api_keys.cache_seconds,
+)
 CreditService.add_asgi_middleware(
     GuardMiddleware, max_request_bytes=_SERVING.max_request_bytes, max_concurrency=_SERVING.max_concurrency, console_path=_CONSOLE_PATH
 )

@@ -44,7 +44,15 @@ CREATE TABLE IF NOT EXISTS failed_logins (
     failed_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS failed_logins_by_user ON failed_logins (user_name, failed_at);
+-- Separated duties: who may ask for credit, analyse, approve, or administer.
+CREATE TABLE IF NOT EXISTS user_roles (
+    user_name TEXT NOT NULL REFERENCES users (user_name),
+    role TEXT NOT NULL,
+    PRIMARY KEY (user_name, role)
+);
 """
+ROLES = ("requester", "analyst", "approver", "administrator")
+DEFAULT_ROLES = ("analyst",)
 
 
 class AuthError(ValueError):
@@ -56,6 +64,15 @@ class Session:
     user_name: str
     csrf_token: str
     expires_at: datetime
+    roles: frozenset[str] = frozenset()
+
+
+def _check_roles(roles: tuple[str, ...] | list[str]) -> None:
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise AuthError(f"unknown role(s) {', '.join(unknown)}: roles are {', '.join(ROLES)}")
+    if not roles:
+        raise AuthError("give at least one role")
 
 
 def _sha256(token: str) -> str:
@@ -80,11 +97,13 @@ class ConsoleAuth:
 
     # ------------------------------------------------------------------ users
 
-    def add_user(self, user_name: str, password: str, replace: bool = False) -> None:
+    def add_user(self, user_name: str, password: str, replace: bool = False, roles: tuple[str, ...] | None = None) -> None:
         if not USER_NAME.match(user_name):
             raise AuthError(f"'{user_name}' is not a user name: 2-32 characters, lower-case letters, digits, '.', '_' or '-', starting with a letter")
         if len(password) < self.cfg.min_password_length:
             raise AuthError(f"the password is shorter than {self.cfg.min_password_length} characters")
+        if roles is not None:
+            _check_roles(roles)
         exists = self._con.execute("SELECT 1 FROM users WHERE user_name = ?", (user_name,)).fetchone()
         if exists and not replace:
             raise AuthError(f"user '{user_name}' exists: pass --replace to set a new password")
@@ -96,6 +115,20 @@ class ConsoleAuth:
         )
         # A new password ends the user's open sessions.
         self._con.execute("DELETE FROM sessions WHERE user_name = ?", (user_name,))
+        if roles is not None or not exists:
+            self.set_roles(user_name, roles or DEFAULT_ROLES)
+
+    def set_roles(self, user_name: str, roles: tuple[str, ...] | list[str]) -> None:
+        _check_roles(roles)
+        if not self._con.execute("SELECT 1 FROM users WHERE user_name = ?", (user_name,)).fetchone():
+            raise AuthError(f"no user '{user_name}'")
+        self._con.execute("BEGIN IMMEDIATE")
+        self._con.execute("DELETE FROM user_roles WHERE user_name = ?", (user_name,))
+        self._con.executemany("INSERT INTO user_roles VALUES (?, ?)", [(user_name, r) for r in sorted(set(roles))])
+        self._con.execute("COMMIT")
+
+    def roles(self, user_name: str) -> frozenset[str]:
+        return frozenset(r for (r,) in self._con.execute("SELECT role FROM user_roles WHERE user_name = ?", (user_name,)))
 
     def disable_user(self, user_name: str) -> None:
         changed = self._con.execute("UPDATE users SET disabled = 1 WHERE user_name = ?", (user_name,)).rowcount
@@ -103,9 +136,9 @@ class ConsoleAuth:
             raise AuthError(f"no user '{user_name}'")
         self._con.execute("DELETE FROM sessions WHERE user_name = ?", (user_name,))
 
-    def users(self) -> list[tuple[str, str, bool]]:
-        rows = self._con.execute("SELECT user_name, created_at, disabled FROM users ORDER BY user_name")
-        return [(name, created, bool(disabled)) for name, created, disabled in rows]
+    def users(self) -> list[tuple[str, str, bool, frozenset[str]]]:
+        rows = self._con.execute("SELECT user_name, created_at, disabled FROM users ORDER BY user_name").fetchall()
+        return [(name, created, bool(disabled), self.roles(name)) for name, created, disabled in rows]
 
     def password_hash(self, user_name: str) -> str | None:
         row = self._con.execute("SELECT password_hash FROM users WHERE user_name = ?", (user_name,)).fetchone()
@@ -142,7 +175,7 @@ class ConsoleAuth:
             self._con.execute("UPDATE users SET password_hash = ? WHERE user_name = ?", (self._hasher.hash(password), user_name))
         self._con.execute("DELETE FROM failed_logins WHERE user_name = ?", (user_name,))
         token, now = secrets.token_urlsafe(32), self.now()
-        session = Session(user_name, secrets.token_urlsafe(32), now + timedelta(hours=self.cfg.session_hours))
+        session = Session(user_name, secrets.token_urlsafe(32), now + timedelta(hours=self.cfg.session_hours), self.roles(user_name))
         self._con.execute(
             "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
             (_sha256(token), user_name, session.csrf_token, now.isoformat(), session.expires_at.isoformat()),
@@ -165,7 +198,7 @@ class ConsoleAuth:
         if expires <= self.now():
             self._con.execute("DELETE FROM sessions WHERE token_sha256 = ?", (_sha256(token),))
             return None
-        return Session(row[0], row[1], expires)
+        return Session(row[0], row[1], expires, self.roles(row[0]))
 
     def logout(self, token: str | None) -> None:
         if token:
