@@ -47,7 +47,9 @@ from tradecredit.serving.console.data import (
     statements,
     with_acknowledgements,
 )
-from tradecredit.serving.console.limits import add_limit_routes
+from tradecredit.credit.desk import record_override
+from tradecredit.credit.register import RegisterError
+from tradecredit.serving.console.limits import add_limit_routes, knock_out_of, reviewer_of
 from tradecredit.serving.console.text import LANGUAGES, words
 from tradecredit.serving.decision_log import ReviewRecord, read_decisions, read_reviews
 from tradecredit.serving.engine import Assessor, BuyerExplanation
@@ -189,6 +191,19 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
             raise Refused(400, f"'{named[0]}' cannot be set: actions are recorded under the logged-in reviewer", named[0])
         return Write(session, form)
 
+    def require_role(*roles: str) -> Callable[..., Write]:
+        """A write only users with one of ``roles`` may make (403 otherwise)."""
+
+        async def checked(write: Annotated[Write, Depends(write_of)]) -> Write:
+            if not write.session.roles & set(roles):
+                raise Refused(403, f"this needs the {' or '.join(roles)} role: ask an administrator (tradecredit console set-roles)")
+            return write
+
+        return checked
+
+    approver_write = require_role("approver", "administrator")
+    reviewer_write = require_role("analyst", "approver", "administrator")
+
     @app.exception_handler(NotLoggedIn)
     async def not_logged_in(request: Request, exc: NotLoggedIn) -> Response:
         if request.method == "GET" and "/api/" not in request.url.path:
@@ -314,7 +329,7 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
         )
 
     @private.post("/alerts/{alert_id}/acknowledge", include_in_schema=False)
-    def acknowledge(alert_id: int, write: Annotated[Write, Depends(write_of)]) -> Response:
+    def acknowledge(alert_id: int, write: Annotated[Write, Depends(reviewer_write)]) -> Response:
         console = console_of()
         found = read_alerts(console.alerts_db, console.now.date()).filter(pl.col("alert_id") == alert_id)
         if found.height == 0:
@@ -336,8 +351,11 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
         return RedirectResponse(_safe_next(base, write.form.get("next") or f"{base}/alerts"), 303)
 
     @private.post("/buyers/{buyer_id}/override", include_in_schema=False)
-    def override(buyer_id: str, write: Annotated[Write, Depends(write_of)]) -> Response:
+    def override(buyer_id: str, write: Annotated[Write, Depends(approver_write)]) -> Response:
         console = console_of()
+        seller = write.form.get("seller_id", "").strip()
+        if not seller:
+            raise Refused(400, "name the seller whose line the override is for", "seller_id")
         decision = write.form.get("decision", "")
         if decision not in DECISIONS:
             raise Refused(400, f"decision is one of {', '.join(DECISIONS)}", "decision")
@@ -353,9 +371,18 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
             raise Refused(400, f"the limit is between 0 and {console.cfg.serving.orders.max_amount:,.0f}", "limit")
         # The decision overridden is logged first, as the service would log it now: the
         # override always points at a real decision with its features and model versions.
-        logged = console.assessor.assess([assess_request(buyer_id)], "console")[0]
+        logged = console.assessor.assess([assess_request(buyer_id)], "console", seller_id=seller)[0]
         if isinstance(logged, ApiError):
             raise Refused(logged.status, logged.message)
+        # The override is a register entry with an expiry: /assess honours it until then.
+        credit = console.credit
+        try:
+            record_override(
+                credit.register, console.cfg.credit, seller, buyer_id, logged.tier, decision, limit, reviewer_of(write.session), reason,
+                credit.today, knock_out_of(credit.credit_facts(buyer_id), console.cfg.policy),
+            )
+        except RegisterError as exc:
+            raise Refused(exc.status, exc.message) from None
         log = console.assessor.log
         assert log is not None
         log.append_review(
@@ -439,4 +466,6 @@ def buyer_context(console: Console, buyer_id: str, lang: str) -> dict[str, Any]:
         "decisions": list(reversed(decisions))[:DECISIONS_SHOWN], "decisions_logged": len(decisions), "overrides": overrides, "alerts": alerts.to_dicts(),
         "firm": firm.row(0, named=True) if firm.height else {}, "model_version": f"{served.registered_model} v{served.version}",
         "decision_choices": DECISIONS, "raw_score": float(explained.raw[0]),
+        "lines": console.credit.register.states(now.date(), buyer_id=buyer_id) if console.credit else [],
+        "sellers": sorted(s for s, b in console.credit.positions.sellers if b == buyer_id) if console.credit else [],
     }

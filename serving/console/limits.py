@@ -97,7 +97,7 @@ def add_limit_routes(router: APIRouter, console_of: Callable[[], Any], base: str
         found = credit.register.request(request_id)
         if found is None:
             raise _refused(RegisterError(404, "unknown_request", "no such limit request"))
-        knock_out = knock_out_of(credit.credit_facts(found.buyer_id))
+        knock_out = knock_out_of(credit.credit_facts(found.buyer_id), console.cfg.policy)
         try:
             decide_request(credit.register, console.cfg.credit, request_id, reviewer_of(write.session), verdict, reason, credit.today, amount, knock_out)  # type: ignore[arg-type]
         except RegisterError as exc:
@@ -143,9 +143,9 @@ def add_limit_routes(router: APIRouter, console_of: Callable[[], Any], base: str
         return RedirectResponse(f"{base}/limits#reductions", 303)
 
 
-def knock_out_of(facts: Any) -> str | None:
+def knock_out_of(facts: Any, policy: Any) -> str | None:
     """A knock-out in words, or None (the policy's own check, for approvals made by people)."""
     from tradecredit.policy import knock_outs_of
 
-    found = knock_outs_of(facts) if facts is not None else []
+    found = knock_outs_of(facts, policy)
     return "; ".join(k.reason for k in found) or None
