@@ -38,14 +38,14 @@ def body_for(i: int, buyers: list[str]) -> bytes:
     return json.dumps({"buyer_id": buyers[i % len(buyers)], "order": {"amount": 10_000 + i % 5_000, "terms_days": 60}}).encode()
 
 
-def client_loop(url: str, buyers: list[str], seconds: float, keep_alive: bool, offset: int, out: list, lock: threading.Lock) -> None:
+def client_loop(url: str, buyers: list[str], seconds: float, keep_alive: bool, offset: int, out: list, lock: threading.Lock, auth: dict[str, str]) -> None:
     host, port = url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     latencies, statuses, i = [], [], offset
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         i += 1
-        headers = {"Content-Type": "application/json"} | ({} if keep_alive else {"Connection": "close"})
+        headers = {"Content-Type": "application/json", **auth} | ({} if keep_alive else {"Connection": "close"})
         started = time.perf_counter()
         try:
             connection.request("POST", "/assess", body=body_for(i, buyers), headers=headers)
@@ -62,11 +62,11 @@ def client_loop(url: str, buyers: list[str], seconds: float, keep_alive: bool, o
         out.append((latencies, statuses))
 
 
-def load(url: str, buyers: list[str], concurrency: int, seconds: float, keep_alive: bool, queue: multiprocessing.Queue) -> None:
+def load(url: str, buyers: list[str], concurrency: int, seconds: float, keep_alive: bool, queue: multiprocessing.Queue, auth: dict[str, str]) -> None:
     """Runs in its own process: ``concurrency`` closed-loop clients for ``seconds``."""
     out: list = []
     lock = threading.Lock()
-    threads = [threading.Thread(target=client_loop, args=(url, buyers, seconds, keep_alive, k * 100_000, out, lock)) for k in range(concurrency)]
+    threads = [threading.Thread(target=client_loop, args=(url, buyers, seconds, keep_alive, k * 100_000, out, lock, auth)) for k in range(concurrency)]
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -76,10 +76,10 @@ def load(url: str, buyers: list[str], concurrency: int, seconds: float, keep_ali
     queue.put(([x for lat, _ in out for x in lat], [s for _, st in out for s in st], elapsed))
 
 
-def from_second_process(url: str, buyers: list[str], concurrency: int, seconds: float, keep_alive: bool) -> dict[str, float]:
+def from_second_process(url: str, buyers: list[str], concurrency: int, seconds: float, keep_alive: bool, auth: dict[str, str]) -> dict[str, float]:
     context = multiprocessing.get_context("spawn")  # a clean interpreter, not a fork of this one
     queue = context.Queue()
-    process = context.Process(target=load, args=(url, buyers, concurrency, seconds, keep_alive, queue))
+    process = context.Process(target=load, args=(url, buyers, concurrency, seconds, keep_alive, queue, auth))
     process.start()
     latencies, statuses, elapsed = queue.get()
     process.join()
@@ -166,13 +166,13 @@ def main() -> None:
               f"decision log synchronous={cfg.serving.decision_log.synchronous}; {datetime.now(UTC):%Y-%m-%d}")
         floor = in_process_floor(ws, config_dir, as_of, buyers)
         with running_server(ws, config_dir, as_of=as_of) as server:
-            from_second_process(server.url, buyers, 4, 3, True)  # warm both workers
+            from_second_process(server.url, buyers, 4, 3, True, server.headers)  # warm both workers
             print("\nOver HTTP on loopback (load from a second process, closed loop):")
-            one = from_second_process(server.url, buyers, 1, args.seconds, True)
+            one = from_second_process(server.url, buyers, 1, args.seconds, True, server.headers)
             print(f"  concurrency 1, keep-alive:   p50 {one['p50_ms']:6.2f} ms   p99 {one['p99_ms']:6.2f} ms   "
                   f"{one['per_second']:6.1f} req/s   errors {one['errors']}   (service overhead over the floor: {one['p50_ms'] - floor['floor_p50_ms']:.2f} ms at p50)")
             for keep_alive in (False, True):
-                many = from_second_process(server.url, buyers, 16, args.seconds, keep_alive)
+                many = from_second_process(server.url, buyers, 16, args.seconds, keep_alive, server.headers)
                 label = "keep-alive" if keep_alive else "new connection per request"
                 print(f"  concurrency 16, {label + ':':<27} {many['per_second']:6.1f} req/s   p50 {many['p50_ms']:6.1f} ms   "
                       f"p99 {many['p99_ms']:6.1f} ms   errors {many['errors']} of {many['requests']:,}")

@@ -187,20 +187,20 @@ def _get_json(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
 def demo_credit_desk(cfg: PlatformConfig, ws: Workspace, server: Any, client: Any, echo: Callable[[str], None]) -> None:
     """An ERP with its seller's API key requests a line; the demo's reviewers approve it in the
     console under the authority matrix; an order is then decided against the granted line."""
-    from tradecredit.serving.console.users import ensure_user, opened_users
+    from tradecredit.serving.console.users import ensure_user, opened_keys
     from tradecredit.serving.process import post_json
 
     invoices = ws.read_ledger_table("invoices", ["buyer_id", "seller_id"])
     seller = str(invoices["seller_id"].mode().sort()[0])
-    with opened_users(cfg, ws) as auth:
-        key_id, secret = auth.add_key(seller)
+    with opened_keys(ws) as keys:
+        key_id, secret = keys.add(seller)
     headers = {"Authorization": f"Bearer {secret}"}
     echo(f"\n-- Credit management: the ERP of seller {seller} (API key {key_id}) asks for a line")
     candidates = invoices.filter(invoices["seller_id"] == seller)["buyer_id"].unique().sort().head(40).to_list()
     chosen = None
     for buyer in candidates:
         status, body = post_json(server.url + "/assess", {"buyer_id": buyer}, headers=headers)
-        if status == 200 and body["decision"] == "approve" and body["tier"] in ("low", "medium") and body["recommended_limit"] >= 20_000:
+        if status == 200 and body["decision"] == "approve" and body["tier"] in ("low", "medium") and body["recommended_limit"] >= body["exposure"] + 20_000:
             chosen = body
             break
     if chosen is None:
@@ -231,7 +231,7 @@ def demo_credit_desk(cfg: PlatformConfig, ws: Workspace, server: Any, client: An
     l = line["line"]
     echo(f"  Approved in the console by {l['decided_by']}: line {l['granted']:,.0f} ({l['status']}), valid to {l['valid_to']}, "
          f"next review {l['next_review_on']}; {len(line['events'])} events in the register.")
-    order = round(l["granted"] / 2, -2)
+    order = max(100.0, round((l["granted"] - chosen["exposure"]) / 2, -2))
     status, body = post_json(server.url + "/assess", {"buyer_id": buyer, "order": {"amount": order, "terms_days": 30}}, headers=headers)
     if status != 200:
         raise StageError(f"the order was refused ({status}): {body}")

@@ -72,9 +72,24 @@ class RunningServer:
     process: subprocess.Popen[bytes]
     url: str
     log_path: Path
+    api_key: str | None = None  # an administrator key made for whoever started the server
+    api_key_id: str | None = None
 
-    def post(self, path: str, body: Any, timeout: float = 30.0) -> tuple[int, dict[str, Any]]:
-        return post_json(self.url + path, body, timeout)
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def post(self, path: str, body: Any, timeout: float = 30.0, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        """POST with the server's administrator key unless ``headers`` say otherwise."""
+        return post_json(self.url + path, body, timeout, self.headers if headers is None else headers)
+
+    def get(self, path: str, timeout: float = 30.0, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(self.url + path, headers=self.headers if headers is None else headers, method="GET")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
         """Stop the server and every process it started. BentoML's workers run in sessions of
@@ -153,9 +168,37 @@ def start_server(
         stdin=subprocess.DEVNULL, start_new_session=True,
     )
     log.close()
-    server = RunningServer(process, f"http://{host}:{port}", log_path)
+    key_id, secret = admin_key(ws)
+    server = RunningServer(process, f"http://{host}:{port}", log_path, secret, key_id)
     wait_ready(server, ready_timeout)
     return server
+
+
+def admin_key(ws: Workspace) -> tuple[str, str]:
+    """A fresh administrator key (id, secret) in the workspace's users store, for the process
+    that starts a server (the demo, the tests, the benchmarks) to call it with; revoked when
+    :func:`running_server` stops the server."""
+    from tradecredit.serving.access import ApiKeys
+
+    keys = ApiKeys(ws.users_db)
+    try:
+        return keys.add(None, admin=True)
+    finally:
+        keys.close()
+
+
+def revoke_key(ws: Workspace, key_id: str | None) -> None:
+    from tradecredit.serving.access import ApiKeyError, ApiKeys
+
+    if key_id is None:
+        return
+    keys = ApiKeys(ws.users_db)
+    try:
+        keys.revoke(key_id)
+    except ApiKeyError:
+        pass  # already revoked
+    finally:
+        keys.close()
 
 
 @contextmanager
@@ -165,3 +208,4 @@ def running_server(ws: Workspace, config_dir: Path, **kwargs: Any) -> Iterator[R
         yield server
     finally:
         server.stop()
+        revoke_key(ws, server.api_key_id)

@@ -353,9 +353,6 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
     @private.post("/buyers/{buyer_id}/override", include_in_schema=False)
     def override(buyer_id: str, write: Annotated[Write, Depends(approver_write)]) -> Response:
         console = console_of()
-        seller = write.form.get("seller_id", "").strip()
-        if not seller:
-            raise Refused(400, "name the seller whose line the override is for", "seller_id")
         decision = write.form.get("decision", "")
         if decision not in DECISIONS:
             raise Refused(400, f"decision is one of {', '.join(DECISIONS)}", "decision")
@@ -369,6 +366,9 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
             raise Refused(400, "the limit is a number", "limit") from None
         if limit is not None and not 0 <= limit <= console.cfg.serving.orders.max_amount:
             raise Refused(400, f"the limit is between 0 and {console.cfg.serving.orders.max_amount:,.0f}", "limit")
+        seller = write.form.get("seller_id", "").strip()
+        if not seller:
+            raise Refused(400, "name the seller whose line the override is for", "seller_id")
         # The decision overridden is logged first, as the service would log it now: the
         # override always points at a real decision with its features and model versions.
         logged = console.assessor.assess([assess_request(buyer_id)], "console", seller_id=seller)[0]

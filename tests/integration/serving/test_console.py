@@ -22,6 +22,7 @@ from tradecredit.serving.console.client import ConsoleClient
 from tradecredit.serving.decision_log import read_decisions, read_reviews
 
 PASSWORDS = {"alice": "alice-long-password", "bob": "bob-long-password"}
+ROLES = {"alice": ("analyst", "approver"), "bob": ("analyst",)}
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/static/{name}"), ("GET", "/static/plotly.min.js")}
 SCREENSHOTS = Path(os.environ.get("TRADECREDIT_SCREENSHOTS") or REPO / "test-artifacts" / "screenshots")
 
@@ -30,7 +31,7 @@ SCREENSHOTS = Path(os.environ.get("TRADECREDIT_SCREENSHOTS") or REPO / "test-art
 def reviewers(demo_run) -> dict[str, str]:
     auth = ConsoleAuth(Workspace(demo_run.workspace).users_db, load_config(demo_run.configs).console)
     for name, password in PASSWORDS.items():
-        auth.add_user(name, password, replace=True)
+        auth.add_user(name, password, replace=True, roles=ROLES[name])
     auth.close()
     return PASSWORDS
 
@@ -64,7 +65,10 @@ def console_routes() -> list[tuple[str, str]]:
 
 
 def concrete(path: str) -> str:
-    return path.replace("{buyer_id}", "B000001").replace("{alert_id}", "1").replace("{name}", "console.css")
+    return (
+        path.replace("{buyer_id}", "B000001").replace("{alert_id}", "1").replace("{name}", "console.css")
+        .replace("{request_id}", "0" * 32).replace("{seller_id}", "S001").replace("{event_id}", "1")
+    )
 
 
 def test_every_page_and_write_needs_a_login(server, reviewers, decision_log):

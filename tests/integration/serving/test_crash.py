@@ -27,7 +27,7 @@ def test_kill_9_mid_load_loses_no_acknowledged_decision(demo_run):
             i += 1
             body = {"buyer_id": f"B{(worker * 50 + i) % 400 + 1:06d}", "order": {"amount": 1000 + i, "terms_days": 30}}
             try:
-                status, answer = post_json(server.url + "/assess", body, timeout=10)
+                status, answer = post_json(server.url + "/assess", body, timeout=10, headers=server.headers)
             except (OSError, http.client.HTTPException) as exc:  # the server is gone (mid-answer too): expected once killed
                 failures.append(type(exc).__name__)
                 continue

@@ -102,11 +102,11 @@ def test_bad_requests_get_one_error_shape(server, body, status, code, field):
 
 
 def test_bodies_that_never_reach_the_model(server, served_config):
-    status, body = post_json(server.url + "/assess", b"\x80\x04\x95 pickled", headers={"Content-Type": "application/vnd.bentoml+pickle"})
+    status, body = post_json(server.url + "/assess", b"\x80\x04\x95 pickled", headers={"Content-Type": "application/vnd.bentoml+pickle", **server.headers})
     assert_error(status, body, 415, "unsupported_media_type")
-    status, body = post_json(server.url + "/assess", b"{not json SECRET")
+    status, body = post_json(server.url + "/assess", b"{not json SECRET", headers=server.headers)
     assert_error(status, body, 400, "invalid_json", secret="SECRET")
-    status, body = post_json(server.url + "/assess", b"[1, 2]")
+    status, body = post_json(server.url + "/assess", b"[1, 2]", headers=server.headers)
     assert status == 400 and set(body) == {"error"}
     too_many = {"requests": [{"buyer_id": "B000001"}] * (served_config.serving.max_batch_size + 1)}
     status, body = server.post("/assess_batch", too_many)
@@ -138,7 +138,7 @@ near_valid = st.fixed_dictionaries(
 def test_any_json_gets_an_answer_or_a_4xx_in_our_shape(server, body, path):
     """Fuzzing: whatever JSON arrives, the service answers 200 or a 4xx with our error body,
     never a 5xx and never a traceback."""
-    status, answer = post_json(server.url + path, json.dumps(body).encode())
+    status, answer = post_json(server.url + path, json.dumps(body).encode(), headers=server.headers)
     assert status in (200, 400, 404, 413), (status, answer)
     if status != 200:
         assert set(answer) == {"error"} and set(answer["error"]) == ERROR_KEYS, answer
