@@ -53,8 +53,9 @@ class PortfolioView:
 
 def positions(scores: pl.DataFrame, features: pl.DataFrame, policy: PolicyConfig, mix: PortfolioViewConfig) -> pl.DataFrame:
     """Each scored buyer with its exposure, limit, expected loss, premium and mix segment."""
-    cols = ["buyer_id", "industry", "country", "open_balance", "amount_issued_365d", "revenue", "equity", "days_since_first_invoice",
-            "days_since_statement", "dbt_weighted_365d"]
+    cols = ["buyer_id", "industry", "country", "open_balance", "amount_issued_365d", "revenue", "equity", "days_since_first_invoice"]
+    # The statement's age and the lateness the policy also reads, where the features carry them.
+    cols += [c for c in ("days_since_statement", "dbt_weighted_365d") if c in features.columns]
     frame = scores.select("buyer_id", "pd_12m", "grade", "tier").join(features.select(cols), on="buyer_id", how="left")
     limits, losses, rates, premiums = [], [], [], []
     for row in frame.iter_rows(named=True):

@@ -45,5 +45,6 @@ def register(app: typer.Typer) -> None:
             f"Serving {ws.root} at http://{chosen_host}:{chosen_port} (OpenAPI: /docs.json; reviewer console: "
             f"http://{chosen_host}:{chosen_port}{cfg.console.path}/; Ctrl-C stops it)"
         )
+        typer.echo(pipeline.key_hint(cfg, ws))
         completed = subprocess.run(serve_command(chosen_host, chosen_port), env=serve_environment(ws, ctx.obj.config_dir, as_of), check=False)
         raise typer.Exit(code=completed.returncode)

@@ -106,6 +106,22 @@ def package(cfg: PlatformConfig, ws: Workspace, config_dir: Path) -> PackageResu
     return PackageResult(tag, pinned, build)
 
 
+def key_hint(cfg: PlatformConfig, ws: Workspace) -> str:
+    """One line on the API keys a caller needs."""
+    from tradecredit.serving.access import ApiKeys
+
+    if not cfg.serving.api_keys.required:
+        return "API keys are off (serving.api_keys.required: false): a gateway in front must authenticate callers."
+    keys = ApiKeys(ws.users_db)
+    try:
+        active = [k for k in keys.rows() if k.revoked_at is None]
+    finally:
+        keys.close()
+    if not active:
+        return "No API key yet: every call but the probes needs one; create a seller's with `tradecredit console add-key SELLER`."
+    return f"{len(active)} active API key(s) (`tradecredit console keys`); calls send 'Authorization: Bearer <key>'."
+
+
 def demo_service(cfg: PlatformConfig, ws: Workspace, config_dir: Path, echo: Callable[[str], None]) -> None:
     """Start the real service, assess a few buyers over HTTP, print one full answer, stop it."""
     from tradecredit.serving.process import ServerError, running_server

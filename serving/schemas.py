@@ -80,7 +80,7 @@ class Freshness(BaseModel):
 class Assessment(BaseModel):
     decision_id: str = Field(description="the decision log's key for this answer")
     buyer_id: str
-    seller_id: str | None = Field(default=None, description="the seller the decision is for (null: an administrator asked without naming one)")
+    seller_id: str | None = Field(description="the seller the decision is for (null: an administrator asked without naming one)")
     assessed_at: str = Field(description="the service clock (UTC) the buyer was assessed at")
     pd_12m: float = Field(description="calibrated probability of default within 12 months")
     grade: int = Field(description="master-scale grade, 1 best")
@@ -102,11 +102,11 @@ class Assessment(BaseModel):
                                            "negative_equity, no_capacity, not_assessable, override_refer, override_decline")
     approved_amount: float
     decision_reason: str
-    granted_limit: float | None = Field(default=None, description="the seller's line the order was decided against (null: no seller, or no order)")
+    granted_limit: float | None = Field(description="the seller's line the order was decided against (null: no seller, or no order)")
     limit_source: Literal["override", "register", "discretionary", "none"] | None = Field(
-        default=None, description="where that line came from: a reviewer's override in force, the register's granted line, the policy's own authority without a line, or none")
-    limit_status: str | None = Field(default=None, description="the register's status of the seller's line (none: never requested)")
-    limit_note: str | None = Field(default=None, description="why this line, in words")
+        description="where that line came from: a reviewer's override in force, the register's granted line, the policy's own authority without a line, or none")
+    limit_status: str | None = Field(description="the register's status of the seller's line (none: never requested)")
+    limit_note: str | None = Field(description="why this line, in words")
     expected_loss: float = Field(description="PD x LGD x exposure at default")
     insurance: Insurance
     explanation: Explanation = Field(description="why the default model gave this PD")

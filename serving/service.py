@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 import bentoml
+from starlette.responses import JSONResponse
 
 from tradecredit.config import default_config_dir, load_config, load_profiled_section
 from tradecredit.serving.access import ApiKeyMiddleware, caller_of
@@ -41,6 +42,13 @@ from tradecredit.serving.schemas import (
 )
 from tradecredit.workspace import Workspace
 
+
+
+def refusal(ctx: bentoml.Context, error: ApiError) -> JSONResponse:
+    """An error answer from an endpoint that takes the request context: BentoML sends the
+    context's status code, so it is set as well as the response's."""
+    ctx.response.status_code = error.status
+    return error_response(error)
 
 
 def serving_config() -> ServingConfig:
@@ -97,7 +105,7 @@ class CreditService:
         item = AssessRequest(buyer_id=buyer_id, order=order, requested_limit=requested_limit, seller_id=seller_id)
         result = self.assessor.assess([item], "assess", caller=caller_of(ctx.request.headers))[0]
         if isinstance(result, ApiError):
-            return error_response(result)  # type: ignore[return-value]
+            return refusal(ctx, result)  # type: ignore[return-value]
         return result
 
     @bentoml.api(route="/assess_batch", input_spec=BatchRequest)
@@ -106,11 +114,11 @@ class CreditService:
         gets its error in place, the others their assessments."""
         limit = self.cfg.serving.max_batch_size
         if len(requests) > limit:
-            return error_response(  # type: ignore[return-value]
-                ApiError(413, "too_large", f"{len(requests):,} buyers in one batch; the limit is {limit:,}: split it", "requests")
+            return refusal(  # type: ignore[return-value]
+                ctx, ApiError(413, "too_large", f"{len(requests):,} buyers in one batch; the limit is {limit:,}: split it", "requests")
             )
         if not requests:
-            return error_response(ApiError(400, "invalid_field", "'requests' is empty", "requests"))  # type: ignore[return-value]
+            return refusal(ctx, ApiError(400, "invalid_field", "'requests' is empty", "requests"))  # type: ignore[return-value]
         results = self.assessor.assess(requests, "assess_batch", caller=caller_of(ctx.request.headers))
         items = []
         for i, (request, result) in enumerate(zip(requests, results, strict=True)):

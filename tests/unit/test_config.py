@@ -182,9 +182,9 @@ def test_a_section_read_alone_gets_its_profile_keys(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- module layering
 
 # The stage config modules: tradecredit/<name>_config.py, or <package>/config.py of a stage.
-STAGE_CONFIG = re.compile(r"^tradecredit\.(?:[a-z_]+_config|(?:features|training|serving|monitoring)\.config)$")
+STAGE_CONFIG = re.compile(r"^tradecredit\.(?:[a-z_]+_config|(?:features|training|credit|serving|monitoring)\.config)$")
 # A config module may import its own package's modules and upstream ones, never downstream.
-LAYER = {"features": 1, "training": 2, "serving": 3, "monitoring": 3}
+LAYER = {"features": 1, "training": 2, "credit": 3, "serving": 4, "monitoring": 4}
 
 
 def _project_imports(module: str) -> set[str]:

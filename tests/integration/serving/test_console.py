@@ -21,8 +21,8 @@ from tradecredit.serving.console.auth import ConsoleAuth
 from tradecredit.serving.console.client import ConsoleClient
 from tradecredit.serving.decision_log import read_decisions, read_reviews
 
-PASSWORDS = {"alice": "alice-long-password", "bob": "bob-long-password"}
-ROLES = {"alice": ("analyst", "approver"), "bob": ("analyst",)}
+PASSWORDS = {"alice": "alice-long-password", "bob": "bob-long-password", "carol": "carol-long-password", "dave": "dave-long-password"}
+ROLES = {"alice": ("analyst", "approver"), "bob": ("analyst",), "carol": ("requester", "approver"), "dave": ("approver",)}
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/static/{name}"), ("GET", "/static/plotly.min.js")}
 SCREENSHOTS = Path(os.environ.get("TRADECREDIT_SCREENSHOTS") or REPO / "test-artifacts" / "screenshots")
 
@@ -288,3 +288,45 @@ def test_a_reviewer_works_through_the_console_in_chromium(server, reviewers, dec
         assert "/console/login" in page.url
     for name in ("portfolio", "alerts", "buyer", "buyer-zh"):
         assert (SCREENSHOTS / f"console-{name}.png").stat().st_size > 20_000
+
+
+def test_a_high_risk_line_needs_two_approvers_none_of_them_the_requester(server, reviewers, demo_run):
+    """Four-eyes through the console: the requester cannot approve, an analyst cannot, one
+    approver is not enough for a high-risk line, nobody signs twice; then /assess decides the
+    seller's orders against the granted line."""
+    status, risky = 0, None
+    for i in range(1, 120):
+        status, a = server.post("/assess", {"buyer_id": f"B{i:06d}", "seller_id": "S001"})
+        if status == 200 and a["tier"] == "high" and a["decision"] in ("approve", "refer", "partial") and a["capacity"] >= 2_000:
+            risky = a
+            break
+    assert risky is not None, "the demo book has a high-risk buyer that is not knocked out"
+    buyer = risky["buyer_id"]
+    carol, bob, alice, dave = (logged_in(server, n) for n in ("carol", "bob", "alice", "dave"))
+    carol.get("/limits")
+    answer = carol.post_form("/limits/requests", {"seller_id": "S001", "buyer_id": buyer, "amount": "1000", "terms_days": "30"})
+    assert answer.status == 303, answer.body[:500]
+    page = answer.location.removeprefix("/console")
+    request_id = page.rsplit("/", 1)[1]
+    assert "cannot-decide" in carol.get(page).body
+    decide = f"/limits/requests/{request_id}/decide"
+    refused = carol.post_form(decide, {"verdict": "approve", "reason": "my own customer, trust me"})
+    assert refused.status == 403 and "requester cannot approve" in refused.body
+    bob.get(page)
+    refused = bob.post_form(decide, {"verdict": "approve", "reason": "analysts do not approve"})
+    assert refused.status == 403 and "approver role" in refused.body
+    assert request_id[:8] in alice.get("/limits").body  # waiting for alice
+    alice.get(page)
+    assert alice.post_form(decide, {"verdict": "approve", "reason": "statements and payments reviewed"}).status == 303
+    assert html.unescape(alice.get(page).body).count("pending_approval") >= 1
+    assert alice.post_form(decide, {"verdict": "approve", "reason": "approving a second time"}).status == 403
+    assert request_id[:8] not in re.search(r'id="my-approvals".*?</table>', alice.get("/limits").body, re.S).group(0)
+    dave.get(page)
+    assert dave.post_form(decide, {"verdict": "approve", "reason": "second pair of eyes agrees"}).status == 303
+    done = dave.get(page).body
+    assert re.search(r'id="request-status">\s*approved\s*<', done), done[:3000]
+    approvals = re.search(r'id="approvals".*?</table>', done, re.S).group(0)
+    assert "alice" in approvals and "dave" in approvals
+    status, order = server.post("/assess", {"buyer_id": buyer, "seller_id": "S001", "order": {"amount": 500, "terms_days": 30}})
+    assert status == 200 and order["limit_source"] == "register" and order["granted_limit"] == 1000.0
+    assert buyer in alice.get(f"/buyers/{buyer}").body and "alice, dave" in alice.get(f"/buyers/{buyer}").body

@@ -18,7 +18,7 @@ from tradecredit.workspace import Workspace
 ERROR_KEYS = {"status", "code", "message", "field"}
 
 
-def announce_a_huge_body(url: str, length: int) -> tuple[int, dict]:
+def announce_a_huge_body(url: str, length: int, headers: dict[str, str] | None = None) -> tuple[int, dict]:
     """Send headers announcing ``length`` bytes and the start of the body: the service answers
     413 from the headers, before reading (and buffering) a body it would refuse anyway."""
     host, port = url.removeprefix("http://").split(":")
@@ -26,6 +26,8 @@ def announce_a_huge_body(url: str, length: int) -> tuple[int, dict]:
     connection.putrequest("POST", "/assess")
     connection.putheader("Content-Type", "application/json")
     connection.putheader("Content-Length", str(length))
+    for name, value in (headers or {}).items():
+        connection.putheader(name, value)
     connection.endheaders(b'{"buyer_id": "B000001", "pad": "')
     response = connection.getresponse()
     return response.status, json.loads(response.read())
@@ -69,7 +71,8 @@ def test_health_readiness_and_the_recorded_versions(server, demo_run):
 
 
 def test_assess_answers_what_the_openapi_document_says(server, openapi):
-    status, body = server.post("/assess", {"buyer_id": "B000001", "order": {"amount": 20000, "terms_days": 60}, "requested_limit": 50000})
+    # BentoML's document flattens nullable fields to their type; a seller is named so none is null.
+    status, body = server.post("/assess", {"buyer_id": "B000001", "seller_id": "S001", "order": {"amount": 20000, "terms_days": 60}, "requested_limit": 50000})
     assert status == 200, body
     validate(openapi, "/assess", 200, body)
     assert body["late_payment"]["explanation"]["available"] is True and body["explanation"]["reasons"]
@@ -111,7 +114,7 @@ def test_bodies_that_never_reach_the_model(server, served_config):
     too_many = {"requests": [{"buyer_id": "B000001"}] * (served_config.serving.max_batch_size + 1)}
     status, body = server.post("/assess_batch", too_many)
     assert_error(status, body, 413, "too_large", "requests")
-    status, body = announce_a_huge_body(server.url, served_config.serving.max_request_bytes + 1)
+    status, body = announce_a_huge_body(server.url, served_config.serving.max_request_bytes + 1, server.headers)
     assert_error(status, body, 413, "too_large")
     status, body = server.post("/assess_batch", {"requests": [{"buyer_id": "B000001"}], "dry_run": True})
     assert_error(status, body, 400, "invalid_field", "dry_run")
@@ -134,7 +137,7 @@ near_valid = st.fixed_dictionaries(
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.one_of(json_values, near_valid), path=st.sampled_from(["/assess", "/assess_batch"]))
+@given(body=st.one_of(json_values, near_valid), path=st.sampled_from(["/assess", "/assess_batch", "/limits/requests"]))
 def test_any_json_gets_an_answer_or_a_4xx_in_our_shape(server, body, path):
     """Fuzzing: whatever JSON arrives, the service answers 200 or a 4xx with our error body,
     never a 5xx and never a traceback."""
@@ -142,3 +145,81 @@ def test_any_json_gets_an_answer_or_a_4xx_in_our_shape(server, body, path):
     assert status in (200, 400, 404, 413), (status, answer)
     if status != 200:
         assert set(answer) == {"error"} and set(answer["error"]) == ERROR_KEYS, answer
+
+
+# --------------------------------------------------------------------------- keys and limits
+
+
+def seller_key(demo_run, seller: str) -> tuple[str, dict[str, str]]:
+    from tradecredit.serving.access import ApiKeys
+
+    keys = ApiKeys(Workspace(demo_run.workspace).users_db)
+    try:
+        key_id, secret = keys.add(seller)
+    finally:
+        keys.close()
+    return key_id, {"Authorization": f"Bearer {secret}"}
+
+
+def test_applications_authenticate_and_the_probes_stay_open(server, demo_run):
+    from tradecredit.serving.access import ApiKeys
+
+    body = {"buyer_id": "B000001"}
+    assert_error(*server.post("/assess", body, headers={}), 401, "api_key_required")
+    assert_error(*server.post("/assess", body, headers={"Authorization": "Bearer tc_not-a-key-SECRET"}), 401, "invalid_api_key", secret="SECRET")
+    assert_error(*server.post("/status", {}, headers={}), 401, "api_key_required")
+    assert_error(*server.get("/limits", headers={}), 401, "api_key_required")
+    key_id, revoked = seller_key(demo_run, "S001")
+    keys = ApiKeys(Workspace(demo_run.workspace).users_db)
+    keys.revoke(key_id)
+    keys.close()
+    assert_error(*server.post("/assess", body, headers=revoked), 401, "invalid_api_key")
+    for probe in ("/livez", "/readyz", "/docs.json"):
+        assert get(server.url + probe)[0] == 200, probe
+    _, own = seller_key(demo_run, "S001")
+    forged = {**own, "X-Tradecredit-Seller": "S002", "X-Tradecredit-Admin": "1"}  # headers only the middleware may set
+    assert_error(*server.post("/assess", {**body, "seller_id": "S002"}, headers=forged), 403, "forbidden", field="seller_id")
+
+
+def test_a_sellers_key_acts_for_its_seller_and_the_log_says_which_key(server, demo_run):
+    key_id, own = seller_key(demo_run, "S001")
+    status, answer = server.post("/assess", {"buyer_id": "B000001", "order": {"amount": 100, "terms_days": 30}}, headers=own)
+    assert status == 200 and answer["seller_id"] == "S001" and answer["limit_source"] in ("register", "discretionary", "none", "override")
+    assert_error(*server.post("/assess", {"buyer_id": "B000001", "seller_id": "S002"}, headers=own), 403, "forbidden", secret="S002")
+    status, batch = server.post("/assess_batch", {"requests": [{"buyer_id": "B000001"}, {"buyer_id": "B000002", "seller_id": "S002"}]}, headers=own)
+    assert status == 200 and (batch["assessed"], batch["failed"]) == (1, 1) and batch["results"][1]["error"]["status"] == 403
+    status, as_admin = server.post("/assess", {"buyer_id": "B000001", "seller_id": "S002"})
+    assert status == 200 and as_admin["seller_id"] == "S002"
+    from tradecredit.serving.decision_log import read_decisions
+
+    logged = next(d for d in read_decisions(demo_run.workspace / "serving" / "decisions.db") if d["decision_id"] == answer["decision_id"])
+    assert (logged["seller_id"], logged["api_key_id"]) == ("S001", key_id)
+
+
+def test_an_erp_requests_a_line_and_reads_it_back(server, demo_run):
+    _, own = seller_key(demo_run, "S001")
+    _, other = seller_key(demo_run, "S002")
+    request = {"buyer_id": "B000003", "amount": 1_000.0, "terms_days": 30, "client_key": "erp-order-77"}
+    status, first = server.post("/limits/requests", request, headers=own)
+    assert status == 201, first
+    assert first["status"] in ("approved", "pending_approval", "referred", "declined", "partially_approved") and first["line"]["seller_id"] == "S001"
+    assert first["limit_reasons"] and all(r["sentence_zh"] for r in first["limit_reasons"])
+    status, again = server.post("/limits/requests", request, headers=own)
+    assert status == 200 and again["created"] is False and again["request_id"] == first["request_id"]
+    assert_error(*server.post("/limits/requests", {**request, "amount": 2_000.0}, headers=own), 409, "client_key_reused")
+    status, line = server.get("/limits/S001/B000003", headers=own)
+    assert status == 200 and [e["event"] for e in line["events"]][:1] == ["requested"]
+    status, by_id = server.get(f"/limits/requests/{first['request_id']}", headers=own)
+    assert status == 200 and by_id["request_id"] == first["request_id"]
+    status, listing = server.get("/limits", headers=own)
+    assert status == 200 and {l["seller_id"] for l in listing["lines"]} == {"S001"}
+    # Another seller's key sees nothing of S001's limits.
+    assert_error(*server.get("/limits/S001/B000003", headers=other), 403, "forbidden")
+    assert_error(*server.get(f"/limits/requests/{first['request_id']}", headers=other), 403, "forbidden")
+    assert_error(*server.post("/limits/requests", {**request, "seller_id": "S001", "client_key": "x"}, headers=other), 403, "forbidden")
+    status, theirs = server.get("/limits", headers=other)
+    assert status == 200 and all(l["seller_id"] == "S002" for l in theirs["lines"])
+    assert_error(*server.post("/limits/requests", {**request, "amount": -1}, headers=own), 400, "invalid_field", field="amount")
+    assert_error(*server.post("/limits/requests", {**request, "buyer_id": "NOBODY-SECRET"}, headers=own), 404, "unknown_buyer", secret="NOBODY-SECRET")
+    assert_error(*server.get("/limits/requests/" + "0" * 32, headers=own), 404, "unknown_request")
+    assert_error(*server.post("/limits/requests", {k: v for k, v in request.items() if k != "seller_id"}), 400, "invalid_field", field="seller_id")  # an admin names the seller
