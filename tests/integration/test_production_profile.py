@@ -22,7 +22,8 @@ from mlflow import MlflowClient
 
 from tests.integration.conftest import TRADECREDIT, production_config_dir, production_env, run
 from tradecredit.local_servers import PG_USER
-from tradecredit.serving.process import RunningServer, free_port, wait_ready
+from tradecredit.serving.process import RunningServer, admin_key, free_port, wait_ready
+from tradecredit.workspace import Workspace
 
 
 @pytest.mark.slow
@@ -126,7 +127,8 @@ def test_the_pipeline_runs_in_the_production_profile(tmp_path, production_server
             [str(Path(sys.executable).with_name("bentoml")), "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
             env=serve_env, stdout=out, stderr=subprocess.STDOUT, cwd=bento / "src", start_new_session=True,
         )
-    server = RunningServer(process, f"http://127.0.0.1:{port}", log)
+    key_id, secret = admin_key(Workspace(ws))
+    server = RunningServer(process, f"http://127.0.0.1:{port}", log, secret, key_id)
     try:
         wait_ready(server, 180)
         status, body = server.post("/status", {})
@@ -137,5 +139,12 @@ def test_the_pipeline_runs_in_the_production_profile(tmp_path, production_server
         assert status == 200, answer
         assert answer["buyer_id"] == buyer and 0 < answer["pd_12m"] < 1 and answer["grade"] >= 1
         assert server.post("/status", {})[1]["decisions_logged"] == 1
+        # The limit register is the production servers' PostgreSQL database, not a workspace file.
+        status, request = server.post("/limits/requests", {"buyer_id": buyer, "seller_id": "S001", "amount": 1000, "terms_days": 30})
+        assert status == 201, request
+        pg_host, pg_port = production_servers.postgres.address.split(":")
+        with psycopg.connect(host=pg_host, port=int(pg_port), user=PG_USER, dbname="credit") as con:
+            assert con.execute("SELECT count(*) FROM limit_requests WHERE request_id = %s", (request["request_id"],)).fetchone()[0] == 1
+        assert not (ws / "credit" / "register.db").exists()
     finally:
         server.stop()
