@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from tradecredit.credit.desk import APPROVER_ROLES, Reviewer, decide_request, file_request, outcome_of, settle_reduction
+from tradecredit.credit.desk import APPROVER_ROLES, Reviewer, decide_request, file_request, outcome_of, revoke_override, settle_reduction
 from tradecredit.credit.register import LimitRequest, RegisterError
 from tradecredit.serving.errors import ApiError
 from tradecredit.serving.schemas import AssessRequest
@@ -127,6 +127,20 @@ def add_limit_routes(router: APIRouter, console_of: Callable[[], Any], base: str
         except (ApiError, RegisterError) as exc:
             raise _refused(exc) from None
         return RedirectResponse(f"{base}/limits/requests/{outcome.request.request_id}", 303)
+
+    @router.post("/limits/{seller_id}/{buyer_id}/override/revoke", include_in_schema=False)
+    def revoke(seller_id: str, buyer_id: str, write: Any = Depends(write_dep)) -> Response:
+        """End a reviewer's override before its expiry: /assess goes back to the line."""
+        console = console_of()
+        credit = console.credit
+        reason = write.form.get("reason", "").strip()
+        if len(reason) < MIN_REASON_CHARS:
+            raise _refused(ApiError(400, "invalid_field", f"write the reason (at least {MIN_REASON_CHARS} characters)"))
+        try:
+            revoke_override(credit.register, seller_id, buyer_id, reviewer_of(write.session), reason, credit.today)
+        except RegisterError as exc:
+            raise _refused(exc) from None
+        return RedirectResponse(f"{base}/buyers/{buyer_id}#limits", 303)
 
     @router.post("/limits/{seller_id}/{buyer_id}/reductions/{event_id}", include_in_schema=False)
     def reduction(seller_id: str, buyer_id: str, event_id: int, write: Any = Depends(write_dep)) -> Response:

@@ -330,3 +330,14 @@ def test_a_high_risk_line_needs_two_approvers_none_of_them_the_requester(server,
     status, order = server.post("/assess", {"buyer_id": buyer, "seller_id": "S001", "order": {"amount": 500, "terms_days": 30}})
     assert status == 200 and order["limit_source"] == "register" and order["granted_limit"] == 1000.0
     assert buyer in alice.get(f"/buyers/{buyer}").body and "alice, dave" in alice.get(f"/buyers/{buyer}").body
+    # An override holds every later answer until it is revoked (or expires); an analyst cannot make one.
+    bob.get(f"/buyers/{buyer}")
+    assert bob.post_form(f"/buyers/{buyer}/override", {"seller_id": "S001", "decision": "refer", "reason": "analysts do not override"}).status == 403
+    alice.get(f"/buyers/{buyer}")
+    assert alice.post_form(f"/buyers/{buyer}/override", {"seller_id": "S001", "decision": "refer", "reason": "payment plan under negotiation"}).status == 303
+    status, held = server.post("/assess", {"buyer_id": buyer, "seller_id": "S001", "order": {"amount": 500, "terms_days": 30}})
+    assert (held["decision"], held["limit_source"]) == ("refer", "override")
+    alice.get(f"/buyers/{buyer}")
+    assert alice.post_form(f"/limits/S001/{buyer}/override/revoke", {"reason": "the payment plan was signed"}).status == 303
+    status, back = server.post("/assess", {"buyer_id": buyer, "seller_id": "S001", "order": {"amount": 500, "terms_days": 30}})
+    assert back["limit_source"] == "register" and back["decision"] != "refer" or back["decision_code"] != "override_refer"
