@@ -70,7 +70,7 @@ def test_decisions_are_logged_with_features_and_versions(demo_run, assessor):
     assert len(logged) == 1
     row = logged[0]
     assert row["default_model"] == "tradecredit-default-12m:1" and row["late_model"] == "tradecredit-late-30d:1"
-    assert row["request"] == {"buyer_id": "B000003", "order": {"amount": 1000.0, "terms_days": 45}, "requested_limit": None}
+    assert row["request"] == {"buyer_id": "B000003", "seller_id": None, "order": {"amount": 1000.0, "terms_days": 45}, "requested_limit": None}
     assert set(row["features"]) == {"default", "late"} and row["features"]["late"]["order_amount"] == 1000.0
     assert row["response"]["pd_12m"] == a.pd_12m and row["decision"] == a.decision
 
