@@ -91,6 +91,11 @@ class ConsoleAuth:
         self._con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.executescript(_SCHEMA)
+        # A store from before roles: its users keep working as analysts (every user has a role).
+        self._con.execute(
+            "INSERT OR IGNORE INTO user_roles SELECT user_name, ? FROM users WHERE user_name NOT IN (SELECT user_name FROM user_roles)",
+            (DEFAULT_ROLES[0],),
+        )
 
     def close(self) -> None:
         self._con.close()

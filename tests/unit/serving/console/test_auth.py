@@ -114,3 +114,25 @@ def test_a_new_password_ends_open_sessions(auth):
 def test_bad_users_are_refused_with_the_reason(auth, name, password, message):
     with pytest.raises(AuthError, match=message):
         auth.add_user(name, password)
+
+
+def test_roles_are_stored_checked_and_carried_by_the_session(auth, tmp_path, config):
+    assert auth.roles("alice") == frozenset({"analyst"})  # the default
+    auth.set_roles("alice", ["approver", "requester"])
+    assert auth.login("alice", "correct horse battery")[1].roles == frozenset({"approver", "requester"})
+    with pytest.raises(AuthError, match="unknown role"):
+        auth.set_roles("bob", ["boss"])
+    with pytest.raises(AuthError, match="unknown role"):
+        auth.add_user("carol", "a long enough secret", roles=("boss",))
+    assert "carol" not in [u[0] for u in auth.users()]  # nothing half-added
+
+
+def test_users_of_a_store_from_before_roles_become_analysts(tmp_path, config):
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE users (user_name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);"
+                      "INSERT INTO users VALUES ('dora', 'x', '2026-01-01', 0);")
+    old.close()
+    store = ConsoleAuth(path, config.console)
+    assert store.roles("dora") == frozenset({"analyst"})
+    store.close()
