@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+import sqlalchemy as sa
+
 from tradecredit.credit.config import CreditConfig, Tier, approvals_needed
 from tradecredit.credit.register import (
     Approval,
@@ -132,19 +134,18 @@ def file_request(
     events: list[NewEvent] = [NewEvent("requested", requested_by, f"{amount:,.0f} on {terms_days} days", granted=amount, terms_days=terms_days, grade=view.grade, tier=view.tier)]
     needed = approvals_needed(view.tier, amount, cfg)
     if view.knocked_out or view.decision == "decline":
-        status, needed = "declined", 0
+        needed = 0
         events.append(NewEvent("declined", "policy", view.reason, grade=view.grade, tier=view.tier))
     elif view.decision == "refer" or proposed <= 0:
-        status, needed = "referred", max(1, needed)
+        needed = max(1, needed)
         events.append(NewEvent("referred", "policy", reason if proposed > 0 or view.decision == "refer" else f"no room under the recommended limit: {reason}", grade=view.grade, tier=view.tier))
     elif proposed >= amount and needed == 0:
-        status = "approved"
         events.append(_grant("approved", amount, view.tier, view.grade, terms_days, on, cfg, "policy", f"within delegated authority: {reason}", view.conditions))
     elif proposed < amount and accept_partial and approvals_needed(view.tier, proposed, cfg) == 0:
-        status, needed = "partially_approved", 0
+        needed = 0
         events.append(_grant("partially_approved", proposed, view.tier, view.grade, terms_days, on, cfg, "policy", f"{proposed:,.0f} of {amount:,.0f} within delegated authority: {reason}", view.conditions))
     else:
-        status, needed = "pending_approval", max(1, needed)
+        needed = max(1, needed)
         who = "two different approvers" if needed >= 2 else "one approver"
         events.append(NewEvent("pending_approval", "policy", f"{amount:,.0f} in the {view.tier}-risk tier needs {who}: {reason}", grade=view.grade, tier=view.tier))
     request = LimitRequest(
@@ -158,11 +159,11 @@ def file_request(
         with register.transaction() as con:
             register.add_request(con, request)
             register.append(con, seller_id, buyer_id, on, events, request.request_id)
-    except Exception as exc:  # a concurrent retry with the same client key got there first
+    except sa.exc.IntegrityError:  # a concurrent retry with the same client key got there first
         if client_key is not None and (earlier := register.request_by_client_key(seller_id, client_key)) is not None:
             return outcome_of(register, earlier, on, created=False)
-        raise exc
-    del status  # the outcome is read back from the register: what it says is what happened
+        raise
+    # The outcome is read back from the register: what it says is what happened.
     return outcome_of(register, request, on, created=True)
 
 

@@ -4,7 +4,9 @@ past due). Point in time: nothing dated after the date counts (an invoice issued
 payment received later, a registry or credit event dated later).
 
 A disputed invoice does not count towards "past due beyond the maximum extension": a dispute
-is settled between the parties and is a signal of its own (features and alerts weigh it).
+is settled between the parties and is a signal of its own (features and alerts weigh it). Nor
+does a small unpaid remainder (the default label's ``small_balance``): real exports leave cents
+and small items open for years, and one must not hold a buyer for good.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ def _dated(frame: pl.DataFrame | None, column: str, as_of: date) -> pl.DataFrame
     return frame.filter(pl.col(column) <= as_of)
 
 
-def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date) -> LedgerPositions:
+def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance: float = 0.0) -> LedgerPositions:
     """Positions on ``as_of`` from the loaded ledger's tables (``invoices``; ``payments``,
-    ``registry_events`` and ``credit_events`` when present)."""
+    ``registry_events`` and ``credit_events`` when present). An invoice with at most
+    ``small_balance`` unpaid is never past due."""
     invoices = tables["invoices"].filter(pl.col("issued_on") <= as_of)
     payments = _dated(tables.get("payments"), "paid_on", as_of)
     paid = (
@@ -58,7 +61,7 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date) -> LedgerPosi
         terms=(pl.col("due_on") - pl.col("issued_on")).dt.total_days(),
         disputed=disputed,
     ).with_columns(
-        past_due=pl.when((pl.col("open") > CENT) & (pl.col("due_on") < as_of) & ~pl.col("disputed"))
+        past_due=pl.when((pl.col("open") > max(CENT, small_balance)) & (pl.col("due_on") < as_of) & ~pl.col("disputed"))
         .then((pl.lit(as_of) - pl.col("due_on")).dt.total_days())
         .otherwise(None),
     )
@@ -94,6 +97,6 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date) -> LedgerPosi
     return LedgerPositions(as_of, sellers, buyers)
 
 
-def load_positions(ws: Workspace, as_of: date) -> LedgerPositions:
+def load_positions(ws: Workspace, as_of: date, small_balance: float = 0.0) -> LedgerPositions:
     """Positions from the workspace's loaded ledger."""
-    return ledger_positions(ws.read_ledger().tables, as_of)
+    return ledger_positions(ws.read_ledger().tables, as_of, small_balance)

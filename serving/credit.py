@@ -43,7 +43,7 @@ class WorkerCredit:
 
         self.cfg, self.ws, self.assessor = cfg, ws, assessor
         self.register = open_register(cfg, ws)
-        self.positions = load_positions(ws, self.today)
+        self.positions = load_positions(ws, self.today, cfg.labels.default.materiality.small_balance)
         self._red: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
         self._lock = threading.Lock()
 

@@ -75,3 +75,10 @@ def test_a_planted_future_fact_never_leaks():
     assert future.sellers == clean.sellers
     assert future.buyers == clean.buyers
     assert ("S1", "B3") not in future.sellers
+
+
+def test_a_small_unpaid_remainder_never_counts_as_past_due():
+    leftover = ledger(extra_invoices=[("I7", "B3", "S1", "2025-01-01", "2025-02-01", 1_000.0, None)], extra_payments=[("I7", "2025-02-01", 996.0)])
+    assert ledger_positions(leftover, AS_OF).buyers["B3"].max_days_past_due > 400  # without the rule: held for good
+    assert ledger_positions(leftover, AS_OF, small_balance=5.0).buyers["B3"].max_days_past_due is None
+    assert ledger_positions(leftover, AS_OF, small_balance=5.0).buyers["B1"].max_days_past_due == 60  # a real arrear still counts
