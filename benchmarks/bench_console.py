@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     ws = Workspace(args.workspace.resolve())
     cfg = load_config(default_config_dir())
-    auth = ConsoleAuth(ws.users_db, cfg.console)
+    auth = ConsoleAuth(users_url(cfg.backends, ws), cfg.console)
     auth.add_user("bench", "benchmark-password", replace=True)
     auth.close()
     buyers = read_normalised_table(ws.ledger, "buyers", ["buyer_id"])["buyer_id"].to_list()

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tradecredit.config import load_config
 from tradecredit.credit.desk import PolicyView, Reviewer, decide_request, file_request
-from tradecredit.credit.register import LimitRegister, register_url
+from tradecredit.sql_stores import sqlite_url
+from tradecredit.credit.register import LimitRegister
 
 DAY = date(2026, 6, 30)
 
@@ -43,7 +44,7 @@ def main() -> None:
     anna = Reviewer("anna", frozenset({"approver"}))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "register.db"
-        register = LimitRegister(register_url(path))
+        register = LimitRegister(sqlite_url(path))
         started = time.perf_counter()
         file_ms = timed(lambda i: file_request(register, cfg, low, f"S{i % 20:03d}", f"B{i:06d}", 10_000.0, 30, "key:bench", DAY), args.lines)
         filling = time.perf_counter() - started

@@ -10,13 +10,14 @@ import polars as pl
 
 from tradecredit.config import PlatformConfig
 from tradecredit.credit.desk import AdjustmentOutcome, BuyerRisk, adjust_limits
-from tradecredit.credit.register import LimitRegister, LimitState, register_url
+from tradecredit.credit.register import LimitRegister, LimitState
+from tradecredit.sql_stores import register_url
 from tradecredit.workspace import Workspace
 
 
 def open_register(cfg: PlatformConfig, ws: Workspace) -> LimitRegister:
     """The register named by ``backends.register_url``, else the workspace's SQLite file."""
-    return LimitRegister(cfg.backends.register_url or register_url(ws.register_db))
+    return LimitRegister(register_url(cfg.backends, ws))
 
 
 def seller_exposures(ws: Workspace, as_of: date) -> dict[str, dict[str, float]]:

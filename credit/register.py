@@ -16,11 +16,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from tradecredit.sql_stores import sql_engine, sqlite_path
 
 # What a line can be (the issue's vocabulary); a line's status is derived from its events.
 LimitStatus = Literal[
@@ -298,41 +299,13 @@ def _wall() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _engine(url: str, writer: bool) -> Engine:
-    if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True, future=True)
-    engine = sa.create_engine(url, future=True, connect_args={"check_same_thread": False, "timeout": 10})
-
-    # pysqlite's own transaction handling defers BEGIN; a writer takes the write lock up front
-    # instead, so two writers queue (busy_timeout) rather than fail on upgrade. Readers don't.
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
-        dbapi_connection.execute("PRAGMA synchronous=FULL")
-        dbapi_connection.execute("PRAGMA busy_timeout=10000")
-        dbapi_connection.execute("PRAGMA foreign_keys=ON")
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
-
-    return engine
-
-
-def register_url(path: Path) -> str:
-    return f"sqlite:///{path}"
-
-
 class LimitRegister:
     """The register's store. Safe to share between threads; each process opens its own."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self.engine = _engine(url, writer=True)
-        self._reader = _engine(url, writer=False) if url.startswith("sqlite") else self.engine
+        self.engine = sql_engine(url, writer=True, foreign_keys=True)
+        self._reader = sql_engine(url, writer=False, foreign_keys=True) if sqlite_path(url) else self.engine
         metadata.create_all(self.engine)
 
     def close(self) -> None:

@@ -1,7 +1,8 @@
 """Who is calling the service: API keys for applications (an ERP, an order system), one per
 seller, and the middleware that checks them before BentoML sees a request.
 
-Keys live in the console users store (``WORKSPACE/console/users.db``) as SHA-256 hashes: the
+Keys live in the console users store (``WORKSPACE/console/users.db``, or the database
+``backends.users_url`` names) as SHA-256 hashes: the
 key is 256 random bits, so a fast hash is enough and a stolen database opens nothing. A key
 names its seller; an administrator key names none and may act for any seller. Health,
 readiness, metrics and the documentation stay open; the console has its own logins.
@@ -14,16 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from tradecredit.serving.errors import UNGUARDED_PATHS, ApiError, Receive, Scope, Send, error_response
+from tradecredit.sql_stores import sql_engine
 
 KEY_PREFIX = "tc_"
 KEY_ID_HEADER = "x-tradecredit-key-id"
@@ -31,16 +32,15 @@ SELLER_HEADER = "x-tradecredit-seller"
 ADMIN_HEADER = "x-tradecredit-admin"
 TRUSTED_HEADERS = frozenset({KEY_ID_HEADER.encode(), SELLER_HEADER.encode(), ADMIN_HEADER.encode()})
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    key_id TEXT PRIMARY KEY,          -- public: shown in listings, logged with every decision
-    key_sha256 TEXT UNIQUE NOT NULL,  -- the key itself is never stored
-    seller_id TEXT,                   -- null: an administrator key
-    admin INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    revoked_at TEXT
-);
-"""
+api_keys_table = sa.Table(
+    "api_keys", sa.MetaData(),
+    sa.Column("key_id", sa.String(16), primary_key=True),  # public: shown in listings, logged with every decision
+    sa.Column("key_sha256", sa.String(64), unique=True, nullable=False),  # the key itself is never stored
+    sa.Column("seller_id", sa.String(64)),  # null: an administrator key
+    sa.Column("admin", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("revoked_at", sa.String(40)),
+)
 
 
 @dataclass(frozen=True)
@@ -70,48 +70,47 @@ class ApiKeyError(ValueError):
 class ApiKeys:
     """The keys table of the users store."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
-        self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.executescript(SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, url: str) -> None:
+        self._engine = sql_engine(url, writer=False)
+        api_keys_table.create(self._engine, checkfirst=True)
 
     def close(self) -> None:
-        self._con.close()
+        self._engine.dispose()
 
     def add(self, seller_id: str | None, admin: bool = False) -> tuple[str, str]:
         """A new key: (key_id, secret). The secret is shown once and never stored."""
         if admin == (seller_id is not None):
             raise ApiKeyError("a key is either a seller's (give the seller id) or an administrator's (--admin, no seller)")
         key_id, secret = secrets.token_hex(4), KEY_PREFIX + secrets.token_urlsafe(32)
-        with self._lock:
-            self._con.execute(
-                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)", (key_id, _sha256(secret), seller_id, int(admin), datetime.now(UTC).isoformat())
+        with self._engine.begin() as con:
+            con.execute(
+                api_keys_table.insert(),
+                {"key_id": key_id, "key_sha256": _sha256(secret), "seller_id": seller_id, "admin": int(admin), "created_at": datetime.now(UTC).isoformat()},
             )
         return key_id, secret
 
     def revoke(self, key_id: str) -> None:
-        with self._lock:
-            changed = self._con.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (datetime.now(UTC).isoformat(), key_id)
+        t = api_keys_table.c
+        with self._engine.begin() as con:
+            changed = con.execute(
+                api_keys_table.update().where(t.key_id == key_id, t.revoked_at.is_(None)).values(revoked_at=datetime.now(UTC).isoformat())
             ).rowcount
         if not changed:
             raise ApiKeyError(f"no active key '{key_id}': see `tradecredit console keys`")
 
     def rows(self) -> list[ApiKeyRow]:
-        with self._lock:
-            rows = self._con.execute("SELECT key_id, seller_id, admin, created_at, revoked_at FROM api_keys ORDER BY created_at").fetchall()
+        t = api_keys_table.c
+        with self._engine.connect() as con:
+            rows = con.execute(sa.select(t.key_id, t.seller_id, t.admin, t.created_at, t.revoked_at).order_by(t.created_at)).all()
         return [ApiKeyRow(k, s, bool(a), c, r) for k, s, a, c, r in rows]
 
     def resolve(self, secret: str) -> ApiCaller | None:
         """The caller of a key; None for an unknown or revoked one."""
         if not secret.startswith(KEY_PREFIX):
             return None
-        with self._lock:
-            row = self._con.execute(
-                "SELECT key_id, seller_id, admin FROM api_keys WHERE key_sha256 = ? AND revoked_at IS NULL", (_sha256(secret),)
-            ).fetchone()
+        t = api_keys_table.c
+        with self._engine.connect() as con:
+            row = con.execute(sa.select(t.key_id, t.seller_id, t.admin).where(t.key_sha256 == _sha256(secret), t.revoked_at.is_(None))).first()
         return None if row is None else ApiCaller(row[0], row[1], bool(row[2]))
 
 
@@ -136,9 +135,9 @@ class ApiKeyMiddleware:
     caller on in trusted headers. Resolved keys are cached for ``cache_seconds``: a revoked
     key stops working within that time."""
 
-    def __init__(self, app: Any, users_db: Path, console_path: str, required: bool = True, cache_seconds: float = 5.0) -> None:
+    def __init__(self, app: Any, users_url: str, console_path: str, required: bool = True, cache_seconds: float = 5.0) -> None:
         self.app = app
-        self.users_db = users_db
+        self.users_url = users_url
         self.console_path = console_path
         self.required = required
         self.cache_seconds = cache_seconds
@@ -151,7 +150,7 @@ class ApiKeyMiddleware:
         if hit is not None and now - hit[0] < self.cache_seconds:
             return hit[1]
         if self._keys is None:
-            self._keys = ApiKeys(self.users_db)
+            self._keys = ApiKeys(self.users_url)
         caller = self._keys.resolve(secret)
         if len(self._cache) > 10_000:
             self._cache.clear()

@@ -1,65 +1,72 @@
-"""The decision log: every assessment the service answers, appended before the answer leaves.
+"""The decision log: every assessment the service answers, appended before the answer leaves,
+and every reviewer action in the console.
 
 SQLite in the workspace (``WORKSPACE/serving/decisions.db``) in WAL mode, so the service's
-worker processes append side by side and readers (monitoring, the console) never block them.
+worker processes append side by side and readers (monitoring, the console) never block them;
+a PostgreSQL database where ``backends.decision_log_url`` names one (the production profile).
 A decision is committed before its response is sent: whatever a caller was told is on disk,
-even if the server is killed the next moment (``synchronous=full`` also survives power loss).
-Rows are only ever inserted.
+even if the server is killed the next moment (SQLite's ``synchronous=full`` also survives
+power loss). Rows are only ever inserted.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-    decision_id TEXT PRIMARY KEY,
-    logged_at TEXT NOT NULL,          -- wall-clock UTC time the row was written
-    assessed_at TEXT NOT NULL,        -- the service clock the buyer was assessed at
-    request_id TEXT NOT NULL,         -- one HTTP request; a batch shares it
-    endpoint TEXT NOT NULL,
-    buyer_id TEXT NOT NULL,
-    request_json TEXT NOT NULL,       -- the item as the caller sent it (validated)
-    features_json TEXT NOT NULL,      -- every feature value the models used, by model
-    features_as_of TEXT,              -- the oldest snapshot time among the features
-    stale INTEGER NOT NULL,
-    default_model TEXT NOT NULL,      -- registered model name:version
-    late_model TEXT,                  -- null when no order was assessed
-    pd_12m REAL NOT NULL,
-    grade INTEGER NOT NULL,
-    decision TEXT NOT NULL,
-    response_json TEXT NOT NULL,      -- the full answer
-    seller_id TEXT,                   -- the seller the decision was for (null: none named)
-    api_key_id TEXT                   -- the API key that asked (null: the console)
-);
-CREATE INDEX IF NOT EXISTS decisions_buyer ON decisions (buyer_id, assessed_at);
-CREATE INDEX IF NOT EXISTS decisions_logged ON decisions (logged_at);
--- What reviewers did in the console: acknowledged an alert, or overrode a logged decision.
--- Who is the logged-in user (never a form field); when is the wall clock. Insert only.
-CREATE TABLE IF NOT EXISTS reviews (
-    review_id TEXT PRIMARY KEY,
-    logged_at TEXT NOT NULL,
-    reviewer TEXT NOT NULL,
-    action TEXT NOT NULL CHECK (action IN ('acknowledge', 'override')),
-    buyer_id TEXT NOT NULL,
-    alert_id INTEGER,                 -- acknowledge: the alert (with its signal and raising day,
-    alert_signal TEXT,                -- so the record stands even if the alert store is rebuilt)
-    alert_raised_on TEXT,
-    decision_id TEXT REFERENCES decisions (decision_id),  -- override: the decision overridden
-    model_decision TEXT,              -- override: what the model and policy said
-    override_decision TEXT CHECK (override_decision IN ('approve', 'partial', 'refer', 'decline')),
-    override_limit REAL,              -- override: the credit line the reviewer grants (null: unchanged)
-    reason TEXT NOT NULL              -- the reviewer's words: required for an override
-);
-CREATE INDEX IF NOT EXISTS reviews_buyer ON reviews (buyer_id, logged_at);
-CREATE INDEX IF NOT EXISTS reviews_alert ON reviews (alert_id);
-"""
+import sqlalchemy as sa
+
+from tradecredit.sql_stores import sql_engine, sqlite_path, store_exists
+
+metadata = sa.MetaData()
+decisions_table = sa.Table(
+    "decisions", metadata,
+    sa.Column("decision_id", sa.String(64), primary_key=True),
+    sa.Column("logged_at", sa.String(40), nullable=False),  # wall-clock UTC time the row was written
+    sa.Column("assessed_at", sa.String(40), nullable=False),  # the service clock the buyer was assessed at
+    sa.Column("request_id", sa.String(64), nullable=False),  # one HTTP request; a batch shares it
+    sa.Column("endpoint", sa.String(32), nullable=False),
+    sa.Column("buyer_id", sa.String(64), nullable=False),
+    sa.Column("request_json", sa.Text, nullable=False),  # the item as the caller sent it (validated)
+    sa.Column("features_json", sa.Text, nullable=False),  # every feature value the models used, by model
+    sa.Column("features_as_of", sa.String(40)),  # the oldest snapshot time among the features
+    sa.Column("stale", sa.Integer, nullable=False),
+    sa.Column("default_model", sa.String(200), nullable=False),  # registered model name:version
+    sa.Column("late_model", sa.String(200)),  # null when no order was assessed
+    sa.Column("pd_12m", sa.Float, nullable=False),
+    sa.Column("grade", sa.Integer, nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("response_json", sa.Text, nullable=False),  # the full answer
+    sa.Column("seller_id", sa.String(64)),  # the seller the decision was for (null: none named)
+    sa.Column("api_key_id", sa.String(64)),  # the API key that asked (null: the console)
+    sa.Index("decisions_buyer", "buyer_id", "assessed_at"),
+    sa.Index("decisions_logged", "logged_at"),
+)
+# What reviewers did in the console: acknowledged an alert, or overrode a logged decision.
+# Who is the logged-in user (never a form field); when is the wall clock. Insert only.
+reviews_table = sa.Table(
+    "reviews", metadata,
+    sa.Column("review_id", sa.String(64), primary_key=True),
+    sa.Column("logged_at", sa.String(40), nullable=False),
+    sa.Column("reviewer", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("buyer_id", sa.String(64), nullable=False),
+    # acknowledge: the alert, with its signal and raising day, so the record stands even if the alert store is rebuilt
+    sa.Column("alert_id", sa.Integer),
+    sa.Column("alert_signal", sa.String(64)),
+    sa.Column("alert_raised_on", sa.String(10)),
+    sa.Column("decision_id", sa.String(64)),  # override: the decision overridden
+    sa.Column("model_decision", sa.String(16)),  # override: what the model and policy said
+    sa.Column("override_decision", sa.String(16)),
+    sa.Column("override_limit", sa.Float),  # override: the credit line the reviewer grants (null: unchanged)
+    sa.Column("reason", sa.Text, nullable=False),  # the reviewer's words: required for an override
+    sa.CheckConstraint("action IN ('acknowledge', 'override')", name="reviews_action"),
+    sa.CheckConstraint("override_decision IN ('approve', 'partial', 'refer', 'decline')", name="reviews_override_decision"),
+    sa.Index("reviews_buyer", "buyer_id", "logged_at"),
+    sa.Index("reviews_alert", "alert_id"),
+)
 COLUMNS = (
     "decision_id", "logged_at", "assessed_at", "request_id", "endpoint", "buyer_id", "request_json", "features_json",
     "features_as_of", "stale", "default_model", "late_model", "pd_12m", "grade", "decision", "response_json", "seller_id", "api_key_id",
@@ -127,85 +134,79 @@ class ReviewRecord:
 
 
 class DecisionLog:
-    """One connection per process, shared by the worker's threads under a lock (SQLite has one
-    writer at a time anyway); ``append`` commits before it returns. While one thread waits
-    for its commit to reach the disk, the others go on scoring."""
+    """The log's store, shared by a worker's threads; ``append`` commits before it returns.
+    While one thread waits for its commit to reach the disk, the others go on scoring."""
 
-    def __init__(self, path: Path, synchronous: str = "full", busy_timeout_ms: int = 5000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is one transaction.
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        present = {row[1] for row in self._conn.execute("PRAGMA table_info(decisions)")}
-        for column, kind in ADDED_COLUMNS.items():
-            if present and column not in present:
-                self._conn.execute(f"ALTER TABLE decisions ADD COLUMN {column} {kind}")
-        self._conn.executescript(SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, url: str, synchronous: str = "full", busy_timeout_ms: int = 5000) -> None:
+        self.url = url
+        self._writer = sql_engine(url, writer=True, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        self._reader = sql_engine(url, writer=False, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms) if sqlite_path(url) else self._writer
+        with self._writer.begin() as con:
+            present = {c["name"] for c in sa.inspect(con).get_columns("decisions")} if sa.inspect(con).has_table("decisions") else set()
+            for column, kind in ADDED_COLUMNS.items():
+                if present and column not in present:
+                    con.exec_driver_sql(f"ALTER TABLE decisions ADD COLUMN {column} {kind}")
+            metadata.create_all(con)
 
     def append(self, records: list[DecisionRecord]) -> None:
+        """One transaction: a batch is logged whole or not at all."""
         if records:
-            self._insert("decisions", COLUMNS, [r.row() for r in records])
+            with self._writer.begin() as con:
+                con.execute(decisions_table.insert(), [dict(zip(COLUMNS, r.row(), strict=True)) for r in records])
 
     def append_review(self, review: ReviewRecord) -> None:
-        self._insert("reviews", REVIEW_COLUMNS, [review.row()])
-
-    def _insert(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        # BEGIN IMMEDIATE takes the write lock up front, so a busy log waits (busy_timeout)
-        # instead of failing halfway through a batch.
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})", rows)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._writer.begin() as con:
+            con.execute(reviews_table.insert(), [dict(zip(REVIEW_COLUMNS, review.row(), strict=True))])
 
     def count(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT count(*) FROM decisions").fetchone()[0])
+        with self._reader.connect() as con:
+            return int(con.execute(sa.select(sa.func.count()).select_from(decisions_table)).scalar_one())
 
-    def close(self) -> None:
-        self._conn.close()
-
-
-def read_decisions(path: Path, buyer_id: str | None = None) -> Iterator[dict[str, Any]]:
-    """Every logged decision in the order written (optionally one buyer's), JSON columns parsed."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        conn.row_factory = sqlite3.Row
-        query = f"SELECT {','.join(COLUMNS)} FROM decisions"
-        args: tuple[str, ...] = ()
+    def decisions(self, buyer_id: str | None = None) -> list[dict[str, Any]]:
+        """Logged decisions in the order written (optionally one buyer's), JSON columns parsed."""
+        query = sa.select(*(decisions_table.c[c] for c in COLUMNS))
         if buyer_id is not None:
-            query += " WHERE buyer_id = ?"
-            args = (buyer_id,)
-        for row in conn.execute(query + " ORDER BY rowid", args):
-            out = dict(row)
+            query = query.where(decisions_table.c.buyer_id == buyer_id)
+        with self._reader.connect() as con:
+            rows = con.execute(query.order_by(decisions_table.c.logged_at, decisions_table.c.decision_id)).mappings().all()
+        out = []
+        for row in rows:
+            item = dict(row)
             for column in ("request_json", "features_json", "response_json"):
-                out[column.removesuffix("_json")] = json.loads(out.pop(column))
-            out["stale"] = bool(out["stale"])
-            yield out
-    finally:
-        conn.close()
+                item[column.removesuffix("_json")] = json.loads(item.pop(column))
+            item["stale"] = bool(item["stale"])
+            out.append(item)
+        return out
 
-
-def read_reviews(path: Path, buyer_id: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
-    """Reviewer actions in the order written, optionally one buyer's or one kind's."""
-    if not path.exists():
-        return []
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        conn.row_factory = sqlite3.Row
-        clauses, args = [], []
+    def reviews(self, buyer_id: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
+        """Reviewer actions in the order written, optionally one buyer's or one kind's."""
+        query = sa.select(*(reviews_table.c[c] for c in REVIEW_COLUMNS))
         for column, value in (("buyer_id", buyer_id), ("action", action)):
             if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        return [dict(r) for r in conn.execute(f"SELECT {','.join(REVIEW_COLUMNS)} FROM reviews{where} ORDER BY rowid", args)]
+                query = query.where(reviews_table.c[column] == value)
+        with self._reader.connect() as con:
+            return [dict(r) for r in con.execute(query.order_by(reviews_table.c.logged_at, reviews_table.c.review_id)).mappings()]
+
+    def close(self) -> None:
+        self._writer.dispose()
+        self._reader.dispose()
+
+
+def read_decisions(url: str, buyer_id: str | None = None) -> list[dict[str, Any]]:
+    """Every logged decision (see :meth:`DecisionLog.decisions`); none before the first."""
+    return _read(url, lambda log: log.decisions(buyer_id))
+
+
+def read_reviews(url: str, buyer_id: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
+    """Reviewer actions (see :meth:`DecisionLog.reviews`); none before the first."""
+    return _read(url, lambda log: log.reviews(buyer_id, action))
+
+
+def _read(url: str, read: Callable[[DecisionLog], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    if not store_exists(url):
+        return []
+    log = DecisionLog(url)
+    try:
+        return read(log)
     finally:
-        conn.close()
+        log.close()

@@ -20,6 +20,7 @@ from tradecredit.features.store import OnlineFeatureReader, OnlineFeatures
 from tradecredit.features.catalog import ORDER_FEATURES
 from tradecredit.features.training_sets import order_feature_values
 from tradecredit.serving.decision_log import DecisionLog, DecisionRecord
+from tradecredit.sql_stores import decision_log_url
 from tradecredit.serving.errors import ApiError
 from tradecredit.policy import FACT_FEATURES, buyer_facts, decide
 from tradecredit.serving.reasons import top_reasons
@@ -326,5 +327,5 @@ def open_assessor(ws: Workspace, cfg: PlatformConfig, clock: Clock, with_log: bo
 
     models = load_champions(ws, cfg)
     reader = OnlineFeatureReader(open_store(ws.feature_paths(), cfg.features, cfg.backends), "default", cfg.features)
-    log = DecisionLog(ws.decision_log, cfg.serving.decision_log.synchronous, cfg.serving.decision_log.busy_timeout_ms) if with_log else None
+    log = DecisionLog(decision_log_url(cfg.backends, ws), cfg.serving.decision_log.synchronous, cfg.serving.decision_log.busy_timeout_ms) if with_log else None
     return Assessor(cfg, models, reader, clock, log)

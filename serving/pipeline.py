@@ -19,6 +19,7 @@ import yaml
 
 from tradecredit.config import PlatformConfig
 from tradecredit.errors import MissingArtefact, StageError
+from tradecredit.sql_stores import decision_log_url, store_name, users_url
 from tradecredit.workspace import Workspace
 
 DEMO_REQUESTS: list[dict[str, Any]] = [
@@ -112,7 +113,7 @@ def key_hint(cfg: PlatformConfig, ws: Workspace) -> str:
 
     if not cfg.serving.api_keys.required:
         return "API keys are off (serving.api_keys.required: false): a gateway in front must authenticate callers."
-    keys = ApiKeys(ws.users_db)
+    keys = ApiKeys(users_url(cfg.backends, ws))
     try:
         active = [k for k in keys.rows() if k.revoked_at is None]
     finally:
@@ -146,7 +147,7 @@ def demo_service(cfg: PlatformConfig, ws: Workspace, config_dir: Path, echo: Cal
             echo(json.dumps(answers[0], indent=2, ensure_ascii=False))
     except ServerError as exc:
         raise StageError(str(exc)) from None
-    echo(f"Decisions logged in {ws.decision_log}. Start the service yourself with: tradecredit --workspace {ws.root} serve --as-of {as_of}")
+    echo(f"Decisions logged in {store_name(decision_log_url(cfg.backends, ws))}. Start the service yourself with: tradecredit --workspace {ws.root} serve --as-of {as_of}")
 
 
 def demo_console(cfg: PlatformConfig, ws: Workspace, config_dir: Path, echo: Callable[[str], None]) -> None:
@@ -196,7 +197,7 @@ def demo_credit_desk(cfg: PlatformConfig, ws: Workspace, server: Any, client: An
 
     invoices = ws.read_ledger_table("invoices", ["buyer_id", "seller_id"])
     seller = str(invoices["seller_id"].mode().sort()[0])
-    with opened_keys(ws) as keys:
+    with opened_keys(cfg, ws) as keys:
         key_id, secret = keys.add(seller)
     headers = {"Authorization": f"Bearer {secret}"}
     echo(f"\n-- Credit management: the ERP of seller {seller} (API key {key_id}) asks for a line")

@@ -168,31 +168,40 @@ def start_server(
         stdin=subprocess.DEVNULL, start_new_session=True,
     )
     log.close()
-    key_id, secret = admin_key(ws)
+    key_id, secret = admin_key(served_users_url(ws, config_dir))
     server = RunningServer(process, f"http://{host}:{port}", log_path, secret, key_id)
     wait_ready(server, ready_timeout)
     return server
 
 
-def admin_key(ws: Workspace) -> tuple[str, str]:
-    """A fresh administrator key (id, secret) in the workspace's users store, for the process
-    that starts a server (the demo, the tests, the benchmarks) to call it with; revoked when
+def served_users_url(ws: Workspace, config_dir: Path) -> str:
+    """The users store a service started here reads its API keys from (the selected profile's)."""
+    from tradecredit.backends_config import BackendsConfig
+    from tradecredit.config import load_profiled_section
+    from tradecredit.sql_stores import users_url
+
+    return users_url(load_profiled_section(BackendsConfig, config_dir), ws)
+
+
+def admin_key(users_url: str) -> tuple[str, str]:
+    """A fresh administrator key (id, secret) in a users store, for the process that starts a
+    server (the demo, the tests, the benchmarks) to call it with; revoked when
     :func:`running_server` stops the server."""
     from tradecredit.serving.access import ApiKeys
 
-    keys = ApiKeys(ws.users_db)
+    keys = ApiKeys(users_url)
     try:
         return keys.add(None, admin=True)
     finally:
         keys.close()
 
 
-def revoke_key(ws: Workspace, key_id: str | None) -> None:
+def revoke_key(users_url: str, key_id: str | None) -> None:
     from tradecredit.serving.access import ApiKeyError, ApiKeys
 
     if key_id is None:
         return
-    keys = ApiKeys(ws.users_db)
+    keys = ApiKeys(users_url)
     try:
         keys.revoke(key_id)
     except ApiKeyError:
@@ -208,4 +217,4 @@ def running_server(ws: Workspace, config_dir: Path, **kwargs: Any) -> Iterator[R
         yield server
     finally:
         server.stop()
-        revoke_key(ws, server.api_key_id)
+        revoke_key(served_users_url(ws, config_dir), server.api_key_id)

@@ -19,6 +19,7 @@ import os
 import bentoml
 from starlette.responses import JSONResponse
 
+from tradecredit.backends_config import BackendsConfig
 from tradecredit.config import default_config_dir, load_config, load_profiled_section
 from tradecredit.serving.access import ApiKeyMiddleware, caller_of
 from tradecredit.serving.config import ConsoleConfig, ServingConfig
@@ -40,6 +41,7 @@ from tradecredit.serving.schemas import (
     Order,
     ServiceStatus,
 )
+from tradecredit.sql_stores import users_url
 from tradecredit.workspace import Workspace
 
 
@@ -142,7 +144,7 @@ class CreditService:
 
 # Every call but the probes, metrics, docs and the console (its own logins) needs a key.
 CreditService.add_asgi_middleware(
-    ApiKeyMiddleware, users_db=Workspace.resolve(None).users_db, console_path=_CONSOLE_PATH,
+    ApiKeyMiddleware, users_url=users_url(load_profiled_section(BackendsConfig), Workspace.resolve(None)), console_path=_CONSOLE_PATH,
     required=_SERVING.api_keys.required, cache_seconds=_SERVING.api_keys.cache_seconds,
 )
 CreditService.add_asgi_middleware(

@@ -39,6 +39,8 @@ class BackendsConfig(StrictModel):
     feast_registry: str | None = Field(description="SQLAlchemy URL of Feast's SQL registry; null: WORKSPACE/feature_repo/registry.db")
     redis_address: str | None = Field(description="host:port of the Redis online store (features.online_store: redis); null: $TRADECREDIT_REDIS_URL")
     register_url: str | None = Field(description="SQLAlchemy URL of the limit register (postgresql+psycopg://...); null: WORKSPACE/credit/register.db")
+    decision_log_url: str | None = Field(description="SQLAlchemy URL of the decision log (every answer and reviewer action); null: WORKSPACE/serving/decisions.db")
+    users_url: str | None = Field(description="SQLAlchemy URL of the console users store (users, roles, sessions, API keys); null: WORKSPACE/console/users.db")
     tuning: TuningStorageConfig
     training_engine: Literal["local", "dask"] = Field(description="local: LightGBM in the training process; dask: LightGBM's Dask estimator")
     dask: DaskConfig

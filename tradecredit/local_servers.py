@@ -209,12 +209,12 @@ def _http_ok(url: str) -> bool:
 # --------------------------------------------------------------------------- all of them
 
 # The production profile's databases in one PostgreSQL server.
-DATABASES = ("mlflow", "feast", "optuna", "credit")
+DATABASES = ("mlflow", "feast", "optuna", "credit", "decisions", "console")
 
 
 @dataclass
 class ProductionServers:
-    """PostgreSQL (MLflow's, Feast's, Optuna's and the limit register's databases), Redis and an MLflow server on
+    """PostgreSQL (MLflow's, Feast's, Optuna's, the limit register's, the decision log's and the console users' databases), Redis and an MLflow server on
     that PostgreSQL: what configs/profiles/production.yaml names, on one machine."""
 
     postgres: LocalServer
@@ -229,6 +229,8 @@ class ProductionServers:
             "TRADECREDIT_OPTUNA_URL": postgres_url(self.postgres.address, "optuna"),
             "TRADECREDIT_REDIS_URL": self.redis.address,
             "TRADECREDIT_REGISTER_URL": postgres_url(self.postgres.address, "credit"),
+            "TRADECREDIT_DECISION_LOG_URL": postgres_url(self.postgres.address, "decisions"),
+            "TRADECREDIT_USERS_URL": postgres_url(self.postgres.address, "console"),
         }
 
     def stop(self) -> None:

@@ -51,10 +51,11 @@ from tradecredit.credit.desk import record_override
 from tradecredit.credit.register import RegisterError
 from tradecredit.serving.console.limits import add_limit_routes, knock_out_of, reviewer_of
 from tradecredit.serving.console.text import LANGUAGES, words
-from tradecredit.serving.decision_log import ReviewRecord, read_decisions, read_reviews
+from tradecredit.serving.decision_log import DecisionLog, ReviewRecord
 from tradecredit.serving.engine import Assessor, BuyerExplanation
 from tradecredit.serving.errors import ApiError, from_validation_errors
 from tradecredit.serving.reasons import top_reasons
+from tradecredit.sql_stores import users_url
 from tradecredit.serving.schemas import AssessRequest, Assessment
 from tradecredit.workspace import Workspace
 
@@ -83,7 +84,7 @@ class Console:
         self.ws = ws
         self.assessor = assessor
         self.credit: Any = None  # the worker's serving.credit.WorkerCredit, set by the service
-        self.auth = ConsoleAuth(ws.users_db, cfg.console)
+        self.auth = ConsoleAuth(users_url(cfg.backends, ws), cfg.console)
         self.alerts_db = ws.alerts_db
         buyers = ws.read_ledger_table("buyers", ["buyer_id", "country", "industry", "legal_form", "founded_on", "employees"])
         self.buyers = buyers.sort("buyer_id")
@@ -96,6 +97,12 @@ class Console:
     @property
     def now(self) -> datetime:
         return self.assessor.clock.now()
+
+    @property
+    def log(self) -> DecisionLog:
+        # The console runs with the decision log: reviewer actions are written there.
+        assert self.assessor.log is not None
+        return self.assessor.log
 
     def portfolio(self) -> PortfolioTable:
         """The current table; built on first use and when stale (concurrent callers wait for
@@ -308,7 +315,7 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
             raise Refused(400, "colour is 'red' or 'yellow'", "colour")
         if page < 1:
             raise Refused(400, "page is 1 or more", "page")
-        frame = with_acknowledgements(read_alerts(console.alerts_db, console.now.date()), read_reviews(console.ws.decision_log, action="acknowledge"))
+        frame = with_acknowledgements(read_alerts(console.alerts_db, console.now.date()), console.log.reviews(action="acknowledge"))
         if colour:
             frame = frame.filter(pl.col("colour") == colour)
         if show == "unacknowledged":
@@ -335,13 +342,11 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
         if found.height == 0:
             raise Refused(404, f"no open alert {alert_id}: it may have cleared in the latest monitoring run")
         alert = found.row(0, named=True)
-        earlier = with_acknowledgements(found, read_reviews(console.ws.decision_log, buyer_id=alert["buyer_id"], action="acknowledge"))
+        earlier = with_acknowledgements(found, console.log.reviews(buyer_id=alert["buyer_id"], action="acknowledge"))
         by = earlier["acknowledged_by"][0]
         if by is not None:
             raise Refused(409, f"alert {alert_id} was already acknowledged by {by} at {earlier['acknowledged_at'][0]}")
-        log = console.assessor.log
-        assert log is not None  # the console always runs with the decision log
-        log.append_review(
+        console.log.append_review(
             ReviewRecord(
                 review_id=uuid.uuid4().hex, logged_at=datetime.now(UTC).isoformat(), reviewer=write.session.user_name, action="acknowledge",
                 buyer_id=alert["buyer_id"], reason=write.form.get("note", "").strip(), alert_id=alert_id, alert_signal=alert["signal"],
@@ -383,9 +388,7 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
             )
         except RegisterError as exc:
             raise Refused(exc.status, exc.message) from None
-        log = console.assessor.log
-        assert log is not None
-        log.append_review(
+        console.log.append_review(
             ReviewRecord(
                 review_id=uuid.uuid4().hex, logged_at=datetime.now(UTC).isoformat(), reviewer=write.session.user_name, action="override",
                 buyer_id=buyer_id, reason=reason, decision_id=logged.decision_id, model_decision=logged.decision,
@@ -448,8 +451,8 @@ def buyer_context(console: Console, buyer_id: str, lang: str) -> dict[str, Any]:
     history = pd_history(ws.run_score_files(), buyer_id, now)
     payments = payment_history(ws.feature_view_file("payment_behaviour"), buyer_id, now, console.cfg.console.history_months)
     events = registry_timeline(ws.ledger_table_file("registry_events"), buyer_id, now)
-    decisions = list(read_decisions(ws.decision_log, buyer_id)) if ws.decision_log.exists() else []
-    reviews = read_reviews(ws.decision_log, buyer_id=buyer_id)
+    decisions = console.log.decisions(buyer_id)
+    reviews = console.log.reviews(buyer_id=buyer_id)
     overrides = {r["decision_id"]: r for r in reviews if r["action"] == "override"}
     alerts = with_acknowledgements(read_alerts(console.alerts_db, now.date(), status="open", buyer_id=buyer_id), reviews)
     firm = console.buyers.filter(pl.col("buyer_id") == buyer_id)

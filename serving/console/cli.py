@@ -10,6 +10,7 @@ import typer
 from tradecredit.cli_support import config_of, stage
 from tradecredit.serving.console.auth import ROLES
 from tradecredit.serving.console.users import opened_keys, opened_users
+from tradecredit.sql_stores import store_name, users_url
 from tradecredit.workspace import Workspace
 
 app = typer.Typer(help="Console users and their roles, and the API keys of sellers' applications (the console itself is served by `tradecredit serve` at /console).", no_args_is_help=True)
@@ -32,7 +33,7 @@ def add_user(
     with stage(), opened_users(config_of(ctx), ws) as auth:
         auth.add_user(user_name, password, replace=replace, roles=tuple(role) if role else None)
         roles = sorted(auth.roles(user_name))
-    typer.echo(f"User '{user_name}' can log in to the console as {', '.join(roles)} (users in {ws.users_db}).")
+    typer.echo(f"User '{user_name}' can log in to the console as {', '.join(roles)} (users in {store_name(users_url(config_of(ctx).backends, ws))}).")
 
 
 @app.command("set-roles")
@@ -54,7 +55,7 @@ def add_key(
     admin: Annotated[bool, typer.Option("--admin", help="An administrator key: may name any seller (give no seller).")] = False,
 ) -> None:
     """Create an API key for a seller's application (an ERP, an order system). The key is printed once; only its hash is kept."""
-    with stage(), opened_keys(ctx.obj.workspace) as keys:
+    with stage(), opened_keys(config_of(ctx), ctx.obj.workspace) as keys:
         key_id, secret = keys.add(seller_id, admin=admin)
     who = "administrator key (any seller)" if admin else f"key of seller {seller_id}"
     typer.echo(f"API {who}: id {key_id}\n{secret}\nSend it as 'Authorization: Bearer <key>'; it is not shown again.")
@@ -63,7 +64,7 @@ def add_key(
 @app.command("revoke-key")
 def revoke_key(ctx: typer.Context, key_id: str) -> None:
     """Revoke an API key (running services stop accepting it within serving.api_keys.cache_seconds)."""
-    with stage(), opened_keys(ctx.obj.workspace) as keys:
+    with stage(), opened_keys(config_of(ctx), ctx.obj.workspace) as keys:
         keys.revoke(key_id)
     typer.echo(f"Key {key_id} is revoked.")
 
@@ -71,7 +72,7 @@ def revoke_key(ctx: typer.Context, key_id: str) -> None:
 @app.command("keys")
 def list_keys(ctx: typer.Context) -> None:
     """The API keys: id, seller, created, revoked (never the key itself)."""
-    with stage(), opened_keys(ctx.obj.workspace) as keys:
+    with stage(), opened_keys(config_of(ctx), ctx.obj.workspace) as keys:
         for k in keys.rows():
             typer.echo(f"{k.key_id}\t{'admin' if k.admin else k.seller_id}\tadded {k.created_at[:19]}\t{'revoked ' + k.revoked_at[:19] if k.revoked_at else 'active'}")
 

@@ -10,6 +10,7 @@ from tradecredit.config import PlatformConfig
 from tradecredit.errors import StageError
 from tradecredit.serving.access import ApiKeyError, ApiKeys
 from tradecredit.serving.console.auth import ROLES, AuthError, ConsoleAuth
+from tradecredit.sql_stores import users_url
 from tradecredit.workspace import Workspace
 
 DEMO_USER = "demo"
@@ -18,7 +19,7 @@ DEMO_USER = "demo"
 @contextmanager
 def opened_users(cfg: PlatformConfig, ws: Workspace) -> Iterator[ConsoleAuth]:
     """The workspace's console users; a refused change is a :class:`StageError`, not a traceback."""
-    auth = ConsoleAuth(ws.users_db, cfg.console)
+    auth = ConsoleAuth(users_url(cfg.backends, ws), cfg.console)
     try:
         yield auth
     except AuthError as exc:
@@ -28,9 +29,9 @@ def opened_users(cfg: PlatformConfig, ws: Workspace) -> Iterator[ConsoleAuth]:
 
 
 @contextmanager
-def opened_keys(ws: Workspace) -> Iterator[ApiKeys]:
+def opened_keys(cfg: PlatformConfig, ws: Workspace) -> Iterator[ApiKeys]:
     """The workspace's API keys; a refused change is a :class:`StageError`."""
-    keys = ApiKeys(ws.users_db)
+    keys = ApiKeys(users_url(cfg.backends, ws))
     try:
         yield keys
     except ApiKeyError as exc:

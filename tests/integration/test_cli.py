@@ -22,6 +22,7 @@ from tradecredit.serving.decision_log import read_decisions
 from tradecredit.demo import DEMO_OVERRIDE
 from tradecredit.training.registry import tracking_uri
 from tradecredit.workspace import Workspace
+from tradecredit.sql_stores import sqlite_url
 
 # MLflow's SQLAlchemy mappings use a loader SQLAlchemy 2 deprecates (as training/registry.py:connect says).
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
@@ -114,7 +115,7 @@ def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
     # The demo's assessments are the first ones in the decision log (tests that share this
     # workspace log theirs after it), one per buyer it printed, with the PD it printed.
     printed_pds = dict(re.findall(r"^  (B\d+): PD ([\d.]+)%, grade", result.stdout, re.MULTILINE))
-    logged = [d for d in read_decisions(ws / "serving" / "decisions.db") if d["endpoint"] == "assess"][: len(printed_pds)]
+    logged = [d for d in read_decisions(sqlite_url(ws / "serving" / "decisions.db")) if d["endpoint"] == "assess"][: len(printed_pds)]
     assert printed_pds and [d["buyer_id"] for d in logged] == list(printed_pds), (printed_pds, logged)
     for d in logged:
         assert f"{d['pd_12m'] * 100:.2f}" == printed_pds[d["buyer_id"]], d

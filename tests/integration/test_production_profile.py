@@ -23,7 +23,6 @@ from mlflow import MlflowClient
 from tests.integration.conftest import TRADECREDIT, production_config_dir, production_env, run
 from tradecredit.local_servers import PG_USER
 from tradecredit.serving.process import RunningServer, admin_key, free_port, wait_ready
-from tradecredit.workspace import Workspace
 
 
 @pytest.mark.slow
@@ -127,7 +126,7 @@ def test_the_pipeline_runs_in_the_production_profile(tmp_path, production_server
             [str(Path(sys.executable).with_name("bentoml")), "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
             env=serve_env, stdout=out, stderr=subprocess.STDOUT, cwd=bento / "src", start_new_session=True,
         )
-    key_id, secret = admin_key(Workspace(ws))
+    key_id, secret = admin_key(production_servers.environment()["TRADECREDIT_USERS_URL"])
     server = RunningServer(process, f"http://127.0.0.1:{port}", log, secret, key_id)
     try:
         wait_ready(server, 180)
@@ -145,6 +144,11 @@ def test_the_pipeline_runs_in_the_production_profile(tmp_path, production_server
         pg_host, pg_port = production_servers.postgres.address.split(":")
         with psycopg.connect(host=pg_host, port=int(pg_port), user=PG_USER, dbname="credit") as con:
             assert con.execute("SELECT count(*) FROM limit_requests WHERE request_id = %s", (request["request_id"],)).fetchone()[0] == 1
-        assert not (ws / "credit" / "register.db").exists()
+        # So are the decision log and the console users store with its API keys.
+        with psycopg.connect(host=pg_host, port=int(pg_port), user=PG_USER, dbname="decisions") as con:
+            assert con.execute("SELECT buyer_id, api_key_id FROM decisions WHERE decision_id = %s", (answer["decision_id"],)).fetchone() == (buyer, key_id)
+        with psycopg.connect(host=pg_host, port=int(pg_port), user=PG_USER, dbname="console") as con:
+            assert con.execute("SELECT admin FROM api_keys WHERE key_id = %s", (key_id,)).fetchone() == (1,)
+        assert not any((ws / path).exists() for path in ("credit/register.db", "serving/decisions.db", "console/users.db"))
     finally:
         server.stop()

@@ -17,6 +17,7 @@ from tradecredit.serving.engine import Assessor, Clock, ServedModel
 from tradecredit.serving.errors import ApiError
 from tradecredit.serving.schemas import Assessment, AssessRequest
 from tradecredit.workspace import Workspace
+from tradecredit.sql_stores import sqlite_url
 
 
 def one(assessor: Assessor, **request) -> Assessment:
@@ -66,7 +67,7 @@ def test_without_an_order_there_is_no_late_payment_score(assessor):
 
 def test_decisions_are_logged_with_features_and_versions(demo_run, assessor):
     a = one(assessor, buyer_id="B000003", order={"amount": 1000, "terms_days": 45})
-    logged = [r for r in read_decisions(Workspace(demo_run.workspace).decision_log) if r["decision_id"] == a.decision_id]
+    logged = [r for r in read_decisions(sqlite_url(Workspace(demo_run.workspace).decision_log)) if r["decision_id"] == a.decision_id]
     assert len(logged) == 1
     row = logged[0]
     assert row["default_model"] == "tradecredit-default-12m:1" and row["late_model"] == "tradecredit-late-30d:1"

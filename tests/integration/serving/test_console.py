@@ -20,6 +20,7 @@ from tradecredit.workspace import Workspace
 from tradecredit.serving.console.auth import ConsoleAuth
 from tradecredit.serving.console.client import ConsoleClient
 from tradecredit.serving.decision_log import read_decisions, read_reviews
+from tradecredit.sql_stores import sqlite_url
 
 PASSWORDS = {"alice": "alice-long-password", "bob": "bob-long-password", "carol": "carol-long-password", "dave": "dave-long-password"}
 ROLES = {"alice": ("analyst", "approver"), "bob": ("analyst",), "carol": ("requester", "approver"), "dave": ("approver",)}
@@ -29,7 +30,7 @@ SCREENSHOTS = Path(os.environ.get("TRADECREDIT_SCREENSHOTS") or REPO / "test-art
 
 @pytest.fixture(scope="module")
 def reviewers(demo_run) -> dict[str, str]:
-    auth = ConsoleAuth(Workspace(demo_run.workspace).users_db, load_config(demo_run.configs).console)
+    auth = ConsoleAuth(sqlite_url(Workspace(demo_run.workspace).users_db), load_config(demo_run.configs).console)
     for name, password in PASSWORDS.items():
         auth.add_user(name, password, replace=True, roles=ROLES[name])
     auth.close()
@@ -37,8 +38,8 @@ def reviewers(demo_run) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def decision_log(demo_run) -> Path:
-    return demo_run.workspace / "serving" / "decisions.db"
+def decision_log(demo_run) -> str:
+    return sqlite_url(demo_run.workspace / "serving" / "decisions.db")
 
 
 def logged_in(server, name: str) -> ConsoleClient:

@@ -11,6 +11,7 @@ from tests.integration.serving.conftest import data_end
 from tradecredit.serving.decision_log import read_decisions
 from tradecredit.serving.process import post_json, start_server
 from tradecredit.workspace import Workspace
+from tradecredit.sql_stores import sqlite_url
 
 
 def test_kill_9_mid_load_loses_no_acknowledged_decision(demo_run):
@@ -56,7 +57,7 @@ def test_kill_9_mid_load_loses_no_acknowledged_decision(demo_run):
         assert status == 200
     finally:
         restarted.stop()
-    logged = {row["decision_id"] for row in read_decisions(ws.decision_log)}
+    logged = {row["decision_id"] for row in read_decisions(sqlite_url(ws.decision_log))}
     missing = set(acknowledged) - logged
     assert not missing, f"{len(missing)} acknowledged decisions are not in the log"
     assert after["decision_id"] in logged, "the restarted server appends to the same log"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tradecredit.credit.desk import Reviewer, file_request, record_override
-from tradecredit.credit.register import LimitRegister, NewEvent, register_url
+from tradecredit.sql_stores import sqlite_url
+from tradecredit.credit.register import LimitRegister, NewEvent
 from tradecredit.policy import CreditFacts
 from tradecredit.serving.access import ApiCaller
 from tradecredit.serving.credit import WorkerCredit
@@ -28,7 +29,7 @@ def desk(demo_run, assessor, tmp_path_factory) -> WorkerCredit:
     own = Assessor(assessor.cfg, assessor.models, assessor.reader, assessor.clock, None)
     credit = WorkerCredit(assessor.cfg, Workspace(demo_run.workspace), own)
     credit.register.close()
-    credit.register = LimitRegister(register_url(Path(tmp_path_factory.mktemp("register")) / "register.db"))
+    credit.register = LimitRegister(sqlite_url(Path(tmp_path_factory.mktemp("register")) / "register.db"))
     own.credit = credit
     return credit
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tradecredit.serving.process import post_json
 from tradecredit.training.registry import CHAMPION, connect, version_by
 from tradecredit.workspace import Workspace
+from tradecredit.sql_stores import sqlite_url
 
 ERROR_KEYS = {"status", "code", "message", "field"}
 
@@ -153,7 +154,7 @@ def test_any_json_gets_an_answer_or_a_4xx_in_our_shape(server, body, path):
 def seller_key(demo_run, seller: str) -> tuple[str, dict[str, str]]:
     from tradecredit.serving.access import ApiKeys
 
-    keys = ApiKeys(Workspace(demo_run.workspace).users_db)
+    keys = ApiKeys(sqlite_url(Workspace(demo_run.workspace).users_db))
     try:
         key_id, secret = keys.add(seller)
     finally:
@@ -170,7 +171,7 @@ def test_applications_authenticate_and_the_probes_stay_open(server, demo_run):
     assert_error(*server.post("/status", {}, headers={}), 401, "api_key_required")
     assert_error(*server.get("/limits", headers={}), 401, "api_key_required")
     key_id, revoked = seller_key(demo_run, "S001")
-    keys = ApiKeys(Workspace(demo_run.workspace).users_db)
+    keys = ApiKeys(sqlite_url(Workspace(demo_run.workspace).users_db))
     keys.revoke(key_id)
     keys.close()
     assert_error(*server.post("/assess", body, headers=revoked), 401, "invalid_api_key")
@@ -192,7 +193,7 @@ def test_a_sellers_key_acts_for_its_seller_and_the_log_says_which_key(server, de
     assert status == 200 and as_admin["seller_id"] == "S002"
     from tradecredit.serving.decision_log import read_decisions
 
-    logged = next(d for d in read_decisions(demo_run.workspace / "serving" / "decisions.db") if d["decision_id"] == answer["decision_id"])
+    logged = next(d for d in read_decisions(sqlite_url(demo_run.workspace / "serving" / "decisions.db")) if d["decision_id"] == answer["decision_id"])
     assert (logged["seller_id"], logged["api_key_id"]) == ("S001", key_id)
 
 

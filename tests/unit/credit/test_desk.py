@@ -26,7 +26,8 @@ from tradecredit.credit.desk import (
     revoke_override,
     settle_reduction,
 )
-from tradecredit.credit.register import LimitRegister, RegisterError, register_url
+from tradecredit.sql_stores import sqlite_url
+from tradecredit.credit.register import LimitRegister, RegisterError
 
 DAY = date(2026, 3, 31)
 ANNA = Reviewer("anna", frozenset({"approver"}))
@@ -40,7 +41,7 @@ def view(tier: str = "low", grade: int = 2, recommended: float = 400_000.0, deci
 
 @pytest.fixture
 def register(tmp_path: Path) -> LimitRegister:
-    reg = LimitRegister(register_url(tmp_path / "register.db"))
+    reg = LimitRegister(sqlite_url(tmp_path / "register.db"))
     yield reg
     reg.close()
 
@@ -108,7 +109,7 @@ def test_one_approver_can_decline_and_a_knocked_out_buyer_cannot_be_approved(reg
 
 def test_two_approvals_racing_one_wins(tmp_path, config):
     cfg = config.credit
-    url = register_url(tmp_path / "register.db")
+    url = sqlite_url(tmp_path / "register.db")
     reg = LimitRegister(url)
     rid = file_request(reg, cfg, view("low"), "S1", "B1", 100_000.0, 30, "key:k1", DAY).request.request_id  # one approver
     results: list[object] = []
@@ -262,7 +263,7 @@ desk.decide_request(register, load_config().credit, sys.argv[2], desk.Reviewer("
 
 def test_kill_9_mid_approval_leaves_nothing_half_written(tmp_path, config):
     cfg = config.credit
-    url = register_url(tmp_path / "register.db")
+    url = sqlite_url(tmp_path / "register.db")
     reg = LimitRegister(url)
     rid = file_request(reg, cfg, view("low"), "S1", "B1", 100_000.0, 30, "key:k1", DAY).request.request_id
     done = subprocess.run([sys.executable, "-c", KILL_SCRIPT, url, rid], capture_output=True, text=True, timeout=120, env=os.environ)

@@ -1,13 +1,22 @@
-"""The decision log: appended rows come back whole, a batch is one transaction, threads share it."""
+"""The decision log: appended rows come back whole, a batch is one transaction, threads share it;
+reviews are checked. (The same tests run on PostgreSQL in tests/integration/serving.)"""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 
 import pytest
+import sqlalchemy as sa
 
+from tradecredit.sql_stores import sqlite_url
 from tradecredit.serving.decision_log import DecisionLog, DecisionRecord, ReviewRecord, read_decisions, read_reviews
+
+
+@pytest.fixture
+def log_url(tmp_path) -> str:
+    """The log's store: a SQLite file here; tests/integration/serving/test_stores_on_postgres.py
+    runs these same tests on PostgreSQL."""
+    return sqlite_url(tmp_path / "decisions.db")
 
 
 def record(i: int, buyer: str = "B1") -> DecisionRecord:
@@ -19,49 +28,54 @@ def record(i: int, buyer: str = "B1") -> DecisionRecord:
     )
 
 
-def test_rows_come_back_whole_and_in_order(tmp_path):
-    log = DecisionLog(tmp_path / "d.db")
+def test_rows_come_back_whole_and_in_order(log_url):
+    log = DecisionLog(log_url)
     log.append([record(1), record(2, "B2")])
-    rows = list(read_decisions(tmp_path / "d.db"))
+    rows = list(read_decisions(log_url))
     assert [r["decision_id"] for r in rows] == ["d1", "d2"]
     assert rows[0]["features"] == {"default": {"open_balance": 1.5, "revenue": None}} and rows[0]["stale"] is False
-    assert [r["decision_id"] for r in read_decisions(tmp_path / "d.db", "B2")] == ["d2"]
+    assert [r["decision_id"] for r in read_decisions(log_url, "B2")] == ["d2"]
     assert log.count() == 2
 
 
-def test_a_failed_batch_leaves_nothing_behind(tmp_path):
-    log = DecisionLog(tmp_path / "d.db")
+def test_a_failed_batch_leaves_nothing_behind(log_url):
+    log = DecisionLog(log_url)
     log.append([record(1)])
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(sa.exc.IntegrityError):
         log.append([record(2), record(1)])  # d1 again: the whole batch rolls back
-    assert [r["decision_id"] for r in read_decisions(tmp_path / "d.db")] == ["d1"]
+    assert [r["decision_id"] for r in read_decisions(log_url)] == ["d1"]
 
 
-def test_threads_and_a_second_connection_append_side_by_side(tmp_path):
-    logs = [DecisionLog(tmp_path / "d.db"), DecisionLog(tmp_path / "d.db")]  # two workers' connections
+def test_threads_and_a_second_connection_append_side_by_side(log_url):
+    logs = [DecisionLog(log_url), DecisionLog(log_url)]  # two workers' connections
     threads = [threading.Thread(target=lambda k=k: [logs[k % 2].append([record(k * 100 + i)]) for i in range(50)]) for k in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len({r["decision_id"] for r in read_decisions(tmp_path / "d.db")}) == 200
+    assert len({r["decision_id"] for r in read_decisions(log_url)}) == 200
 
 
-def test_reviews_are_recorded_with_who_and_what_and_checked(tmp_path):
-    log = DecisionLog(tmp_path / "decisions.db")
+def test_reviews_are_recorded_with_who_and_what_and_checked(log_url):
+    log = DecisionLog(log_url)
     log.append([record(1, "B1")])
     log.append_review(ReviewRecord("r1", "2026-11-23T10:00:00+00:00", "alice", "override", "B1", "documents checked", decision_id="d1",
                                    model_decision="refer", override_decision="approve", override_limit=50_000.0))
     log.append_review(ReviewRecord("r2", "2026-11-23T10:01:00+00:00", "bob", "acknowledge", "B2", "", alert_id=7, alert_signal="lawsuits",
                                    alert_raised_on="2026-11-01"))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(sa.exc.IntegrityError):
         log.append_review(ReviewRecord("r3", "t", "alice", "delete", "B1", "x"))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(sa.exc.IntegrityError):
         log.append_review(ReviewRecord("r4", "t", "alice", "override", "B1", "x", decision_id="d1", override_decision="maybe"))
     log.close()
-    everything = read_reviews(tmp_path / "decisions.db")
+    everything = read_reviews(log_url)
     assert [(r["review_id"], r["reviewer"], r["action"]) for r in everything] == [("r1", "alice", "override"), ("r2", "bob", "acknowledge")]
     assert everything[0]["override_limit"] == 50_000.0 and everything[0]["decision_id"] == "d1"
-    assert [r["review_id"] for r in read_reviews(tmp_path / "decisions.db", buyer_id="B2")] == ["r2"]
-    assert [r["review_id"] for r in read_reviews(tmp_path / "decisions.db", action="override")] == ["r1"]
-    assert read_reviews(tmp_path / "missing.db") == []
+    assert [r["review_id"] for r in read_reviews(log_url, buyer_id="B2")] == ["r2"]
+    assert [r["review_id"] for r in read_reviews(log_url, action="override")] == ["r1"]
+
+
+def test_reading_a_log_not_written_yet_finds_nothing_and_creates_nothing(tmp_path):
+    missing = tmp_path / "missing.db"
+    assert read_reviews(sqlite_url(missing)) == [] and read_decisions(sqlite_url(missing)) == []
+    assert not missing.exists()

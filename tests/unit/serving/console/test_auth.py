@@ -6,8 +6,10 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tradecredit.serving.console.auth import AuthError, ConsoleAuth
+from tradecredit.sql_stores import sqlite_url
 
 
 class FakeClock:
@@ -24,8 +26,15 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def auth(tmp_path, config, clock) -> ConsoleAuth:
-    store = ConsoleAuth(tmp_path / "users.db", config.console, clock)
+def users_url(tmp_path) -> str:
+    """The users store: a SQLite file here; tests/integration/serving/test_stores_on_postgres.py
+    runs the store's tests on PostgreSQL too."""
+    return sqlite_url(tmp_path / "users.db")
+
+
+@pytest.fixture
+def auth(users_url, config, clock) -> ConsoleAuth:
+    store = ConsoleAuth(users_url, config.console, clock)
     store.add_user("alice", "correct horse battery")
     store.add_user("bob", "another long secret")
     yield store
@@ -46,12 +55,13 @@ def test_login_with_the_right_password_only(auth):
     assert auth.login("bob", "correct horse battery") is None, "alice's password is not bob's"
 
 
-def test_session_tokens_are_stored_hashed_and_resolve_to_their_user(auth, tmp_path):
+def test_session_tokens_are_stored_hashed_and_resolve_to_their_user(auth, users_url):
     token, session = auth.login("bob", "another long secret")
     assert auth.session(token).user_name == "bob"
-    con = sqlite3.connect(tmp_path / "users.db")
-    stored = [r[0] for r in con.execute("SELECT token_sha256 FROM sessions")]
-    con.close()
+    engine = sa.create_engine(users_url)
+    with engine.connect() as con:
+        stored = [r[0] for r in con.execute(sa.text("SELECT token_sha256 FROM sessions"))]
+    engine.dispose()
     assert token not in stored and len(stored) == 1
     assert auth.session(token + "x") is None and auth.session(None) is None and auth.session("") is None
 
@@ -116,7 +126,7 @@ def test_bad_users_are_refused_with_the_reason(auth, name, password, message):
         auth.add_user(name, password)
 
 
-def test_roles_are_stored_checked_and_carried_by_the_session(auth, tmp_path, config):
+def test_roles_are_stored_checked_and_carried_by_the_session(auth):
     assert auth.roles("alice") == frozenset({"analyst"})  # the default
     auth.set_roles("alice", ["approver", "requester"])
     assert auth.login("alice", "correct horse battery")[1].roles == frozenset({"approver", "requester"})
@@ -133,6 +143,6 @@ def test_users_of_a_store_from_before_roles_become_analysts(tmp_path, config):
     old.executescript("CREATE TABLE users (user_name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_at TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);"
                       "INSERT INTO users VALUES ('dora', 'x', '2026-01-01', 0);")
     old.close()
-    store = ConsoleAuth(path, config.console)
+    store = ConsoleAuth(sqlite_url(path), config.console)
     assert store.roles("dora") == frozenset({"analyst"})
     store.close()
