@@ -3,13 +3,15 @@ reviews are checked. (The same tests run on PostgreSQL in tests/integration/serv
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
 import threading
 
 import pytest
 import sqlalchemy as sa
 
 from tradecredit.sql_stores import sqlite_url
-from tradecredit.serving.decision_log import DecisionLog, DecisionRecord, ReviewRecord, read_decisions, read_reviews
+from tradecredit.serving.decision_log import ADDED_COLUMNS, COLUMNS, DecisionLog, DecisionRecord, ReviewRecord, read_decisions, read_reviews
 
 
 @pytest.fixture
@@ -79,3 +81,18 @@ def test_reading_a_log_not_written_yet_finds_nothing_and_creates_nothing(tmp_pat
     missing = tmp_path / "missing.db"
     assert read_reviews(sqlite_url(missing)) == [] and read_decisions(sqlite_url(missing)) == []
     assert not missing.exists()
+
+
+def test_a_log_from_before_sellers_gains_the_columns_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    columns = [c for c in COLUMNS if c not in ADDED_COLUMNS]
+    old.execute(f"CREATE TABLE decisions ({', '.join(columns)}, PRIMARY KEY (decision_id))")
+    old.execute(f"INSERT INTO decisions VALUES ({','.join('?' * len(columns))})", record(1).row()[: len(columns)])
+    old.commit()
+    old.close()
+    log = DecisionLog(sqlite_url(path))
+    log.append([dataclasses.replace(record(2), seller_id="S1", api_key_id="k1")])
+    rows = log.decisions()
+    assert [(r["decision_id"], r["seller_id"], r["api_key_id"]) for r in rows] == [("d1", None, None), ("d2", "S1", "k1")]
+    log.close()
