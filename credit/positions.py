@@ -28,6 +28,9 @@ class SellerPosition:
     monthly_purchases: float  # amount issued in the 365 days to the date / 12
     usual_terms_days: float | None  # amount-weighted terms of those invoices
     max_days_past_due: int | None
+    # amount-weighted days beyond terms of the invoices settled in the 365 days to the date
+    # (paid early counts as 0); None when none was settled
+    days_beyond_terms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,9 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance
     invoices = tables["invoices"].filter(pl.col("issued_on") <= as_of)
     payments = _dated(tables.get("payments"), "paid_on", as_of)
     paid = (
-        payments.group_by("invoice_id").agg(paid=pl.col("amount").sum())
+        payments.group_by("invoice_id").agg(paid=pl.col("amount").sum(), last_paid_on=pl.col("paid_on").max())
         if payments is not None and payments.height
-        else pl.DataFrame(schema={"invoice_id": pl.String, "paid": pl.Float64})
+        else pl.DataFrame(schema={"invoice_id": pl.String, "paid": pl.Float64, "last_paid_on": pl.Date})
     )
     disputed = pl.col("disputed_on").is_not_null() & (pl.col("disputed_on") <= as_of) if "disputed_on" in invoices.columns else pl.lit(False)
     inv = invoices.join(paid, on="invoice_id", how="left").with_columns(
@@ -61,6 +64,9 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance
         terms=(pl.col("due_on") - pl.col("issued_on")).dt.total_days(),
         disputed=disputed,
     ).with_columns(
+        settled_late=pl.when((pl.col("open") <= CENT) & (pl.col("last_paid_on") > as_of - timedelta(days=365)))
+        .then((pl.col("last_paid_on") - pl.col("due_on")).dt.total_days().clip(lower_bound=0))
+        .otherwise(None),
         past_due=pl.when((pl.col("open") > max(CENT, small_balance)) & (pl.col("due_on") < as_of) & ~pl.col("disputed"))
         .then((pl.lit(as_of) - pl.col("due_on")).dt.total_days())
         .otherwise(None),
@@ -70,12 +76,15 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance
         issued=pl.col("amount").filter(pl.col("recent")).sum(),
         weighted_terms=(pl.col("terms") * pl.col("amount")).filter(pl.col("recent")).sum(),
         max_days_past_due=pl.col("past_due").max(),
+        settled=pl.col("amount").filter(pl.col("settled_late").is_not_null()).sum(),
+        weighted_late=(pl.col("settled_late") * pl.col("amount")).filter(pl.col("settled_late").is_not_null()).sum(),
     )
     sellers = {
         (r["seller_id"], r["buyer_id"]): SellerPosition(
             float(r["open_balance"] or 0.0), float(r["issued"] or 0.0) / 12,
             float(r["weighted_terms"]) / float(r["issued"]) if r["issued"] else None,
             None if r["max_days_past_due"] is None else int(r["max_days_past_due"]),
+            float(r["weighted_late"]) / float(r["settled"]) if r["settled"] else None,
         )
         for r in per_seller.iter_rows(named=True)
     }

@@ -19,6 +19,7 @@ from tradecredit.config import PlatformConfig
 from tradecredit.credit.desk import PolicyView
 from tradecredit.credit.pipeline import open_register
 from tradecredit.credit.register import LimitState
+from tradecredit.insurance.pipeline import policy_rates
 from tradecredit.serving.errors import ApiError
 from tradecredit.serving.schemas import AssessRequest
 from tradecredit.workspace import Workspace
@@ -44,6 +45,8 @@ class WorkerCredit:
         self.cfg, self.ws, self.assessor = cfg, ws, assessor
         self.register = open_register(cfg, ws)
         self.positions = load_positions(ws, self.today, cfg.labels.default.materiality.small_balance)
+        # Sellers' saved policy quotes: their orders are priced at the policy's rate.
+        self.policy_rates = policy_rates(ws)
         self._red: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
         self._lock = threading.Lock()
 
@@ -116,6 +119,7 @@ class WorkerCredit:
         from dataclasses import replace
 
         from tradecredit.policy import buyer_facts, decide
+        from tradecredit.pricing import lgd_of
 
         facts = buyer_facts(features)
         position = self.seller_position(seller_id, item.buyer_id) if seller_id else None
@@ -123,11 +127,13 @@ class WorkerCredit:
             facts = replace(
                 facts, exposure=position.open_balance if position else 0.0,
                 seller_monthly_purchases=position.monthly_purchases if position else None,
+                days_beyond_terms=position.days_beyond_terms if position and position.days_beyond_terms is not None else facts.days_beyond_terms,
             )
         order = item.order.amount if item.order else None
         kwargs = dict(
             requested_limit=item.requested_limit, refer_because=refer_because, credit_facts=self.credit_facts(item.buyer_id),
-            terms_days=terms_days, late_probability=late_probability,
+            terms_days=terms_days, late_probability=late_probability, lgd=lgd_of(features.get("country"), self.cfg.policy),
+            policy_rate=self.policy_rate(seller_id),
         )
         first = decide(pd_12m, facts, order, self.cfg.policy, **kwargs)
         if order is None or seller_id is None:
@@ -137,6 +143,15 @@ class WorkerCredit:
             forced = line.forced_decision
             return replace(first, decision=forced, approved_amount=0.0, reason=line.note, reason_code=f"override_{forced}"), line
         return decide(pd_12m, facts, order, self.cfg.policy, granted_limit=line.granted_limit, **kwargs), line
+
+    def policy_rate(self, seller_id: str | None) -> float | None:
+        return self.policy_rates.get(seller_id) if seller_id is not None else None
+
+    def policy_quote(self, seller_id: str, what_if: Any) -> Any:
+        """A seller's policy quote on the service's date (the PDs of the monitoring run then)."""
+        from tradecredit.insurance.pipeline import quote_seller
+
+        return quote_seller(self.cfg, self.ws, seller_id, self.today, what_if, self.register)
 
     def close(self) -> None:
         self.register.close()

@@ -249,6 +249,7 @@ class Assessor:
                     pd_12m, buyer_facts(features), item.order.amount if item.order else None, self.cfg.policy,
                     requested_limit=item.requested_limit, refer_because=refer_because,
                     terms_days=item.order.terms_days if item.order else terms_days, late_probability=late_payment.probability if late_payment else None,
+                    lgd=lgd_of(features.get("country"), self.cfg.policy),
                 )
             assessment = Assessment(
                 decision_id=self.new_id(), buyer_id=item.buyer_id, seller_id=seller, assessed_at=stamp, pd_12m=pd_12m, grade=decision.grade,
@@ -262,7 +263,11 @@ class Assessor:
                 granted_limit=line.granted_limit if line else None, limit_source=line.source if line else None,
                 limit_status=line.status if line else None, limit_note=line.note if line else None,
                 expected_loss=decision.expected_loss,
-                insurance=Insurance(cover_ratio=decision.cover_ratio, premium_rate=decision.premium_rate, insured_turnover=decision.insured_turnover, premium=decision.premium),
+                insurance=Insurance(
+                    cover_ratio=decision.cover_ratio, premium_rate=decision.premium_rate, rate_source=decision.rate_source,  # type: ignore[arg-type]
+                    insured_turnover=decision.insured_turnover, premium=decision.premium, order_premium=decision.order_premium,
+                    lgd=lgd_of(features.get("country"), self.cfg.policy),
+                ),
                 explanation=_reasons(default.model, features, explained, k, bool(available[k]), serving.top_reasons),
                 late_payment=late_payment,
                 model_versions={default.registered_model: default.version, **({self.models["late"].registered_model: self.models["late"].version} if late_payment else {})},

@@ -56,10 +56,16 @@ class Explanation(BaseModel):
 
 
 class Insurance(BaseModel):
-    cover_ratio: float = Field(description="share of a loss the policy pays")
-    premium_rate: float = Field(description="max(floor, PD x LGD x (1 + loading) + expense rate)")
-    insured_turnover: float = Field(description="a year of the buyer's usual purchases (else the order)")
-    premium: float = Field(description="premium rate x insured turnover")
+    cover_ratio: float = Field(description="share of a loss the policy pays: the policy's fixed insured share")
+    premium_rate: float = Field(
+        description="the seller's policy rate (rate_source policy_quote, from `tradecredit insurance quote`), else the buyer priced alone on its "
+        "exposure: max(floor, PD x LGD x insured share x (terms + days beyond terms) / 365 x (1 + loading) + expense rate)"
+    )
+    rate_source: Literal["policy_quote", "buyer"] = Field(description="where premium_rate comes from")
+    insured_turnover: float = Field(description="a year of the seller's usual purchases from the buyer (else the buyer's, else the order)")
+    premium: float = Field(description="premium rate x insured turnover: the buyer's share of a year's premium")
+    order_premium: float = Field(description="this order's price: premium rate x the amount approved (0 for a line or a refusal)")
+    lgd: float = Field(description="loss given default used: by the buyer's country (policy.insurance.lgd_by_country), else policy.lgd")
 
 
 class LatePayment(BaseModel):
@@ -149,3 +155,20 @@ class ServiceStatus(BaseModel):
     clock: str = Field(description="the service clock: 'wall' or a fixed replay time")
     features_max_age_days: int
     decisions_logged: int
+
+
+class QuoteAddition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    buyer_id: BuyerId
+    annual_turnover: Money | None = Field(default=None, description="a year's insured turnover with the buyer; default: the seller's purchases in the ledger")
+    terms_days: Annotated[float, Field(gt=0, le=365)] | None = Field(default=None, description="default: the trade's usual terms")
+
+
+class QuoteRequest(BaseModel):
+    """A seller's policy quote, optionally a what-if: buyers added or removed, every buyer's terms changed."""
+
+    model_config = ConfigDict(extra="forbid")
+    seller_id: str | None = Field(default=None, description="an administrator key names the seller; a seller's key quotes its own")
+    add: list[QuoteAddition] = Field(default_factory=list)
+    remove: list[BuyerId] = Field(default_factory=list)
+    terms_days: Annotated[float, Field(gt=0, le=365)] | None = Field(default=None, description="what-if: every insured buyer on these terms")

@@ -15,6 +15,7 @@ decision log are open) are the health and readiness probes. The risk reviewer co
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import bentoml
 from starlette.responses import JSONResponse
@@ -39,6 +40,8 @@ from tradecredit.serving.schemas import (
     BuyerId,
     Money,
     Order,
+    QuoteAddition,
+    QuoteRequest,
     ServiceStatus,
 )
 from tradecredit.sql_stores import users_url
@@ -130,6 +133,31 @@ class CreditService:
                 items.append(BatchItem(index=i, buyer_id=request.buyer_id, assessment=result, error=None))
         failed = sum(1 for it in items if it.error is not None)
         return BatchResponse(assessed=len(items) - failed, failed=failed, results=items)
+
+    @bentoml.api(route="/insurance/quote", input_spec=QuoteRequest)
+    def insurance_quote(
+        self, ctx: bentoml.Context, seller_id: str | None = None, add: list[QuoteAddition] | None = None, remove: list[BuyerId] | None = None,
+        terms_days: float | None = None,
+    ) -> dict[str, Any]:
+        """A seller's trade-credit insurance policy quote (all its insurable buyers) priced on
+        exposure at default, with its structure, loss ratio, stress and per-buyer contributions;
+        a what-if when buyers are added or removed or the terms changed."""
+        from tradecredit.errors import MissingArtefact
+        from tradecredit.insurance.pipeline import AddedBuyer, QuoteError, WhatIf
+
+        caller = caller_of(ctx.request.headers)
+        if caller.admin and not seller_id:
+            return refusal(ctx, ApiError(400, "invalid_field", "an administrator key must name the seller_id", "seller_id"))  # type: ignore[return-value]
+        if not caller.admin and seller_id is not None and seller_id != caller.seller_id:
+            return refusal(ctx, ApiError(403, "forbidden", "this API key belongs to another seller: it cannot quote this seller", "seller_id"))  # type: ignore[return-value]
+        seller = seller_id or str(caller.seller_id)
+        what_if = WhatIf(tuple(AddedBuyer(a.buyer_id, a.annual_turnover, a.terms_days) for a in add or []), tuple(remove or []), terms_days)
+        try:
+            return self.credit.policy_quote(seller, what_if).to_json()
+        except QuoteError as exc:
+            return refusal(ctx, ApiError(exc.status, exc.code, str(exc)))  # type: ignore[return-value]
+        except MissingArtefact as exc:
+            return refusal(ctx, ApiError(409, "not_ready", str(exc)))  # type: ignore[return-value]
 
     @bentoml.api(route="/status")
     def status(self) -> ServiceStatus:

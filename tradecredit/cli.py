@@ -14,6 +14,7 @@ from tradecredit.cli_support import Context, config_of, fail, stage
 from tradecredit.config import PROFILE_ENV, default_config_dir
 from tradecredit.demo import run_demo
 from tradecredit.features import cli as features_cli
+from tradecredit.insurance import cli as insurance_cli
 from tradecredit.monitoring import cli as monitoring_cli
 from tradecredit.serving import cli as serving_cli
 from tradecredit.serving.console import cli as console_cli
@@ -147,3 +148,4 @@ training_cli.register(app)
 serving_cli.register(app)
 monitoring_cli.register(app)
 app.add_typer(console_cli.app, name="console")
+app.add_typer(insurance_cli.app, name="insurance")

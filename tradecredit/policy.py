@@ -16,6 +16,7 @@ import numpy as np
 
 from tradecredit.policy_config import PolicyConfig
 from tradecredit.grades import grade_of, tier_of
+from tradecredit.pricing import buyer_premium_rate
 
 Decision = Literal["approve", "partial", "refer", "decline", "hold"]
 
@@ -93,12 +94,14 @@ class CreditDecision:
     approved_amount: float
     reason: str
     expected_loss: float  # PD x LGD x exposure at default (exposure + approved amount)
-    cover_ratio: float
+    cover_ratio: float  # the policy's fixed insured share
     premium_rate: float
     insured_turnover: float
     premium: float
     reason_code: str = "within_limit"
     limit_reasons: tuple[LimitReason, ...] = ()
+    order_premium: float = 0.0  # the order's price: the premium rate on the amount approved
+    rate_source: str = "buyer"  # policy_quote: the seller's policy rate; buyer: the buyer priced alone
 
 
 def _known(value: float | None) -> bool:
@@ -199,13 +202,6 @@ def knock_outs_of(facts: CreditFacts | None, policy: PolicyConfig) -> list[Knock
     return out
 
 
-def premium_rate(pd_12m: float, policy: PolicyConfig) -> float:
-    """max(floor, expected-loss rate x (1 + loading) + expense rate); the expected-loss rate is
-    PD x LGD, so the rate never falls as PD rises."""
-    ins = policy.insurance
-    return max(ins.floor_rate, pd_12m * policy.lgd * (1 + ins.loading) + ins.expense_rate)
-
-
 def decide(
     pd_12m: float,
     facts: BuyerFacts,
@@ -217,6 +213,8 @@ def decide(
     terms_days: int | None = None,
     late_probability: float | None = None,
     granted_limit: float | None = None,
+    lgd: float | None = None,
+    policy_rate: float | None = None,
 ) -> CreditDecision:
     """The whole policy for one buyer.
 
@@ -227,6 +225,10 @@ def decide(
     asked for, the decision is on the line. Knock-outs (``credit_facts``) hold everything;
     an open red alert, terms above the maximum, a likely late payment and ``refer_because``
     (stale features, an explanation that failed its check) refer, without hiding the numbers.
+
+    The insurance price is the seller's policy rate (``policy_rate``, from its quote) when it
+    has one, else the buyer's own rate on its exposure (:func:`~tradecredit.pricing.buyer_premium_rate`);
+    ``lgd`` is the buyer's (by country), else ``policy.lgd``.
     """
     if not 0.0 <= pd_12m <= 1.0 or not math.isfinite(pd_12m):
         raise ValueError(f"pd_12m must be a probability, got {pd_12m}")
@@ -291,15 +293,19 @@ def decide(
         reason = f"{what} {asked:,.0f}; {room:,.0f} is {'the recommended limit' if on_line else 'available under the limit'}"
     else:
         decision, approved, code, reason = "refer", 0.0, "limit_used", f"exposure {exposure:,.0f} already uses the whole limit ({line:,.0f})"
-    rate = premium_rate(pd_12m, policy)
-    turnover = (facts.usual_monthly_purchases or 0.0) * policy.insurance.turnover_months
+    ins = policy.insurance
+    loss_given_default = policy.lgd if lgd is None else lgd
+    terms = terms_days if terms_days is not None else policy.limits.need.default_terms_days
+    rate = policy_rate if policy_rate is not None else buyer_premium_rate(pd_12m, loss_given_default, terms, facts.days_beyond_terms or 0.0, ins)
+    monthly = facts.seller_monthly_purchases if facts.seller_monthly_purchases is not None else facts.usual_monthly_purchases
+    turnover = (monthly or 0.0) * ins.turnover_months
     if turnover <= 0:
         turnover = asked  # a buyer without history: the order itself is the turnover
     new_exposure = 0.0 if on_line else approved  # a line is not yet drawn
     return CreditDecision(
         pd_12m=pd_12m, grade=grade, tier=tier, capacity=capacity, recommended_limit=limit, exposure=exposure,
         available_limit=available, requested=requested, decision=decision, approved_amount=approved, reason=reason,
-        expected_loss=pd_12m * policy.lgd * (exposure + new_exposure),
-        cover_ratio=policy.insurance.cover_ratio_by_tier[tier],  # type: ignore[index]
+        expected_loss=pd_12m * loss_given_default * (exposure + new_exposure), cover_ratio=ins.insured_share,
         premium_rate=rate, insured_turnover=turnover, premium=rate * turnover, reason_code=code, limit_reasons=tuple(reasons),
+        order_premium=rate * new_exposure, rate_source="policy_quote" if policy_rate is not None else "buyer",
     )

@@ -63,14 +63,30 @@ class LimitConfig(StrictModel):
     decline_from_grade: PositiveInt = Field(description="from this grade on, no credit (decline)")
 
 
+class StressConfig(StrictModel):
+    """A macro shock for the quote: every PD scaled, by sector or country where given."""
+
+    pd_multiplier: PositiveFloat = Field(description="PDs are multiplied by this (capped at 1) unless a sector or country names its own")
+    by_industry: dict[str, PositiveFloat] = Field(description="industry -> multiplier (the larger of industry and country applies)")
+    by_country: dict[str, PositiveFloat] = Field(description="country -> multiplier")
+
+
 class InsuranceConfig(StrictModel):
-    cover_ratio_by_tier: dict[Literal["low", "medium", "high"], Annotated[float, Field(gt=0.0, le=0.9)]] = Field(
-        description="share of a loss the insurer pays, at most 90%"
-    )
+    """Trade-credit insurance as it is sold: one policy per seller covering its insured buyers
+    at a fixed insured percentage, priced on the expected loss of the exposure at default."""
+
+    insured_share: Annotated[float, Field(gt=0.0, le=0.9)] = Field(description="share of each insured loss the policy pays (fixed; the seller keeps the rest)")
     loading: NonNegativeFloat = Field(description="margin on the expected-loss rate")
     expense_rate: NonNegativeFloat = Field(description="the insurer's costs, per unit of insured turnover")
     floor_rate: NonNegativeFloat = Field(description="the lowest premium rate")
     turnover_months: PositiveInt = Field(description="insured turnover = this many months of usual purchases")
+    lgd_by_country: dict[str, Probability] = Field(description="loss given default by the buyer's country (insolvency regime); others use policy.lgd")
+    discretionary_limit: NonNegativeFloat = Field(description="a buyer without a granted line is insured up to this (the seller's own discretion)")
+    max_liability_multiple: PositiveFloat = Field(description="the policy pays at most this many annual premiums in a year")
+    aggregate_first_loss: NonNegativeFloat = Field(description="annual aggregate deductible: the seller bears the year's first insured losses up to this")
+    per_buyer_deductible: NonNegativeFloat = Field(description="each buyer's loss is reduced by this before the insured share")
+    simulations: PositiveInt = Field(description="draws of the year's defaults for the loss distribution (seeded: the same quote every time)")
+    stress: StressConfig
 
 
 class PolicyConfig(StrictModel):
@@ -97,7 +113,4 @@ class PolicyConfig(StrictModel):
             raise ValueError(f"limits.grade_share needs one share per grade ({len(grades)}), never rising as grades worsen")
         if not 1 <= self.limits.refer_from_grade <= self.limits.decline_from_grade <= len(grades) + 1:
             raise ValueError("limits: refer_from_grade must come at or before decline_from_grade, within the scale")
-        cover = self.insurance.cover_ratio_by_tier
-        if set(cover) != {"low", "medium", "high"} or not cover["low"] >= cover["medium"] >= cover["high"]:
-            raise ValueError("insurance.cover_ratio_by_tier needs low, medium and high, never rising as risk rises")
         return self

@@ -303,6 +303,20 @@ class Workspace:
         return self.credit / "register.db"
 
     @property
+    def insurance(self) -> Path:
+        return self.root / "insurance"
+
+    def policy_quote(self, seller_id: str) -> Path:
+        """A seller's latest policy quote (``tradecredit insurance quote``); the service prices
+        that seller's orders at its rate."""
+        from urllib.parse import quote
+
+        return self.insurance / "quotes" / f"{quote(seller_id, safe='')}.json"
+
+    def policy_quotes(self) -> list[Path]:
+        return sorted((self.insurance / "quotes").glob("*.json"))
+
+    @property
     def console(self) -> Path:
         return self.root / "console"
 

@@ -12,7 +12,8 @@ from tests.conftest import REPO
 
 # The repository's folders and the package each one is (pyproject's package-dir).
 PACKAGES = {"tradecredit": "tradecredit", "features": "tradecredit.features", "training": "tradecredit.training",
-            "serving": "tradecredit.serving", "monitoring": "tradecredit.monitoring"}
+            "serving": "tradecredit.serving", "monitoring": "tradecredit.monitoring", "credit": "tradecredit.credit",
+            "insurance": "tradecredit.insurance"}
 SOURCE_FOLDERS = (*PACKAGES, "benchmarks", "tests")
 ROOT_CLI = "tradecredit.cli"
 CLI_SUPPORT = "tradecredit.cli_support"

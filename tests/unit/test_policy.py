@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from datetime import date
 
-from tradecredit.policy import BuyerFacts, CreditFacts, decide, premium_rate
+from tradecredit.policy import BuyerFacts, CreditFacts, decide
+from tradecredit.pricing import buyer_premium_rate
 
 # A fresh statement and enough trade that the need cap (3 x 40,000 on 30 days) does not bind.
 FACTS = BuyerFacts(revenue=1_000_000.0, equity=None, usual_monthly_purchases=40_000.0, exposure=30_000.0, days_since_statement=100)
@@ -26,9 +27,14 @@ def test_a_good_buyer_by_hand(config):
     assert d.recommended_limit == 100_000 and d.available_limit == 70_000
     assert d.decision == "approve" and d.approved_amount == 40_000
     assert d.expected_loss == pytest.approx(0.002 * 0.45 * 70_000)
-    assert d.premium_rate == pytest.approx(max(0.0015, 0.002 * 0.45 * 1.3 + 0.001))
+    # priced on its exposure: 30 days of terms (the default), paid on time, 90% insured
+    ins = config.policy.insurance
+    assert d.premium_rate == pytest.approx(max(ins.floor_rate, 0.002 * 0.45 * 0.9 * 30 / 365 * 1.3 + ins.expense_rate))
     assert d.insured_turnover == 480_000 and d.premium == pytest.approx(d.premium_rate * 480_000)
+    assert d.order_premium == pytest.approx(d.premium_rate * 40_000) and d.rate_source == "buyer"
     assert d.cover_ratio == 0.9
+    quoted = decide(0.002, FACTS, 40_000.0, config.policy, policy_rate=0.004, terms_days=60)
+    assert (quoted.premium_rate, quoted.rate_source, quoted.order_premium) == (0.004, "policy_quote", pytest.approx(160.0))
 
 
 def test_partial_refer_and_decline(config):
@@ -183,9 +189,11 @@ def test_a_worse_grade_never_gets_a_higher_limit_or_a_lower_premium_rate(config,
     assert w.recommended_limit <= b.recommended_limit
     assert w.approved_amount <= b.approved_amount
     assert w.premium_rate >= b.premium_rate
-    assert w.cover_ratio <= b.cover_ratio
+    assert w.cover_ratio == b.cover_ratio == config.policy.insurance.insured_share  # fixed: risk is steered by limits
     assert 0 <= w.approved_amount <= max(requested, 0) and w.recommended_limit <= config.policy.limits.max_limit
 
 
 def test_premium_rate_has_its_floor(config):
-    assert premium_rate(0.0, config.policy) == config.policy.insurance.floor_rate
+    ins = config.policy.insurance
+    assert ins.floor_rate > ins.expense_rate  # else the floor would never bind and this tests nothing
+    assert buyer_premium_rate(0.0, 0.45, 30, 0, ins) == ins.floor_rate

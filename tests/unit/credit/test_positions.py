@@ -57,6 +57,15 @@ def test_positions_by_hand():
     assert p.buyers["B1"].max_days_past_due == 60 and p.buyers["B1"].insolvency_filed_on is None
 
 
+def test_days_beyond_terms_of_settled_invoices_by_hand():
+    p = ledger_positions(ledger(extra_invoices=[("I6", "B1", "S1", "2026-01-01", "2026-02-01", 3_000.0, None)],
+                                extra_payments=[("I6", "2026-02-20", 1_000.0), ("I6", "2026-03-03", 2_000.0)]), AS_OF)
+    # I2 (6,000) paid 11 days early counts as 0; I6 (3,000) settled by its last payment 30 days late
+    assert p.sellers[("S1", "B1")].days_beyond_terms == pytest.approx(30 * 3_000 / 9_000)
+    assert p.sellers[("S2", "B1")].days_beyond_terms is None  # half paid: nothing settled
+    assert p.sellers[("S1", "B2")].days_beyond_terms is None  # settled more than 365 days ago
+
+
 def test_knock_out_facts_by_hand():
     p = ledger_positions(ledger(registry=[("B1", "2026-05-05", "insolvency_filing"), ("B1", "2026-01-01", "lawsuit_filed")],
                                 credit=[("B2", "2026-06-01", "claim"), ("B2", "2026-06-20", "write_off")]), AS_OF)
