@@ -459,3 +459,17 @@ def backtest_with_register(cfg: PlatformConfig, ws: Workspace, quoted_on: date |
         return backtest_pricing(cfg, ws, quoted_on, register)
     finally:
         register.close()
+
+
+def demo_insurance(cfg: PlatformConfig, ws: Workspace) -> list[str]:
+    """The demo's step: the largest seller's quote (saved, so the console's orders are priced at
+    its rate) and the backtest of the latest matured run, when there is one."""
+    invoices = ws.read_ledger_table("invoices", ["seller_id", "amount"])
+    seller = str(invoices.group_by("seller_id").agg(pl.col("amount").sum()).sort(["amount", "seller_id"], descending=[True, False])["seller_id"][0])
+    lines = describe_quote(quote_and_save(cfg, ws, seller, None, WhatIf()), top=5)
+    lines.append(f"  saved to {ws.policy_quote(seller)}; the service prices {seller}'s orders at {json.loads(ws.policy_quote(seller).read_text())['quote']['premium_rate']:.3%}")
+    try:
+        lines += describe_backtest(backtest_with_register(cfg, ws, None))
+    except StageError as exc:
+        lines.append(f"No pricing backtest: {exc}")
+    return lines

@@ -26,6 +26,7 @@ class Backtests:
     reference_auc: float
     late_reference_auc: float | None
     data_end: date
+    spells: pl.DataFrame | None = None  # the defaults by data_end, for the pricing backtest
 
 
 def compute_backtests(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.DataFrame], upto: date) -> Backtests:
@@ -54,7 +55,25 @@ def compute_backtests(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.D
         label = registry.run_tag(late_client, found.run_id, "label")
         late_days = model_spec("late").late_days_of(label) if label else cfg.labels.late_days
         late = late_backtest_runs(late_scores, tables["invoices"], late_days, data_end, late_auc, cfg.monitoring.backtest)
-    return Backtests(default, late, reference_auc, late_auc, data_end)
+    return Backtests(default, late, reference_auc, late_auc, data_end, defaults)
+
+
+def pricing_backtest_of(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.DataFrame], backtests: Backtests) -> Any:
+    """The insurance pricing backtest of the latest run whose year has matured by the run's
+    date (None before there is one): premiums quoted then against the insured losses since."""
+    from tradecredit.credit.pipeline import open_register
+    from tradecredit.insurance.pipeline import matured_run, pricing_backtest
+
+    quoted_on = matured_run(ws, backtests.data_end)
+    if quoted_on is None or backtests.spells is None:
+        return None
+    register = open_register(cfg, ws)
+    try:
+        return pricing_backtest(cfg, ws, quoted_on, tables, backtests.spells, register)
+    except StageError:
+        return None  # nothing insurable then: the report says no backtest
+    finally:
+        register.close()
 
 
 def score_recent_invoices(cfg: PlatformConfig, ws: Workspace, store: Any, invoices: pl.DataFrame, as_of: date) -> tuple[pl.DataFrame, str] | None:
@@ -186,13 +205,15 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     red_buyers = set(open_alerts.filter(pl.col("colour") == "red")["buyer_id"].to_list())
     limits = review_register(cfg, ws, as_of, view.positions, red_buyers)
     backtests = compute_backtests(cfg, ws, tables, as_of)
+    pricing = pricing_backtest_of(cfg, ws, tables, backtests)
     inputs = ReportInputs(
         as_of=as_of.isoformat(), model=name, model_version=portfolio.model_version, late_model_version=None if late is None else late[1],
         active_buyers=portfolio.scores.height, inactive_buyers=portfolio.inactive, drift=results, view=view, alerts=outcome,
         alert_note=note, open_alerts=open_alerts, backtests=backtests.default, late_backtests=backtests.late,
         late_scored_invoices=0 if late is None else late[0].height, top_features=mon.report_top_features,
     )
-    summary = summary_of(inputs, mon.drift.moderate_psi) | {"reference_rows": reference.height} | limits.summary()
+    summary = summary_of(inputs, mon.drift.moderate_psi) | {"reference_rows": reference.height} | limits.summary() | {
+        "pricing_backtest": None if pricing is None else pricing.to_json()}
     out.summary.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     view.positions.write_parquet(out.positions)
     out.report.write_text(render_report(inputs, summary, mon.drift.moderate_psi, mon.drift.major_psi), encoding="utf-8")

@@ -264,6 +264,11 @@ _TEMPLATE = """<!doctype html>
 <h2>Outcome backtests</h2>
 {% if s.backtest %}<p>Latest matured run {{ s.backtest.as_of }}: AUC {{ "%.3f"|format(s.backtest.auc) if s.backtest.auc is not none else "n/a" }}; {{ "retrain: " ~ s.backtest.reasons|join("; ") if s.backtest.retrain else "no retraining needed" }}.</p>{% else %}<p>No monitoring run has a matured 12-month label yet.</p>{% endif %}
 {% if s.late_backtest %}<p>Late-payment model, latest decided run {{ s.late_backtest.as_of }}: AUC {{ "%.3f"|format(s.late_backtest.auc) if s.late_backtest.auc is not none else "n/a" }}; {{ "retrain: " ~ s.late_backtest.reasons|join("; ") if s.late_backtest.retrain else "no retraining needed" }}.</p>{% endif %}
+<h2>Insurance pricing backtest</h2>
+{% if s.pricing_backtest %}{% set pb = s.pricing_backtest %}<p>Every seller's policy quoted on {{ pb.quoted_on }} against the insured losses to {{ pb.window_end }} (defaults x LGD x the seller's open balance at default, capped by the insured limit, x the insured share). The interval is the quote's own: 90% of its simulated years.</p>
+<table><tr><th>segment</th><th>buyers</th><th>defaults</th><th>premium</th><th>expected loss</th><th>realised loss</th><th>loss ratio expected</th><th>realised</th><th>interval</th></tr>
+{% for o in [pb.total] + pb.tiers %}<tr><td>{{ o.segment }}</td><td>{{ o.buyers }}</td><td>{{ o.defaults }}</td><td>{{ "{:,.0f}".format(o.premium) }}</td><td>{{ "{:,.0f}".format(o.expected_loss) }}</td><td>{{ "{:,.0f}".format(o.realised_loss) }}</td><td>{{ "{:.0%}".format(o.expected_loss_ratio) }}</td><td>{{ "{:.0%}".format(o.realised_loss_ratio) }}</td><td>{{ "{:.0%}".format(o.interval[0]) }}-{{ "{:.0%}".format(o.interval[1]) }}{% if not o.within_interval %} <b>outside</b>{% endif %}</td></tr>{% endfor %}
+</table>{% else %}<p>No monitoring run a year before this one yet: the pricing backtest needs a matured year.</p>{% endif %}
 <img alt="calibration by grade" src="{{ plots.calibration }}">
 <h2>Exposure, aging and concentration</h2>
 <img alt="exposure by grade, industry and country" src="{{ plots.exposure }}">

@@ -10,6 +10,7 @@ from tradecredit import pipeline as ledger_stages
 from tradecredit.config import PlatformConfig
 from tradecredit.errors import StageError
 from tradecredit.features import pipeline as feature_stages
+from tradecredit.insurance import pipeline as insurance_stages
 from tradecredit.model_specs import MODELS
 from tradecredit.monitoring import pipeline as monitoring_stages
 from tradecredit.serving import pipeline as serving_stages
@@ -75,7 +76,10 @@ def run_demo(
             (err if to_stderr else echo)(line)
     report = ws.monitoring_run(dates[-1]).report
     echo(f"\nMonitoring report (open it in a browser): {report}")
-    echo("\n== 9. The risk reviewer console: log in and read the portfolio over HTTP")
+    echo("\n== 9. Insure: the largest seller's policy quote, and the pricing backtest")
+    for line in insurance_stages.demo_insurance(cfg, ws):
+        echo(line)
+    echo("\n== 10. The risk reviewer console: log in and read the portfolio over HTTP")
     serving_stages.demo_console(cfg, ws, config_dir, echo)
     echo("\nDemo complete.")
     return report

@@ -121,7 +121,11 @@ def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
         assert f"{d['pd_12m'] * 100:.2f}" == printed_pds[d["buyer_id"]], d
 
     # The console: the demo reviewer logged in over HTTP and read the pages; its address is printed.
-    assert "== 9. The risk reviewer console" in result.stdout
+    # Insurance: the largest seller's policy on exposure, saved for the service, and the backtest.
+    insured = re.search(r"Policy quote for seller (\S+) on .*\n.*\n  expected insured loss ([\d,]+); premium rate [\d.]+%.*premium ([\d,]+) \(([\d.]+)x", result.stdout)
+    assert insured and (ws / "insurance" / "quotes" / f"{insured.group(1)}.json").exists(), result.stdout[-4000:]
+    assert float(insured.group(4)) > 1 and "Pricing backtest: policies quoted on" in result.stdout
+    assert "== 10. The risk reviewer console" in result.stdout
     console = re.search(r"Console up at http://127\.0\.0\.1:\d+/console/: logged in as 'demo'; the portfolio page lists ([\d,]+) buyers", result.stdout)
     assert console and int(console.group(1).replace(",", "")) == summary["tables"]["buyers"]["accepted"], result.stdout[-2000:]
     assert "open http://127.0.0.1:3000/console/ (user 'demo', password in " in result.stdout

@@ -197,6 +197,22 @@ def test_a_sellers_key_acts_for_its_seller_and_the_log_says_which_key(server, de
     assert (logged["seller_id"], logged["api_key_id"]) == ("S001", key_id)
 
 
+def test_a_seller_gets_its_policy_quote_over_http(server, demo_run):
+    _, own = seller_key(demo_run, "S001")
+    status, answer = server.post("/insurance/quote", {}, headers=own)
+    assert status == 200, answer
+    q = answer["quote"]
+    assert answer["seller_id"] == "S001" and q["buyers"] == len(q["contributions"]) > 0 and q["premium"] > q["expected_loss"] > 0
+    top = q["contributions"][0]["buyer_id"]  # the largest premium first
+    status, what_if = server.post("/insurance/quote", {"remove": [top], "terms_days": 45}, headers=own)
+    assert status == 200 and what_if["what_if"]["before"]["premium"] == q["premium"] and top not in [c["buyer_id"] for c in what_if["quote"]["contributions"]]
+    assert_error(*server.post("/insurance/quote", {"seller_id": "S002"}, headers=own), 403, "forbidden", field="seller_id")
+    assert_error(*server.post("/insurance/quote", {}), 400, "invalid_field", field="seller_id")  # an administrator names the seller
+    assert_error(*server.post("/insurance/quote", {"seller_id": "NOBODY"}), 404, "unknown_seller")
+    assert_error(*server.post("/insurance/quote", {"remove": ["NOT-A-BUYER-OF-S001"]}, headers=own), 400, "invalid_field")
+    assert server.post("/insurance/quote", {"sellr_id": "S001"})[0] == 400
+
+
 def test_an_erp_requests_a_line_and_reads_it_back(server, demo_run):
     _, own = seller_key(demo_run, "S001")
     _, other = seller_key(demo_run, "S002")
