@@ -113,13 +113,13 @@ def scores_at(ws: Workspace, as_of: date | None) -> tuple[date, pl.DataFrame]:
     return date.fromisoformat(files[-1].parent.name), pl.read_parquet(files[-1])
 
 
-def firm_attributes(ws: Workspace) -> dict[str, tuple[str | None, str | None]]:
-    """buyer -> (industry, country); empty for a ledger without a buyers table."""
-    try:
-        buyers = ws.read_ledger_table("buyers", ["buyer_id", "industry", "country"])
-    except (MissingArtefact, StageError, KeyError, pl.exceptions.ColumnNotFoundError):
+def firm_attributes(tables: dict[str, pl.DataFrame]) -> dict[str, tuple[str | None, str | None]]:
+    """buyer -> (industry, country), each None where the ledger does not say."""
+    buyers = tables.get("buyers")
+    if buyers is None:
         return {}
-    return {r["buyer_id"]: (r.get("industry"), r.get("country")) for r in buyers.iter_rows(named=True)}
+    pick = [pl.col(c) if c in buyers.columns else pl.lit(None, pl.String).alias(c) for c in ("industry", "country")]
+    return {r["buyer_id"]: (r["industry"], r["country"]) for r in buyers.select("buyer_id", *pick).iter_rows(named=True)}
 
 
 def insured_buyers(
@@ -199,7 +199,7 @@ def quote_seller(
         raise QuoteError(404, "unknown_seller", f"no seller '{seller_id}' in the loaded ledger")
     positions = ledger_positions(tables, day, cfg.labels.default.materiality.small_balance)
     lines = {b: v for (s, b), v in granted_lines(register, seller_id, day).items() if s == seller_id}
-    firms = firm_attributes(ws)
+    firms = firm_attributes(tables)
     buyers, excluded = insured_buyers(cfg, seller_id, positions, scores, lines, firms, what_if)
     if not buyers:
         raise QuoteError(409, "nothing_to_insure", f"seller {seller_id} has no insurable buyer on {day} ({len(excluded)} excluded)")
@@ -299,7 +299,7 @@ def pricing_backtest(cfg: PlatformConfig, ws: Workspace, quoted_on: date, tables
     window_end = quoted_on + YEAR
     positions = ledger_positions(tables, quoted_on, cfg.labels.default.materiality.small_balance)
     lines = granted_lines(register, None, quoted_on)
-    firms = firm_attributes(ws)
+    firms = firm_attributes(tables)
     defaulted = spells.filter((pl.col("default_on") > quoted_on) & (pl.col("default_on") <= window_end)).group_by("buyer_id").agg(on=pl.col("default_on").min())
     balances = {(r["seller_id"], r["buyer_id"]): float(r["open_balance"]) for r in open_balances_at(tables, defaulted).iter_rows(named=True)}
     default_day = dict(defaulted.iter_rows())
