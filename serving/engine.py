@@ -23,6 +23,7 @@ from tradecredit.serving.decision_log import DecisionLog, DecisionRecord
 from tradecredit.sql_stores import decision_log_url
 from tradecredit.serving.errors import ApiError
 from tradecredit.policy import FACT_FEATURES, buyer_facts, decide
+from tradecredit.pricing import lgd_of
 from tradecredit.serving.reasons import top_reasons
 from tradecredit.serving.schemas import AssessRequest, Assessment, Explanation, Freshness, Insurance, LatePayment, LimitReasonOut, Reason
 from tradecredit.training.model import CreditModel, Explained
