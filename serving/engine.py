@@ -12,13 +12,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 from tradecredit.config import PlatformConfig
-from tradecredit.features.store import OnlineFeatureReader, OnlineFeatures
 from tradecredit.features.catalog import ORDER_FEATURES
-from tradecredit.features.training_sets import order_feature_values
 from tradecredit.serving.decision_log import DecisionLog, DecisionRecord
 from tradecredit.sql_stores import decision_log_url
 from tradecredit.serving.errors import ApiError
@@ -26,8 +24,11 @@ from tradecredit.policy import FACT_FEATURES, buyer_facts, decide
 from tradecredit.pricing import lgd_of
 from tradecredit.serving.reasons import top_reasons
 from tradecredit.serving.schemas import AssessRequest, Assessment, Explanation, Freshness, Insurance, LatePayment, LimitReasonOut, Reason
-from tradecredit.training.model import CreditModel, Explained
 from tradecredit.workspace import Workspace
+
+if TYPE_CHECKING:  # Feast and LightGBM load in the worker that opens an assessor, not in the process that only reads the service module
+    from tradecredit.features.store import OnlineFeatureReader, OnlineFeatures
+    from tradecredit.training.model import CreditModel, Explained
 
 ORDER_FEATURE_NAMES = frozenset(f.name for f in ORDER_FEATURES)
 
@@ -300,6 +301,8 @@ class Assessor:
 def order_rows(items: list[AssessRequest], buyer_rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
     """The late-payment model's rows: the buyer's features plus the order's, by the same
     definition the training set used (the order is issued on the clock's date)."""
+    from tradecredit.features.training_sets import order_feature_values  # it imports Feast: loaded by the worker only
+
     return [
         {
             **row,
@@ -329,7 +332,7 @@ def load_champions(ws: Workspace, cfg: PlatformConfig) -> dict[str, ServedModel]
 
 def open_assessor(ws: Workspace, cfg: PlatformConfig, clock: Clock, with_log: bool = True) -> Assessor:
     """Load the champions, open the Feast online store and the decision log."""
-    from tradecredit.features.store import open_store
+    from tradecredit.features.store import OnlineFeatureReader, open_store
 
     models = load_champions(ws, cfg)
     reader = OnlineFeatureReader(open_store(ws.feature_paths(), cfg.features, cfg.backends), "default", cfg.features)
