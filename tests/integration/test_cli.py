@@ -24,6 +24,15 @@ from tradecredit.training.registry import tracking_uri
 from tradecredit.workspace import Workspace
 from tradecredit.sql_stores import sqlite_url
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The program in this process (a subprocess per command would spend most of the test
+    importing Feast and MLflow); the same exit status, standard output and error a user sees,
+    and never a traceback."""
+    result = CliRunner().invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), (args, repr(result.exception), result.output[-3000:])
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+
 # MLflow's SQLAlchemy mappings use a loader SQLAlchemy 2 deprecates (as training/registry.py:connect says).
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
@@ -56,14 +65,14 @@ def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
     # features get: a CSV of entity rows in, point-in-time features out, in order.
     entities = tmp_path / "entities.csv"
     entities.write_text(f"buyer_id,as_of_ts,request\nB000002,{summary['data_end']}T08:00:00+08:00,r1\nB000001,2020-01-01,r2\n")
-    got = run("--workspace", str(ws), "features", "get", "--entities", str(entities), "--out", str(tmp_path / "f.parquet"))
+    got = cli("--workspace", str(ws), "features", "get", "--entities", str(entities), "--out", str(tmp_path / "f.parquet"))
     assert got.returncode == 0, got.stderr
     frame = pl.read_parquet(tmp_path / "f.parquet")
     assert frame["buyer_id"].to_list() == ["B000002", "B000001"]
     assert frame["request"].to_list() == ["r1", "r2"], "the file's other columns come back"
     assert frame["open_balance"][0] is not None and frame["open_balance"][1] is None  # 2020: before any snapshot
 
-    online = run("--workspace", str(ws), "features", "online", "B000001")
+    online = cli("--workspace", str(ws), "features", "online", "B000001")
     assert online.returncode == 0, online.stderr
     doc = json.loads(online.stdout)
     assert doc["buyer_id"] == "B000001" and doc["features_as_of_ts"].startswith(summary["data_end"])
@@ -134,7 +143,7 @@ def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
 
     # score default: the entity file's rows, in order, with a grade from the master scale.
     scored_path = tmp_path / "scored.csv"
-    scored = run("--workspace", str(ws), "--config-dir", str(configs), "score", "default", "--entities", str(entities),
+    scored = cli("--workspace", str(ws), "--config-dir", str(configs), "score", "default", "--entities", str(entities),
                  "--out", str(scored_path), "--model-version", "1")
     assert scored.returncode == 0, scored.stderr
     scores = pl.read_csv(scored_path)
@@ -147,30 +156,30 @@ def test_demo_simulates_loads_trains_serves_and_scores(demo_run, tmp_path):
     invoice_ids = pl.read_parquet(ws / "ledger" / "invoices.parquet")["invoice_id"].head(5)
     invoices_file = tmp_path / "invoices.csv"
     pl.DataFrame({"invoice_id": invoice_ids}).write_csv(invoices_file)
-    late = run("--workspace", str(ws), "--config-dir", str(configs), "score", "late", "--invoices", str(invoices_file),
+    late = cli("--workspace", str(ws), "--config-dir", str(configs), "score", "late", "--invoices", str(invoices_file),
                "--out", str(tmp_path / "late.parquet"), "--model-version", "1")
     assert late.returncode == 0, late.stderr
     p_late = pl.read_parquet(tmp_path / "late.parquet")
     assert p_late["invoice_id"].to_list() == invoice_ids.to_list() and p_late["p_late"].is_between(0, 1).all()
     invoices_file.write_text("invoice_id\nNOT-AN-INVOICE\n")
-    unknown = run("--workspace", str(ws), "--config-dir", str(configs), "score", "late", "--invoices", str(invoices_file),
+    unknown = cli("--workspace", str(ws), "--config-dir", str(configs), "score", "late", "--invoices", str(invoices_file),
                   "--out", str(tmp_path / "late.parquet"), "--model-version", "1")
     assert unknown.returncode == 2 and "NOT-AN-INVOICE" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
 def test_feature_commands_fail_with_messages(tmp_path):
     ws = tmp_path / "ws"
-    no_ledger = run("--workspace", str(ws), "features", "build")
+    no_ledger = cli("--workspace", str(ws), "features", "build")
     assert no_ledger.returncode == 2 and "run 'tradecredit load" in no_ledger.stderr
-    no_build = run("--workspace", str(ws), "features", "materialize")
+    no_build = cli("--workspace", str(ws), "features", "materialize")
     assert no_build.returncode == 2 and "run 'tradecredit features build'" in no_build.stderr
-    bad = run("--workspace", str(ws), "features", "training-set", "sideways")
+    bad = cli("--workspace", str(ws), "features", "training-set", "sideways")
     assert bad.returncode == 2 and "default, late" in bad.stderr
-    no_set = run("--workspace", str(ws), "train", "default")
+    no_set = cli("--workspace", str(ws), "train", "default")
     assert no_set.returncode == 2 and "run 'tradecredit features training-set default'" in no_set.stderr
-    no_model = run("--workspace", str(ws), "train", "sideways")
+    no_model = cli("--workspace", str(ws), "train", "sideways")
     assert no_model.returncode == 2 and "choose default, late" in no_model.stderr
-    no_challenger = run("--workspace", str(ws), "promote", "late")
+    no_challenger = cli("--workspace", str(ws), "promote", "late")
     assert no_challenger.returncode == 2 and "no 'challenger' version" in no_challenger.stderr
     for r in (no_ledger, no_build, bad, no_set, no_model, no_challenger):
         assert "Traceback" not in r.stderr
@@ -192,13 +201,13 @@ def test_feature_commands_fail_with_messages(tmp_path):
 
 def test_simulate_csv_then_load_it(tmp_path):
     out, ws = tmp_path / "sim", tmp_path / "ws"
-    sim = run("simulate", "--out", str(out), "--buyers", "200", "--months", "12", "--seed", "3", "--format", "csv")
+    sim = cli("simulate", "--out", str(out), "--buyers", "200", "--months", "12", "--seed", "3", "--format", "csv")
     assert sim.returncode == 0, sim.stderr
     invoices = pl.read_csv(out / "ledger" / "invoices.csv")
     assert {"invoice_id", "buyer_id", "issued_on", "due_on", "amount"} <= set(invoices.columns) and invoices.height > 0
     truth = json.loads((out / "truth" / "summary.json").read_text())
     assert truth["buyers"] == 200 and truth["months"] == 12 and truth["invoices"] == invoices.height
-    loaded = run("--workspace", str(ws), "load", str(out / "ledger"))
+    loaded = cli("--workspace", str(ws), "load", str(out / "ledger"))
     assert loaded.returncode == 0, loaded.stderr
     assert "rows rejected in all: 0" in loaded.stdout
     assert {p.name for p in (ws / "ledger").glob("*.parquet")} >= {"buyers.parquet", "invoices.parquet", "payments.parquet"}
@@ -229,9 +238,9 @@ def test_rejects_are_reported_and_strict_fails(tmp_path):
     tables["invoices"] = tables["invoices"] + [GOOD_LEDGER["invoices"][0] | {"invoice_id": "I9", "amount": "-5"}]
     ledger = write_ledger(tmp_path / "ledger", tables)
     ws = tmp_path / "ws"
-    lenient = run("--workspace", str(ws), "load", str(ledger))
+    lenient = cli("--workspace", str(ws), "load", str(ledger))
     assert lenient.returncode == 0 and "non_positive:amount: 1" in lenient.stdout
-    strict = run("--workspace", str(ws), "load", str(ledger), "--strict")
+    strict = cli("--workspace", str(ws), "load", str(ledger), "--strict")
     assert strict.returncode == 1 and "rejects.csv" in strict.stderr
     rejects = pl.read_csv(ws / "ledger" / "rejects.csv")
     assert rejects["row_number"].to_list() == [len(GOOD_LEDGER["invoices"]) + 1]
@@ -243,29 +252,29 @@ def test_mapping_option(tmp_path):
     ledger = write_ledger(tmp_path / "ledger", tables)
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("tables:\n  buyers:\n    columns: {customerID: buyer_id}\n")
-    result = run("--workspace", str(tmp_path / "ws"), "load", str(ledger), "--mapping", str(mapping))
+    result = cli("--workspace", str(tmp_path / "ws"), "load", str(ledger), "--mapping", str(mapping))
     assert result.returncode == 0, result.stderr
     assert "rows rejected in all: 0" in result.stdout
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path):
-    missing = run("--workspace", str(tmp_path / "ws"), "load", str(tmp_path / "nope"))
+    missing = cli("--workspace", str(tmp_path / "ws"), "load", str(tmp_path / "nope"))
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: ledger folder") and "Traceback" not in missing.stderr
 
     ledger = write_ledger(tmp_path / "ledger", {"buyers": GOOD_LEDGER["buyers"]})
-    no_invoices = run("--workspace", str(tmp_path / "ws"), "load", str(ledger))
+    no_invoices = cli("--workspace", str(tmp_path / "ws"), "load", str(ledger))
     assert no_invoices.returncode == 2 and "invoices.csv or invoices.parquet is missing" in no_invoices.stderr
 
     configs = tmp_path / "configs"
     shutil.copytree(REPO / "configs", configs)
     text = (configs / "ledger.yaml").read_text().replace("settlement_tolerance", "settlement_tolerence")
     (configs / "ledger.yaml").write_text(text)
-    bad_config = run("--config-dir", str(configs), "simulate", "--out", str(tmp_path / "x"))
+    bad_config = cli("--config-dir", str(configs), "simulate", "--out", str(tmp_path / "x"))
     assert bad_config.returncode == 2 and "unknown key 'settlement_tolerence'" in bad_config.stderr
     assert "Traceback" not in bad_config.stderr
 
-    bad_option = run("simulate", "--out", str(tmp_path / "x"), "--buyers", "0")
+    bad_option = cli("simulate", "--out", str(tmp_path / "x"), "--buyers", "0")
     assert bad_option.returncode == 2 and "key 'buyers'" in bad_option.stderr
 
 
