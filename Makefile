@@ -14,7 +14,7 @@ demo: install          ## run the whole platform end to end on a simulated portf
 
 test: install          ## run the whole test suite (installs the Debian servers the tests start)
 	.ci/system-packages
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto --dist loadgroup
 
 install: $(VENV)/.installed
 

@@ -102,3 +102,18 @@ def quick_config_dir(folder: Path, trials: int = 3, origins: int = 2) -> Path:
         training[model]["gate"]["bootstrap_samples"] = 200
     (folder / "training.yaml").write_text(yaml.safe_dump(training), encoding="utf-8")
     return folder
+
+
+# `make test` runs the suite on every core (pytest-xdist, --dist loadgroup). Tests that share a
+# session fixture run in one worker, so the demo and the production servers start once; the
+# layer test plants a source file for a moment, so nothing else walks the sources beside it.
+XDIST_GROUPS = (("demo_run", "demo"), ("production_servers", "production"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        group = next((name for fixture, name in XDIST_GROUPS if fixture in item.fixturenames), None)
+        if group is None and item.path.name == "test_layers.py":
+            group = "layers"
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

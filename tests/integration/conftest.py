@@ -22,6 +22,20 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, 
     return subprocess.run([TRADECREDIT, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The program in this process (a subprocess per command would spend most of a test
+    importing Feast and MLflow): the same exit status, standard output and standard error a user
+    sees, and never a traceback. ``run`` is for what needs a process of its own (its environment,
+    its working folder, a time zone)."""
+    from typer.testing import CliRunner
+
+    from tradecredit.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), (args, repr(result.exception), result.output[-3000:])
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+
 # The demo's own limit, its subprocess's timeout. pytest-timeout counts a test's fixture setup in
 # the test's limit (timeout_func_only is off), and the session's demo runs in the setup of the
 # first test that uses it: that test gets this budget on top of its own limit.

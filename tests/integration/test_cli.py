@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from tests.conftest import GOOD_LEDGER, REPO, write_ledger
-from tests.integration.conftest import TRADECREDIT, run
+from tests.integration.conftest import TRADECREDIT, cli, run
 from tradecredit.cli import app
 from tradecredit.features.catalog import VIEWS
 from tradecredit.serving.decision_log import read_decisions
@@ -23,15 +23,6 @@ from tradecredit.demo import DEMO_OVERRIDE
 from tradecredit.training.registry import tracking_uri
 from tradecredit.workspace import Workspace
 from tradecredit.sql_stores import sqlite_url
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The program in this process (a subprocess per command would spend most of the test
-    importing Feast and MLflow); the same exit status, standard output and error a user sees,
-    and never a traceback."""
-    result = CliRunner().invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), (args, repr(result.exception), result.output[-3000:])
-    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
-
 
 # MLflow's SQLAlchemy mappings use a loader SQLAlchemy 2 deprecates (as training/registry.py:connect says).
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")

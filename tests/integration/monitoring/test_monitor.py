@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.integration.conftest import run
+from tests.integration.conftest import cli
 from tradecredit.monitoring.pipeline import demo_dates
 from tradecredit.workspace import Workspace
 
@@ -51,11 +51,11 @@ def test_alerts_are_stored_once_per_buyer_and_signal_across_the_demo_runs(demo_r
         open_alerts = con.execute("SELECT count(*) FROM alerts WHERE status = 'open'").fetchone()[0]
     assert runs == [d.isoformat() for d in dates] and duplicates == 0 and open_alerts > 0
     # Monitoring the last date again raises nothing new and keeps every alert.
-    again = run("--workspace", str(demo_run.workspace), "--config-dir", str(demo_run.configs), "monitor", "--as-of", dates[-1].isoformat())
+    again = cli("--workspace", str(demo_run.workspace), "--config-dir", str(demo_run.configs), "monitor", "--as-of", dates[-1].isoformat())
     assert again.returncode == 0, again.stderr
     assert "Alerts: 0 raised, 0 escalated" in again.stdout and f"{open_alerts} still open" in again.stdout
     # An earlier date after a later one: scored, but alerts are not re-evaluated out of order.
-    past = run("--workspace", str(demo_run.workspace), "--config-dir", str(demo_run.configs), "monitor", "--as-of", dates[1].isoformat())
+    past = cli("--workspace", str(demo_run.workspace), "--config-dir", str(demo_run.configs), "monitor", "--as-of", dates[1].isoformat())
     assert past.returncode == 0 and "Alerts not evaluated" in past.stderr and "Traceback" not in past.stderr
 
 
@@ -66,12 +66,12 @@ def test_monitor_scores_match_batch_scoring_and_the_backtest_command(demo_run, d
     past = history.filter(pl.col("as_of_ts").dt.date() == earlier).head(20)
     entities = tmp_path / "entities.csv"
     past.select("buyer_id", pl.lit(earlier.isoformat()).alias("as_of_ts")).write_csv(entities)
-    scored = run("--workspace", str(ws), "--config-dir", str(demo_run.configs), "score", "default", "--entities", str(entities), "--out", str(tmp_path / "s.csv"))
+    scored = cli("--workspace", str(ws), "--config-dir", str(demo_run.configs), "score", "default", "--entities", str(entities), "--out", str(tmp_path / "s.csv"))
     assert scored.returncode == 0, scored.stderr
     np.testing.assert_allclose(pl.read_csv(tmp_path / "s.csv")["pd_12m"].to_numpy(), past["pd_12m"].to_numpy(), atol=1e-12)
 
     # Only the year-old run's 12-month label has matured by the ledger's end.
-    backtest = run("--workspace", str(ws), "--config-dir", str(demo_run.configs), "backtest")
+    backtest = cli("--workspace", str(ws), "--config-dir", str(demo_run.configs), "backtest")
     assert backtest.returncode == 0, backtest.stderr
     assert backtest.stdout.startswith(f"{earlier} (version 1):")
     report = json.loads((ws / "monitoring" / "backtest.json").read_text())
@@ -107,7 +107,7 @@ def test_the_report_renders_its_plots_in_headless_chromium(demo_run, dates, tmp_
 
 
 def test_monitor_before_any_snapshot_is_a_clear_error(demo_run):
-    result = run("--workspace", str(demo_run.workspace), "--config-dir", str(demo_run.configs), "monitor", "--as-of", "2001-01-01")
+    result = cli("--workspace", str(demo_run.workspace), "--config-dir", str(demo_run.configs), "monitor", "--as-of", "2001-01-01")
     assert result.returncode == 2 and "no active buyer as of 2001-01-01" in result.stderr and "Traceback" not in result.stderr
-    bad = run("--workspace", str(demo_run.workspace), "monitor", "--as-of", "yesterday")
+    bad = cli("--workspace", str(demo_run.workspace), "monitor", "--as-of", "yesterday")
     assert bad.returncode == 2 and "is not a date" in bad.stderr
