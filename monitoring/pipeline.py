@@ -141,6 +141,13 @@ class MonitorResult:
             f"Exposure {c.total_exposure:,.0f}: largest buyer {c.largest_share:.1%}, top-{c.top_n} {c.top_n_share:.1%}, HHI {c.hhi * 10_000:,.0f} points; "
             f"expected loss {self.view.expected_loss:,.0f}, premium {self.view.premium:,.0f}.", False))
         mon_lines.append((self.limits, False))
+        pricing = s.get("pricing_backtest")
+        if pricing is not None:
+            t = pricing["total"]
+            mon_lines.append((
+                f"Insurance pricing backtest (policies quoted on {pricing['quoted_on']}): {t['defaults']} defaults among {t['buyers']:,} insured buyers; "
+                f"loss ratio {t['realised_loss_ratio']:.0%} realised against {t['expected_loss_ratio']:.0%} expected "
+                f"({'within' if t['within_interval'] else 'outside'} its 90% interval {t['interval'][0]:.0%}-{t['interval'][1]:.0%}).", False))
         if s["retrain_recommended"]:
             mon_lines.append(("Retraining recommended: see the report's backtest section.", False))
         mon_lines.append((f"Report: {self.files.report}\nScores, drift, positions and summary: {self.files.folder}", False))
