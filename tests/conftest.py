@@ -110,6 +110,7 @@ def quick_config_dir(folder: Path, trials: int = 3, origins: int = 2) -> Path:
 XDIST_GROUPS = (("demo_run", "demo"), ("production_servers", "production"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         group = next((name for fixture, name in XDIST_GROUPS if fixture in item.fixturenames), None)

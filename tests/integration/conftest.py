@@ -74,8 +74,23 @@ class DemoRun:
     result: subprocess.CompletedProcess[str]
 
 
+def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str) -> None:
+    """A session fixture starts once per run, also on several xdist workers (their groups keep
+    its users together): a second start means the grouping broke, and the suite pays twice."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return
+    shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's own
+    try:
+        (shared / f"{name}.started").open("x").write(os.environ["PYTEST_XDIST_WORKER"])
+    except FileExistsError:
+        other = (shared / f"{name}.started").read_text()
+        raise AssertionError(f"the session fixture {name} started in worker {other} and again here: the tests that share it "
+                             "are not in one xdist group (tests/conftest.py: XDIST_GROUPS)") from None
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    once_per_run(tmp_path_factory, "demo_run")
     folder = tmp_path_factory.mktemp("demo")
     # One walk-forward origin: the demo's users test the chain and what the models serve; the
     # spread over origins is tested in tests/model and tests/integration/training.
@@ -88,11 +103,12 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
 
 
 @pytest.fixture(scope="session")
-def production_servers():
+def production_servers(tmp_path_factory: pytest.TempPathFactory):
     """PostgreSQL, Redis and an MLflow server on PostgreSQL (Debian packages and this project's
     mlflow; .ci/system-packages installs them), shared by the production-profile tests."""
     from tradecredit.local_servers import start_production_servers
 
+    once_per_run(tmp_path_factory, "production_servers")
     servers = start_production_servers()
     try:
         yield servers
