@@ -105,8 +105,9 @@ def quick_config_dir(folder: Path, trials: int = 3, origins: int = 2) -> Path:
 
 
 # `make test` runs the suite on every core (pytest-xdist, --dist loadgroup). Tests that share a
-# session fixture run in one worker, so the demo and the production servers start once; the
-# layer test plants a source file for a moment, so nothing else walks the sources beside it.
+# session fixture run in one worker, so the demo and the production servers start once; every
+# other test runs with the rest of its module, so a module's fixtures are built once too (and the
+# layer test's planted source file is never seen by another test).
 XDIST_GROUPS = (("demo_run", "demo"), ("production_servers", "production"))
 
 
@@ -114,7 +115,4 @@ XDIST_GROUPS = (("demo_run", "demo"), ("production_servers", "production"))
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         group = next((name for fixture, name in XDIST_GROUPS if fixture in item.fixturenames), None)
-        if group is None and item.path.name == "test_layers.py":
-            group = "layers"
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::", 1)[0]))
