@@ -466,8 +466,9 @@ def demo_insurance(cfg: PlatformConfig, ws: Workspace) -> list[str]:
     its rate) and the backtest of the latest matured run, when there is one."""
     invoices = ws.read_ledger_table("invoices", ["seller_id", "amount"])
     seller = str(invoices.group_by("seller_id").agg(pl.col("amount").sum()).sort(["amount", "seller_id"], descending=[True, False])["seller_id"][0])
-    lines = describe_quote(quote_and_save(cfg, ws, seller, None, WhatIf()), top=5)
-    lines.append(f"  saved to {ws.policy_quote(seller)}; the service prices {seller}'s orders at {json.loads(ws.policy_quote(seller).read_text())['quote']['premium_rate']:.3%}")
+    quoted = quote_and_save(cfg, ws, seller, None, WhatIf())
+    lines = describe_quote(quoted, top=5)
+    lines.append(f"  saved to {ws.policy_quote(seller)}; the service prices {seller}'s orders at {quoted.quote.premium_rate:.3%}")
     try:
         lines += describe_backtest(backtest_with_register(cfg, ws, None))
     except StageError as exc:

@@ -130,6 +130,18 @@ def caller_of(headers: Mapping[str, str]) -> ApiCaller:
     return ApiCaller(key_id, headers.get(SELLER_HEADER) or None, headers.get(ADMIN_HEADER) == "1")
 
 
+def acting_seller(caller: ApiCaller, named: str | None, what: str) -> str:
+    """The seller a call acts for: a seller key's own (naming another is 403); an administrator
+    key must name one (400). ``what`` says what the call does, for the refusal."""
+    if caller.admin:
+        if not named:
+            raise ApiError(400, "invalid_field", "an administrator key must name the seller_id", "seller_id")
+        return named
+    if named is not None and named != caller.seller_id:
+        raise ApiError(403, "forbidden", f"this API key belongs to another seller: it cannot {what} for this seller", "seller_id")
+    return str(caller.seller_id)
+
+
 class ApiKeyMiddleware:
     """Refuses a request without a valid key (401) before BentoML sees it, and passes the
     caller on in trusted headers. Resolved keys are cached for ``cache_seconds``: a revoked

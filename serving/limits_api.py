@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from tradecredit.credit.desk import file_request, outcome_of
 from tradecredit.credit.register import RegisterError
+from tradecredit.serving.access import acting_seller
 from tradecredit.serving.errors import ApiError, error_response, from_validation_errors
 from tradecredit.serving.limit_schemas import LimitHistory, LimitListing, LimitRequestBody, answer_of, event_of, line_of
 from tradecredit.serving.schemas import AssessRequest
@@ -54,15 +55,7 @@ def build_limits_app(desk_of: Callable[[], Any], caller_of: Callable[[Request], 
         return error_response(ApiError(400, error.code, error.message.replace("'query.", "'").replace("'path.", "'"), error.field))
 
     def seller_for(request: Request, named: str | None) -> str:
-        """The seller a call acts for: a seller key's own; an administrator key must name one."""
-        caller = caller_of(request)
-        if caller.admin:
-            if not named:
-                raise ApiError(400, "invalid_field", "an administrator key must name the seller_id", "seller_id")
-            return named
-        if named is not None and named != caller.seller_id:
-            raise ApiError(403, "forbidden", "this key belongs to another seller: it cannot see or ask for this seller's limits", "seller_id")
-        return str(caller.seller_id)
+        return acting_seller(caller_of(request), named, "see or ask for limits")
 
     @app.post("/requests", status_code=201)
     async def request_limit(request: Request) -> JSONResponse:

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 
 from tradecredit.backends_config import BackendsConfig
 from tradecredit.config import default_config_dir, load_config, load_profiled_section
-from tradecredit.serving.access import ApiKeyMiddleware, caller_of
+from tradecredit.serving.access import ApiKeyMiddleware, acting_seller, caller_of
 from tradecredit.serving.config import ConsoleConfig, ServingConfig
 from tradecredit.serving.console.app import Console, build_console_app
 from tradecredit.serving.credit import WorkerCredit
@@ -145,12 +145,10 @@ class CreditService:
         from tradecredit.errors import MissingArtefact
         from tradecredit.insurance.pipeline import AddedBuyer, QuoteError, WhatIf
 
-        caller = caller_of(ctx.request.headers)
-        if caller.admin and not seller_id:
-            return refusal(ctx, ApiError(400, "invalid_field", "an administrator key must name the seller_id", "seller_id"))  # type: ignore[return-value]
-        if not caller.admin and seller_id is not None and seller_id != caller.seller_id:
-            return refusal(ctx, ApiError(403, "forbidden", "this API key belongs to another seller: it cannot quote this seller", "seller_id"))  # type: ignore[return-value]
-        seller = seller_id or str(caller.seller_id)
+        try:
+            seller = acting_seller(caller_of(ctx.request.headers), seller_id, "quote a policy")
+        except ApiError as exc:
+            return refusal(ctx, exc)  # type: ignore[return-value]
         what_if = WhatIf(tuple(AddedBuyer(a.buyer_id, a.annual_turnover, a.terms_days) for a in add or []), tuple(remove or []), terms_days)
         try:
             return self.credit.policy_quote(seller, what_if).to_json()
