@@ -301,8 +301,9 @@ class BuyerRisk:
     grade: int
     tier: Tier
     recommended: float
-    red_alert: bool
+    red_alert: bool  # an open red early-warning case
     exposure_by_seller: dict[str, float] = field(default_factory=dict)
+    review_case: bool = False  # an open yellow case: its lines are reviewed now
 
 
 @dataclass(frozen=True)
@@ -316,10 +317,11 @@ class AdjustmentOutcome:
 
 
 def adjust_limits(register: LimitRegister, cfg: CreditConfig, risks: dict[str, BuyerRisk], on: date) -> AdjustmentOutcome:
-    """Each monitoring run: a worsened grade or a new red alert proposes a reduction that takes
+    """Each monitoring run: a worsened grade or a red early-warning case proposes a reduction that takes
     effect after ``notice_days`` unless an approver rejects it; a clearly better recommended
     limit files an increase request for approval (never a silent increase); lines past their
-    validity are marked expired; reviews falling due are listed. Rerunning a date adds nothing."""
+    validity are marked expired; reviews falling due, and the lines of buyers with a yellow case,
+    are listed. Rerunning a date adds nothing."""
     a = cfg.adjustments
     proposed = increases = expired = 0
     states = register.states(on)
@@ -340,7 +342,7 @@ def adjust_limits(register: LimitRegister, cfg: CreditConfig, risks: dict[str, B
         targets: list[tuple[float, str]] = []
         if a.reduce_on_red_alert and risk.red_alert:
             exposure = risk.exposure_by_seller.get(s.seller_id, 0.0)
-            targets.append((exposure, f"a red early-warning alert: no new headroom above the exposure {exposure:,.0f}"))
+            targets.append((exposure, f"a red early-warning case: no new headroom above the exposure {exposure:,.0f}"))
         if s.grade_at_decision is not None and risk.grade >= s.grade_at_decision + a.grade_steps:
             targets.append((risk.recommended, f"grade {risk.grade}, {risk.grade - s.grade_at_decision} steps worse than at the decision (grade {s.grade_at_decision}): the recommended limit is {risk.recommended:,.0f}"))
         floor = min(s.pending_reductions, key=lambda p: p.to).to if s.pending_reductions else s.granted
@@ -360,7 +362,7 @@ def adjust_limits(register: LimitRegister, cfg: CreditConfig, risks: dict[str, B
     states = register.states(on)
     return AdjustmentOutcome(
         on=on, reductions_proposed=proposed, increases_requested=increases, expired=expired,
-        reviews_due=[s for s in states if s.review_due(on)],
+        reviews_due=[s for s in states if s.review_due(on) or (s.has_line and s.buyer_id in risks and risks[s.buyer_id].review_case)],
         pending_reductions=[(s, p) for s in states for p in s.pending_reductions],
     )
 

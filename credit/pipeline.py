@@ -30,12 +30,26 @@ def seller_exposures(ws: Workspace, as_of: date) -> dict[str, dict[str, float]]:
     return out
 
 
-def buyer_risks(positions: pl.DataFrame, red_buyers: set[str], exposures: dict[str, dict[str, float]]) -> dict[str, BuyerRisk]:
+def granted_by_buyer(cfg: PlatformConfig, ws: Workspace, as_of: date) -> dict[str, float]:
+    """Each buyer's granted lines on ``as_of``, summed across sellers (the cases' materiality)."""
+    register = open_register(cfg, ws)
+    try:
+        out: dict[str, float] = {}
+        for s in register.states(as_of):
+            if s.has_line:
+                out[s.buyer_id] = out.get(s.buyer_id, 0.0) + s.granted
+        return out
+    finally:
+        register.close()
+
+
+def buyer_risks(positions: pl.DataFrame, red_buyers: set[str], exposures: dict[str, dict[str, float]],
+                review_buyers: set[str] = frozenset()) -> dict[str, BuyerRisk]:
     """A monitoring run's view of each scored buyer (its portfolio positions frame)."""
     return {
         row["buyer_id"]: BuyerRisk(
             float(row["pd_12m"]), int(row["grade"]), row["tier"], float(row["recommended_limit"]), row["buyer_id"] in red_buyers,
-            exposures.get(row["buyer_id"], {}),
+            exposures.get(row["buyer_id"], {}), row["buyer_id"] in review_buyers,
         )
         for row in positions.select("buyer_id", "pd_12m", "grade", "tier", "recommended_limit").iter_rows(named=True)
     }
@@ -62,13 +76,15 @@ class RegisterReview:
         }
 
 
-def review_register(cfg: PlatformConfig, ws: Workspace, as_of: date, positions: pl.DataFrame, red_buyers: set[str]) -> RegisterReview:
-    """Re-evaluate every granted limit against a monitoring run's grades and red alerts."""
+def review_register(cfg: PlatformConfig, ws: Workspace, as_of: date, positions: pl.DataFrame, red_buyers: set[str],
+                    review_buyers: set[str] = frozenset()) -> RegisterReview:
+    """Re-evaluate every granted limit against a monitoring run's grades and early-warning cases
+    (red: a reduction proposal; yellow, ``review_buyers``: a review now)."""
     register = open_register(cfg, ws)
     try:
         lines: list[LimitState] = [s for s in register.states(as_of) if s.has_line]
         exposures = seller_exposures(ws, as_of) if lines else {}
-        outcome = adjust_limits(register, cfg.credit, buyer_risks(positions, red_buyers, exposures), as_of)
+        outcome = adjust_limits(register, cfg.credit, buyer_risks(positions, red_buyers, exposures, review_buyers), as_of)
         return RegisterReview(outcome, len(lines))
     finally:
         register.close()

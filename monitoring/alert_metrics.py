@@ -10,7 +10,8 @@ import string
 
 from tradecredit.features.catalog import FEATURES
 
-DERIVED_METRICS = ("registry_change_excess_90d", "past_due_60_plus", "past_due_60_plus_share", "pd_12m", "grade", "grade_change")
+DERIVED_METRICS = ("registry_change_excess_90d", "past_due_60_plus", "past_due_60_plus_share", "pd_12m", "grade", "grade_change",
+                   "max_days_past_due", "days_since_credit_event")
 ALERT_METRICS = frozenset({f.name for f in FEATURES if f.dtype != "string"} | set(DERIVED_METRICS))
 
 

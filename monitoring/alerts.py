@@ -24,7 +24,8 @@ from typing import Any
 
 import polars as pl
 
-from tradecredit.monitoring.config import AlertColour, AlertRule, AlertsConfig, WebhookConfig
+from tradecredit.monitoring.config import AlertColour, AlertRule, AlertsConfig, SizeScalingConfig, WebhookConfig
+from tradecredit.policy import CreditFacts
 # The rules' metric vocabulary and placeholder parsing live where the config validator can
 # import them without importing this module (which imports the config models).
 from tradecredit.monitoring.alert_metrics import ALERT_METRICS, DERIVED_METRICS, evidence_names  # noqa: F401
@@ -60,14 +61,22 @@ class AlertOrderError(ValueError):
     """A run dated before the latest run the alert store has seen (alerts go forward in time)."""
 
 
-def alert_metrics(features: pl.DataFrame, scores: pl.DataFrame, previous_grades: pl.DataFrame | None) -> pl.DataFrame:
+def alert_metrics(features: pl.DataFrame, scores: pl.DataFrame, previous_grades: pl.DataFrame | None,
+                  credit_facts: dict[str, CreditFacts] | None = None, as_of: date | None = None) -> pl.DataFrame:
     """One row per scored buyer: its features at the run date, its score and grade, and the
-    derived metrics (see ``configs/monitoring.yaml``)."""
+    derived metrics (see ``configs/monitoring.yaml``). ``credit_facts`` are the ledger's
+    knock-out facts at ``as_of`` (``credit/positions.py``), the same the policy holds orders on."""
     frame = scores.select("buyer_id", "pd_12m", "grade").join(features, on="buyer_id", how="left")
     if previous_grades is None:
         previous_grades = pl.DataFrame(schema={"buyer_id": pl.String, "previous_grade": pl.Int64})
+    facts = credit_facts or {}
+    knock = pl.DataFrame(
+        [(b, f.max_days_past_due, None if f.credit_event is None or as_of is None else (as_of - f.credit_event[1]).days) for b, f in facts.items()],
+        schema={"buyer_id": pl.String, "max_days_past_due": pl.Int64, "days_since_credit_event": pl.Int64}, orient="row",
+    )
     past_due = pl.col("open_61_90").fill_null(0) + pl.col("open_90_plus").fill_null(0)
-    return frame.join(previous_grades.select("buyer_id", "previous_grade"), on="buyer_id", how="left").with_columns(
+    return frame.join(previous_grades.select("buyer_id", "previous_grade"), on="buyer_id", how="left").join(
+        knock, on="buyer_id", how="left").with_columns(
         registry_change_excess_90d=pl.col("registry_changes_90d") - (pl.col("registry_changes_365d") - pl.col("registry_changes_90d")) * 90 / 275,
         past_due_60_plus=past_due,
         past_due_60_plus_share=pl.when(pl.col("open_balance") > 0).then(past_due / pl.col("open_balance")),
@@ -75,22 +84,53 @@ def alert_metrics(features: pl.DataFrame, scores: pl.DataFrame, previous_grades:
     )
 
 
-def _holds(rule: AlertRule) -> pl.Expr:
-    conditions = [getattr(pl.col(metric).cast(pl.Float64), _OPS[op])(value).fill_null(False) for metric, op, value in rule.when]
-    return pl.all_horizontal(conditions)
+def size_factor(metrics: pl.DataFrame, scaling: SizeScalingConfig | None) -> pl.Expr:
+    """Each buyer's threshold multiplier: (size / reference) ** exponent, never below 1; 1
+    without a size (an invoice-only ledger has none)."""
+    if scaling is None or scaling.metric not in metrics.columns:
+        return pl.lit(1.0)
+    ratio = pl.col(scaling.metric).cast(pl.Float64) / scaling.reference
+    return pl.max_horizontal(ratio.pow(scaling.exponent), pl.lit(1.0)).fill_null(1.0).fill_nan(1.0)
+
+
+def _holds(conditions: list[tuple[str, str, float]], factor: pl.Expr, columns: list[str]) -> pl.Expr:
+    """All conditions hold; a ``>=`` / ``>`` threshold is multiplied by ``factor`` (size scaling).
+    A metric the frame lacks is unknown, and a condition on it does not hold."""
+    exprs = []
+    for metric, op, value in conditions:
+        threshold = pl.lit(value) * factor if op in (">=", ">") else pl.lit(value)
+        column = pl.col(metric).cast(pl.Float64) if metric in columns else pl.lit(None, pl.Float64)
+        exprs.append(getattr(column, _OPS[op])(threshold).fill_null(False))
+    return pl.all_horizontal(exprs)
 
 
 def _placeholders(rule: AlertRule) -> list[str]:
     return list(dict.fromkeys([*(m for m, _, _ in rule.when), *evidence_names(rule.evidence)]))
 
 
-def evaluate_rules(metrics: pl.DataFrame, rules: list[AlertRule]) -> list[FiredAlert]:
+def _factor_of(rule: AlertRule, metrics: pl.DataFrame, scaling: SizeScalingConfig | None) -> pl.Expr:
+    return size_factor(metrics, scaling) if scaling is not None and rule.signal in scaling.signals else pl.lit(1.0)
+
+
+def kept_signals(metrics: pl.DataFrame, rules: list[AlertRule], scaling: SizeScalingConfig | None = None) -> set[tuple[str, str]]:
+    """The (buyer, signal) pairs whose hysteresis conditions hold: an open alert of them stays
+    open even when no rule fires (a rule without ``keep_when`` keeps while ``when`` holds)."""
+    kept: set[tuple[str, str]] = set()
+    for rule in rules:
+        held = metrics.filter(_holds(rule.keep_when or rule.when, _factor_of(rule, metrics, scaling), metrics.columns))
+        kept |= {(b, rule.signal) for b in held["buyer_id"].to_list()}
+    return kept
+
+
+def evaluate_rules(metrics: pl.DataFrame, rules: list[AlertRule], scaling: SizeScalingConfig | None = None) -> list[FiredAlert]:
     """Every (buyer, signal) some rule fires for, at the highest colour that fired; its
-    evidence is that rule's sentence (the first such rule in the config)."""
+    evidence is that rule's sentence (the first such rule in the config). Thresholds of the
+    signals ``scaling`` names grow with the buyer's size."""
     best: dict[tuple[str, str], FiredAlert] = {}
     for rule in rules:
         used = _placeholders(rule)
-        for row in metrics.filter(_holds(rule)).select("buyer_id", *used).iter_rows(named=True):
+        fires = metrics.filter(_holds(rule.when, _factor_of(rule, metrics, scaling), metrics.columns))
+        for row in fires.select("buyer_id", *used).iter_rows(named=True):
             values = {m: row[m] for m in used}
             key = (row["buyer_id"], rule.signal)
             held = best.get(key)
@@ -154,8 +194,10 @@ class AlertStore:
         row = self._con.execute("SELECT max(as_of) FROM alert_runs").fetchone()
         return None if row[0] is None else date.fromisoformat(row[0])
 
-    def apply(self, as_of: date, fired: list[FiredAlert], actions: dict[str, str], model_version: str) -> tuple[int, int, int, int]:
-        """Record one run's fired alerts; returns (raised, escalated, continued, cleared).
+    def apply(self, as_of: date, fired: list[FiredAlert], actions: dict[str, str], model_version: str,
+              kept: set[tuple[str, str]] | None = None) -> tuple[int, int, int, int]:
+        """Record one run's fired alerts; returns (raised, escalated, continued, cleared). An open
+        alert no rule fired for clears unless its (buyer, signal) is in ``kept`` (hysteresis).
         Running the same date again changes nothing it already recorded."""
         latest = self.latest_run()
         if latest is not None and as_of < latest:
@@ -187,8 +229,10 @@ class AlertStore:
                     else:
                         con.execute("UPDATE alerts SET last_seen_on = ? WHERE alert_id = ?", (day, held["alert_id"]))
                     continued += 1
-            # Open alerts no rule fired for in this run clear (a rerun of the alert's own raising day included).
-            stale = [r["alert_id"] for r in open_now.values()]
+            # Open alerts no rule fired for in this run clear (a rerun of the alert's own raising day
+            # included), unless their looser keep conditions still hold.
+            stale = [r["alert_id"] for key, r in open_now.items() if key not in (kept or set())]
+            continued += len(open_now) - len(stale)
             con.executemany("UPDATE alerts SET status = 'cleared', cleared_on = ? WHERE alert_id = ?", [(day, i) for i in stale])
             con.execute(
                 "INSERT INTO alert_runs VALUES (?, ?, ?, ?, ?) ON CONFLICT (as_of) DO UPDATE SET evaluated_at = excluded.evaluated_at,"
@@ -254,8 +298,9 @@ def deliver(store: AlertStore, as_of: date, cfg: WebhookConfig) -> tuple[int, st
 
 def run_alerts(store: AlertStore, as_of: date, metrics: pl.DataFrame, cfg: AlertsConfig, model_version: str) -> AlertRunOutcome:
     """Evaluate the rules, record the run, post what is new; the outcome in counts."""
-    fired = evaluate_rules(metrics, cfg.rules)
-    raised, escalated, continued, cleared = store.apply(as_of, fired, dict(cfg.actions), model_version)
+    fired = evaluate_rules(metrics, cfg.rules, cfg.size_scaling)
+    kept = kept_signals(metrics, cfg.rules, cfg.size_scaling)
+    raised, escalated, continued, cleared = store.apply(as_of, fired, dict(cfg.actions), model_version, kept)
     delivered, error = deliver(store, as_of, cfg.webhook)
     open_alerts = store.alerts("open")
     colours = open_alerts["colour"].value_counts()

@@ -48,10 +48,13 @@ class AlertRule(StrictModel):
     colour: AlertColour
     when: list[tuple[str, Comparison, float]] = Field(min_length=1, description="[metric, comparison, value] conditions, all of which must hold")
     evidence: str = Field(description="sentence for the reviewer; {metric} placeholders take the buyer's values")
+    keep_when: list[tuple[str, Comparison, float]] | None = Field(
+        default=None, description="hysteresis: an open alert of this signal stays open while these (looser) conditions hold; null: while `when` holds")
 
     @model_validator(mode="after")
     def _metrics_are_known(self) -> AlertRule:
-        unknown = sorted(({metric for metric, _, _ in self.when} | set(evidence_names(self.evidence))) - ALERT_METRICS)
+        named = {metric for metric, _, _ in [*self.when, *(self.keep_when or [])]}
+        unknown = sorted((named | set(evidence_names(self.evidence))) - ALERT_METRICS)
         if unknown:
             raise ValueError(f"rule {self.signal!r} names unknown metric(s) {unknown}: use a feature name or one of the derived metrics in monitoring.yaml")
         return self
@@ -63,15 +66,64 @@ class WebhookConfig(StrictModel):
     batch_size: PositiveInt = Field(description="alerts per POST")
 
 
+class SizeScalingConfig(StrictModel):
+    """Count thresholds that grow with the company: two lawsuits in a quarter is news for a
+    small firm and routine for a large one."""
+
+    metric: str = Field(description="the feature that measures size (e.g. employees); a buyer without it keeps the thresholds as written")
+    reference: PositiveFloat = Field(description="the size at which the thresholds apply as written")
+    exponent: Annotated[float, Field(ge=0.0, le=1.0)] = Field(description="thresholds scale by (size / reference) ** exponent, never below 1")
+    signals: list[str] = Field(description="the signals whose `>=` / `>` thresholds scale")
+
+    @model_validator(mode="after")
+    def _metric_is_known(self) -> SizeScalingConfig:
+        if self.metric not in ALERT_METRICS:
+            raise ValueError(f"size_scaling.metric {self.metric!r} is not a numeric feature")
+        return self
+
+
 class AlertsConfig(StrictModel):
     actions: dict[AlertColour, str] = Field(description="the recommended action of each colour")
     rules: list[AlertRule] = Field(min_length=1)
+    size_scaling: SizeScalingConfig | None = Field(default=None, description="null: thresholds as written for every buyer")
     webhook: WebhookConfig
 
     @model_validator(mode="after")
     def _check(self) -> AlertsConfig:
         if set(self.actions) != {"yellow", "red"}:
             raise ValueError("alerts.actions needs an action for yellow and for red")
+        return self
+
+
+class MaterialityConfig(StrictModel):
+    min_exposure: Annotated[float, Field(ge=0.0)] = Field(description="a case on an open balance below this is listed, never red...")
+    min_limit_share: Probability = Field(description="...unless the balance is at least this share of the buyer's granted lines")
+
+
+class RedCaseConfig(StrictModel):
+    """What makes a case red (stop new orders): a knock-out signal, or a high PD with fresh
+    deterioration. Every other case is yellow."""
+
+    knockouts: list[str] = Field(min_length=1, description="signals that make a case red on their own")
+    high_pd_grade: Annotated[int, Field(ge=1)] = Field(description="grade from which a PD is high")
+    fresh_days: PositiveInt = Field(description="a signal raised or escalated this many days back or less is fresh deterioration")
+    grade_steps: PositiveInt = Field(description="a grade this many steps worse than at the previous run is fresh deterioration")
+
+
+class CasesConfig(StrictModel):
+    """One case per buyer gathering its open alerts (``monitoring/cases.py``)."""
+
+    close_after_quiet_runs: PositiveInt = Field(description="an unresolved case closes after this many runs in a row without an open signal")
+    materiality: MaterialityConfig
+    red: RedCaseConfig
+    actions: dict[Literal["red", "yellow", "listed"], str] = Field(description="the action each kind of case carries")
+    resolutions: list[str] = Field(min_length=1, description="the outcomes a reviewer resolves a case with")
+    lead_days: PositiveInt = Field(description="the backtest's lead: the share of defaults flagged at least this many days before")
+
+    @model_validator(mode="after")
+    def _check(self) -> CasesConfig:
+        if set(self.actions) != {"red", "yellow", "listed"}:
+            raise ValueError("cases.actions needs red, yellow and listed")
         return self
 
 
@@ -103,5 +155,14 @@ class MonitoringConfig(StrictModel):
     backtest: BacktestConfig
     late_window_days: PositiveInt = Field(description="each run scores the invoices issued this many days before it with the late-payment model")
     alerts: AlertsConfig
+    cases: CasesConfig
     portfolio: PortfolioViewConfig
     report_top_features: PositiveInt = Field(description="features shown in the report's PSI chart")
+
+    @model_validator(mode="after")
+    def _signals_are_known(self) -> MonitoringConfig:
+        signals = {r.signal for r in self.alerts.rules}
+        named = set(self.cases.red.knockouts) | set(self.alerts.size_scaling.signals if self.alerts.size_scaling else [])
+        if named - signals:
+            raise ValueError(f"signal(s) {sorted(named - signals)} named in cases.red.knockouts or alerts.size_scaling have no alert rule")
+        return self

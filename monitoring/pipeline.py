@@ -27,6 +27,7 @@ class Backtests:
     late_reference_auc: float | None
     data_end: date
     spells: pl.DataFrame | None = None  # the defaults by data_end, for the pricing backtest
+    cases: Any = None  # CaseBacktest of the early warnings
 
 
 def compute_backtests(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.DataFrame], upto: date) -> Backtests:
@@ -55,7 +56,38 @@ def compute_backtests(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.D
         label = registry.run_tag(late_client, found.run_id, "label")
         late_days = model_spec("late").late_days_of(label) if label else cfg.labels.late_days
         late = late_backtest_runs(late_scores, tables["invoices"], late_days, data_end, late_auc, cfg.monitoring.backtest)
-    return Backtests(default, late, reference_auc, late_auc, data_end, defaults)
+    cases = warning_backtest(ws, history, defaults, data_end, upto, cfg.monitoring.cases.lead_days)
+    return Backtests(default, late, reference_auc, late_auc, data_end, defaults, cases)
+
+
+def warning_backtest(ws: Workspace, history: pl.DataFrame | None, spells: pl.DataFrame, data_end: date, upto: date, lead_days: int) -> Any:
+    """The early warnings' backtest: the cases and alerts of the runs up to ``upto`` against the defaults since."""
+    from tradecredit.monitoring.case_backtest import case_backtest
+    from tradecredit.monitoring.cases import CaseBook
+
+    if history is None or history.height == 0 or not ws.alerts_db.exists():
+        return None
+    book = CaseBook(ws.alerts_db)
+    try:
+        snapshots = book.snapshots().filter(pl.col("as_of") <= upto.isoformat())
+    finally:
+        book.close()
+    alerts = read_alerts_upto(ws, upto)
+    return case_backtest(history, snapshots, alerts, spells, data_end, lead_days)
+
+
+def read_alerts_upto(ws: Workspace, upto: date) -> pl.DataFrame:
+    """Every alert raised by ``upto``, as known then (a clearing after ``upto`` not yet seen)."""
+    from tradecredit.monitoring.alerts import AlertStore
+
+    store = AlertStore(ws.alerts_db)
+    try:
+        alerts = store.alerts()
+    finally:
+        store.close()
+    day = upto.isoformat()
+    return alerts.filter(pl.col("raised_on") <= day).with_columns(
+        cleared_on=pl.when(pl.col("cleared_on") <= day).then(pl.col("cleared_on")))
 
 
 def pricing_backtest_of(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.DataFrame], backtests: Backtests) -> Any:
@@ -106,6 +138,7 @@ class MonitorResult:
     late_version: str | None
     late_scored: int
     alerts: Any  # AlertRunOutcome, or None when the run was out of order
+    cases: Any  # CaseRunOutcome, or None likewise
     alert_note: str | None
     view: Any  # PortfolioView
     files: MonitoringRunFiles
@@ -134,6 +167,8 @@ class MonitorResult:
                 f"open now {o.open_red} red, {o.open_yellow} yellow." + (f" Webhook: {o.delivered} posted." if o.delivered else ""), False))
             if o.delivery_error:
                 mon_lines.append((o.delivery_error, True))
+            if self.cases is not None:
+                mon_lines.append((self.cases.describe(), False))
         else:
             mon_lines.append((str(self.alert_note), True))
         c = self.view.concentration
@@ -161,7 +196,10 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     report. Writes ``WORKSPACE/monitoring/runs/DATE/``."""
     from tradecredit.features.pipeline import open_feature_store
     from tradecredit.features.store import historical_features
+    from tradecredit.credit.pipeline import granted_by_buyer
+    from tradecredit.credit.positions import ledger_positions
     from tradecredit.monitoring.alerts import AlertOrderError, AlertStore, alert_metrics, run_alerts
+    from tradecredit.monitoring.cases import CaseBook, run_cases
     from tradecredit.monitoring.portfolio import active, drift, score_portfolio
     from tradecredit.monitoring.portfolio_view import portfolio_view
     from tradecredit.monitoring.report import ReportInputs, render_report, summary_of
@@ -198,19 +236,29 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
 
     active_features = features.filter(pl.col("buyer_id").is_in(portfolio.scores["buyer_id"].implode()))
     previous = ws.previous_run_scores(as_of)
-    metrics = alert_metrics(active_features, portfolio.scores, None if previous is None else previous.select("buyer_id", previous_grade="grade"))
+    knock_facts = ledger_positions(tables, as_of, cfg.labels.default.materiality.small_balance).buyers
+    metrics = alert_metrics(active_features, portfolio.scores, None if previous is None else previous.select("buyer_id", previous_grade="grade"),
+                            knock_facts, as_of)
     alert_store = AlertStore(ws.alerts_db)
+    case_book = CaseBook(ws.alerts_db)
     try:
         outcome, note = run_alerts(alert_store, as_of, metrics, mon.alerts, portfolio.model_version), None
+        open_alerts = alert_store.alerts("open")
+        cases = run_cases(case_book, as_of, open_alerts, metrics, granted_by_buyer(cfg, ws, as_of), mon.cases)
     except AlertOrderError as exc:
-        outcome, note = None, f"Alerts not evaluated: {exc} (run monitoring dates in order)."
-    open_alerts = alert_store.alerts("open")
-    alert_store.close()
+        outcome, note, cases = None, f"Alerts not evaluated: {exc} (run monitoring dates in order).", None
+        open_alerts = alert_store.alerts("open")
+    finally:
+        alert_store.close()
+    open_cases = case_book.cases("open")
+    case_book.close()
 
     view = portfolio_view(portfolio.scores, active_features, ws.feature_view_file("payment_behaviour"), as_of, cfg.policy, mon.portfolio)
-    # Granted limits follow the risk: reductions proposed with notice, increases for approval.
-    red_buyers = set(open_alerts.filter(pl.col("colour") == "red")["buyer_id"].to_list())
-    limits = review_register(cfg, ws, as_of, view.positions, red_buyers)
+    # Granted limits follow the risk: reductions proposed with notice for red cases, reviews for
+    # yellow ones (not the listed ones below the materiality floor), increases for approval.
+    red_buyers = set(open_cases.filter(pl.col("kind") == "red")["buyer_id"].to_list())
+    review_buyers = set(open_cases.filter(pl.col("kind") == "yellow")["buyer_id"].to_list())
+    limits = review_register(cfg, ws, as_of, view.positions, red_buyers, review_buyers)
     backtests = compute_backtests(cfg, ws, tables, as_of)
     pricing = pricing_backtest_of(cfg, ws, tables, backtests)
     inputs = ReportInputs(
@@ -218,6 +266,7 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
         active_buyers=portfolio.scores.height, inactive_buyers=portfolio.inactive, drift=results, view=view, alerts=outcome,
         alert_note=note, open_alerts=open_alerts, backtests=backtests.default, late_backtests=backtests.late,
         late_scored_invoices=0 if late is None else late[0].height, top_features=mon.report_top_features,
+        cases=cases, open_cases=open_cases, case_backtest=backtests.cases,
     )
     summary = summary_of(inputs, mon.drift.moderate_psi) | {"reference_rows": reference.height} | limits.summary() | {
         "pricing_backtest": None if pricing is None else pricing.to_json()}
@@ -226,7 +275,7 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     out.report.write_text(render_report(inputs, summary, mon.drift.moderate_psi, mon.drift.major_psi), encoding="utf-8")
     printed = summary | {"drift_alpha": mon.drift.alpha, "late_window_days": mon.late_window_days}
     return MonitorResult(as_of, name, printed, results, None if late is None else late[1], 0 if late is None else late[0].height,
-                         outcome, note, view, out, limits.describe())
+                         outcome, cases, note, view, out, limits.describe())
 
 
 @dataclass(frozen=True)
@@ -247,6 +296,8 @@ class BacktestResult:
             auc, verdict = _auc_and_verdict(b)
             lines.append(f"late-payment model, run {b.as_of} (version {b.model_version}): {b.rows:,} decided invoices, {b.events} late "
                          f"({b.observed_rate:.2%} observed, {b.mean_predicted:.2%} predicted), AUC {auc}; {verdict}")
+        if self.found.cases is not None:
+            lines += self.found.cases.describe()
         return lines
 
 
@@ -269,10 +320,55 @@ def backtest(cfg: PlatformConfig, ws: Workspace) -> BacktestResult:
     document = {
         "reference_auc": found.reference_auc, "data_end": found.data_end.isoformat(), "runs": rows,
         "late": {"reference_auc": found.late_reference_auc, "runs": late_rows},
+        "early_warnings": None if found.cases is None else found.cases.to_json(),
     }
     ws.backtest_report.parent.mkdir(parents=True, exist_ok=True)
     ws.backtest_report.write_text(json.dumps(document, indent=1), encoding="utf-8")
     return BacktestResult(found, document, ws.backtest_report)
+
+
+@dataclass(frozen=True)
+class CaseList:
+    cases: pl.DataFrame
+
+    def describe(self) -> list[str]:
+        if self.cases.height == 0:
+            return ["No case."]
+        lines = []
+        for c in self.cases.iter_rows(named=True):
+            signals = ", ".join(s["signal"] for s in json.loads(c["signals_json"]))
+            state = f"open since {c['opened_on']}" if c["status"] == "open" else f"closed {c['closed_on']} ({c['outcome']}" + (
+                f" by {c['resolved_by']}: {c['resolution_note']})" if c["resolved_by"] else ")")
+            lines.append(f"case {c['case_id']} {c['kind']:<7} {c['buyer_id']}: {c['reason']}. Action: {c['action']}. Signals: {signals}. "
+                         f"Exposure {c['exposure']:,.0f}; {state}.")
+        return lines
+
+
+def list_cases(ws: Workspace, status: str | None, kind: str | None) -> CaseList:
+    """The workspace's early-warning cases, red first (``status`` open/closed or None for all)."""
+    from tradecredit.monitoring.cases import read_cases
+
+    if not ws.alerts_db.exists():
+        raise MissingArtefact(f"no early-warning cases yet in {ws.alerts_db}: run `tradecredit monitor --as-of DATE`")
+    cases = read_cases(ws.alerts_db, status)
+    if kind is not None:
+        cases = cases.filter(pl.col("kind") == kind)
+    order = pl.col("kind").replace_strict({"red": 0, "yellow": 1, "listed": 2}, return_dtype=pl.Int8)
+    return CaseList(cases.sort(order, pl.col("case_id")))
+
+
+def resolve_case(cfg: PlatformConfig, ws: Workspace, case_id: int, outcome: str, reviewer: str, note: str, on: date | None) -> dict[str, Any]:
+    """Close an open case with a reviewer's outcome, dated ``on`` (default: the latest monitoring run's date)."""
+    from tradecredit.monitoring.cases import CaseBook
+
+    if not ws.alerts_db.exists():
+        raise MissingArtefact(f"no early-warning cases yet in {ws.alerts_db}: run `tradecredit monitor --as-of DATE`")
+    book = CaseBook(ws.alerts_db)
+    try:
+        day = on or book.latest_run() or ws.built_as_of()
+        return book.resolve(case_id, outcome, reviewer, note, day, cfg.monitoring.cases)
+    finally:
+        book.close()
 
 
 def demo_dates(end: date) -> list[date]:

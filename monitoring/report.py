@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,9 @@ class ReportInputs:
     late_backtests: list[LateBacktest]
     late_scored_invoices: int
     top_features: int
+    cases: Any = None  # CaseRunOutcome, or None when alerts were not evaluated
+    open_cases: pl.DataFrame | None = None
+    case_backtest: Any = None  # CaseBacktest
 
 
 def _png(fig: plt.Figure) -> str:
@@ -220,6 +224,11 @@ def summary_of(inputs: ReportInputs, moderate: float) -> dict[str, Any]:
             "delivered": inputs.alerts.delivered, "delivery_error": inputs.alerts.delivery_error,
         },
         "alerts_note": inputs.alert_note,
+        "cases": None if inputs.cases is None else {
+            "opened": inputs.cases.opened, "escalated": inputs.cases.escalated, "closed_quiet": inputs.cases.closed_quiet,
+            "open_red": inputs.cases.open_red, "open_yellow": inputs.cases.open_yellow, "open_listed": inputs.cases.open_listed,
+        },
+        "case_backtest": None if inputs.case_backtest is None else inputs.case_backtest.to_json(),
         "backtest": None if latest is None else {"as_of": latest.as_of.isoformat(), "auc": latest.auc, "retrain": latest.retrain, "reasons": latest.reasons},
         "late_backtest": None if latest_late is None else {"as_of": latest_late.as_of.isoformat(), "auc": latest_late.auc, "retrain": latest_late.retrain, "reasons": latest_late.reasons},
         "late_scored_invoices": inputs.late_scored_invoices,
@@ -249,8 +258,9 @@ _TEMPLATE = """<!doctype html>
  <div class="card"><b>{{ "{:,.0f}".format(s.exposure.expected_loss) }}</b><span>expected loss</span></div>
  <div class="card"><b>{{ "{:,.0f}".format(s.exposure.premium) }}</b><span>insurance premium (a year)</span></div>
  <div class="card"><b>{{ "{:.3f}".format(s.score_drift.psi) }}</b><span>score PSI ({{ s.score_drift.band }}{% if s.score_drift.significant %}, significant{% endif %})</span></div>
- <div class="card"><b class="red">{{ s.alerts.open_red if s.alerts else "n/a" }}</b><span>open red alerts</span></div>
- <div class="card"><b class="yellow">{{ s.alerts.open_yellow if s.alerts else "n/a" }}</b><span>open yellow alerts</span></div>
+ <div class="card"><b class="red">{{ s.cases.open_red if s.cases else "n/a" }}</b><span>open red cases (orders held)</span></div>
+ <div class="card"><b class="yellow">{{ s.cases.open_yellow if s.cases else "n/a" }}</b><span>open yellow cases</span></div>
+ <div class="card"><b>{{ s.cases.open_listed if s.cases else "n/a" }}</b><span>listed below the materiality floor</span></div>
 </div>
 {% if s.retrain_recommended %}<p class="warn"><b>Retraining recommended.</b> {% if s.backtest and s.backtest.retrain %}Default model: {{ s.backtest.reasons|join("; ") }}. {% endif %}{% if s.late_backtest and s.late_backtest.retrain %}Late-payment model: {{ s.late_backtest.reasons|join("; ") }}.{% endif %}</p>{% endif %}
 {% if s.alerts_note %}<p class="warn">{{ s.alerts_note }}</p>{% endif %}
@@ -283,7 +293,21 @@ _TEMPLATE = """<!doctype html>
 <table><tr><th>tier</th><th>buyers</th><th>exposure</th><th>share</th><th>mean PD</th><th>expected loss</th><th>premium</th></tr>
 {% for t in s.exposure.by_tier %}<tr><td>{{ t.tier }}</td><td>{{ "{:,}".format(t.buyers) }}</td><td>{{ "{:,.0f}".format(t.exposure) }}</td><td>{{ "{:.1%}".format(t.share) }}</td><td>{{ "{:.2%}".format(t.mean_pd) }}</td><td>{{ "{:,.0f}".format(t.expected_loss) }}</td><td>{{ "{:,.0f}".format(t.premium) }}</td></tr>{% endfor %}
 </table>
-<h2>Early warnings</h2>
+<h2>Early-warning cases</h2>
+{% if s.cases %}<p>This run: {{ s.cases.opened }} case(s) opened, {{ s.cases.escalated }} escalated to red, {{ s.cases.closed_quiet }} closed after quiet runs. A case closes when a reviewer resolves it in the console.</p>{% endif %}
+<table id="cases"><tr><th>case</th><th>colour</th><th>buyer</th><th>why</th><th>action</th><th>signals</th><th>grade</th><th>exposure</th><th>opened</th></tr>
+{% for c in cases %}<tr><td>{{ c.case_id }}</td><td class="{{ c.colour }}">{{ c.kind }}</td><td>{{ c.buyer_id }}</td><td>{{ c.reason }}</td><td>{{ c.action }}</td><td>{{ c.signals }}</td><td>{{ c.grade if c.grade is not none else "" }}</td><td>{{ "{:,.0f}".format(c.exposure) }}</td><td>{{ c.opened_on }}</td></tr>{% endfor %}
+</table>
+{% if more_cases %}<p>{{ more_cases }} more open cases: see the console and alerts.db.</p>{% endif %}
+<h3>How early warnings did (matured runs)</h3>
+{% set cb = s.case_backtest %}{% if cb and cb.runs %}<p>Runs {{ cb.runs|join(", ") }}: {{ cb.defaults }} defaults within 12 months, base rate {{ "{:.2%}".format(cb.base_rate) }}. Precision is the share of flagged buyers that defaulted within 12 months; recall the share of defaults flagged; recall at {{ cb.lead_days }} days the share of the defaults at least {{ cb.lead_days }} days after the run that were flagged; lead the median days from the flag's first day to the default.</p>
+<table id="warning-backtest"><tr><th>flag</th><th>flagged</th><th>defaulted</th><th>precision</th><th>lift</th><th>recall</th><th>recall at {{ cb.lead_days }} days</th><th>median lead (days)</th></tr>
+{% for r in cb.table %}<tr><td>{{ r.flag }}</td><td>{{ r.flagged }}</td><td>{{ r.hits }}</td><td>{{ "{:.1%}".format(r.precision) }}</td><td>{{ "%.1f"|format(r.lift) if r.lift is not none else "n/a" }}</td><td>{{ "{:.0%}".format(r.recall) if r.recall is not none else "n/a" }}</td><td>{{ "{:.0%}".format(r.recall_at_lead) if r.recall_at_lead is not none else "n/a" }}</td><td>{{ "%.0f"|format(r.median_lead_days) if r.median_lead_days is not none else "n/a" }}</td></tr>{% endfor %}
+</table>
+<table><tr><th>run</th><th>red cases</th><th>of which already in default</th><th>expected defaults (sum of PDs)</th><th>red / expected</th></tr>
+{% for r in cb.red_list %}<tr><td>{{ r.as_of }}</td><td>{{ r.red }}</td><td>{{ r.red_in_default }}</td><td>{{ "%.1f"|format(r.expected_defaults) }}</td><td>{{ "%.1f"|format(r.red_over_expected) if r.red_over_expected is not none else "n/a" }}</td></tr>{% endfor %}
+</table>{% else %}<p>No monitoring run has a matured 12-month window yet: the early-warning backtest needs one.</p>{% endif %}
+<h3>Open alerts (the cases' signals)</h3>
 {% if s.alerts %}<p>This run: {{ s.alerts.raised }} raised, {{ s.alerts.escalated }} escalated to red, {{ s.alerts.continued }} still firing, {{ s.alerts.cleared }} cleared.</p>{% endif %}
 <img alt="open alerts by signal" src="{{ plots.alerts }}">
 <table id="alerts"><tr><th>colour</th><th>buyer</th><th>signal</th><th>evidence</th><th>recommended action</th><th>raised</th><th>last seen</th></tr>
@@ -306,7 +330,14 @@ def render_report(inputs: ReportInputs, summary: dict[str, Any], moderate: float
         "alerts": alerts_plot(inputs.open_alerts),
     }
     ordered = inputs.open_alerts.with_columns(rank=pl.when(pl.col("colour") == "red").then(0).otherwise(1)).sort("rank", "raised_on", "buyer_id") if inputs.open_alerts.height else inputs.open_alerts
+    cases = inputs.open_cases if inputs.open_cases is not None else pl.DataFrame()
+    if cases.height:
+        cases = cases.with_columns(
+            rank=pl.col("kind").replace_strict({"red": 0, "yellow": 1, "listed": 2}, return_dtype=pl.Int8),
+            signals=pl.col("signals_json").map_elements(lambda j: ", ".join(s["signal"] for s in json.loads(j)), return_dtype=pl.String),
+        ).sort("rank", "opened_on", "buyer_id")
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     return env.from_string(_TEMPLATE).render(
-        s=summary, plots=plots, alerts=ordered.head(MAX_ALERT_ROWS).to_dicts(), more_alerts=max(0, ordered.height - MAX_ALERT_ROWS)
+        s=summary, plots=plots, alerts=ordered.head(MAX_ALERT_ROWS).to_dicts(), more_alerts=max(0, ordered.height - MAX_ALERT_ROWS),
+        cases=cases.head(MAX_ALERT_ROWS).to_dicts(), more_cases=max(0, cases.height - MAX_ALERT_ROWS),
     )

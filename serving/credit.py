@@ -55,14 +55,14 @@ class WorkerCredit:
         return self.assessor.clock.now().date()
 
     def red_buyers(self) -> frozenset[str]:
-        from tradecredit.serving.console.data import read_alerts
+        """Buyers with an open red early-warning case (re-read every ``ALERTS_REFRESH_SECONDS``)."""
+        from tradecredit.monitoring.cases import red_case_buyers
 
         stamp, red = self._red
         if time.monotonic() - stamp < ALERTS_REFRESH_SECONDS:
             return red
         with self._lock:
-            alerts = read_alerts(self.ws.alerts_db, self.today)
-            red = frozenset(alerts.filter(alerts["colour"] == "red")["buyer_id"].to_list())
+            red = red_case_buyers(self.ws.alerts_db, self.today)
             self._red = (time.monotonic(), red)
         return red
 

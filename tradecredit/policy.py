@@ -45,7 +45,7 @@ class CreditFacts:
     insolvency_filed_on: date | None
     credit_event: tuple[str, date] | None  # (type, date): insolvency, payment_default, claim, write_off
     max_days_past_due: int | None  # the oldest open invoice's days past due
-    open_red_alert: bool = False
+    open_red_alert: bool = False  # an open red early-warning case (orders held)
 
 
 @dataclass(frozen=True)
@@ -222,8 +222,8 @@ def decide(
     for. Without a ``granted_limit`` the line is the smaller of the recommended and the
     requested limit; with one (the seller's line in the register) the order is decided against
     it. An order is decided against what the line leaves after the exposure; with only a line
-    asked for, the decision is on the line. Knock-outs (``credit_facts``) hold everything;
-    an open red alert, terms above the maximum, a likely late payment and ``refer_because``
+    asked for, the decision is on the line. Knock-outs (``credit_facts``) hold everything, and
+    so does an open red early-warning case; terms above the maximum, a likely late payment and ``refer_because``
     (stale features, an explanation that failed its check) refer, without hiding the numbers.
 
     The insurance price is the seller's policy rate (``policy_rate``, from its quote) when it
@@ -270,7 +270,8 @@ def decide(
     elif grade >= limits.refer_from_grade:
         decision, approved, code, reason = "refer", 0.0, "grade_refer", f"grade {grade} needs a credit analyst (refer from grade {limits.refer_from_grade})"
     elif credit_facts is not None and credit_facts.open_red_alert:
-        decision, approved, code, reason = "refer", 0.0, "red_alert", "an open red early-warning alert: a reviewer decides, never the policy alone"
+        decision, approved, code = "hold", 0.0, "red_alert"
+        reason = "an open red early-warning case: orders held until a reviewer resolves it (console, Cases)"
     elif terms_days is not None and terms_days > knock.max_terms_days:
         decision, approved, code = knock.terms_above_max, 0.0, "terms_above_max"
         reason = f"terms of {terms_days} days are above the maximum of {knock.max_terms_days}"

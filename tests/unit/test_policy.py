@@ -140,10 +140,10 @@ def test_each_knock_out_holds_and_stays_quiet_on_a_clean_buyer(config, knock_out
     assert decide(0.001, FACTS, 1_000.0, config.policy, credit_facts=at_limit).decision == "approve"
 
 
-def test_a_red_alert_long_terms_and_a_likely_late_payment_refer(config):
+def test_a_red_case_holds_and_long_terms_and_a_likely_late_payment_refer(config):
     k = config.policy.knock_outs
     red = decide(0.001, FACTS, 1_000.0, config.policy, credit_facts=CreditFacts(None, None, None, open_red_alert=True))
-    assert (red.decision, red.reason_code) == ("refer", "red_alert")
+    assert (red.decision, red.reason_code, red.approved_amount) == ("hold", "red_alert", 0.0)
     long_terms = decide(0.001, FACTS, 1_000.0, config.policy, terms_days=k.max_terms_days + 1)
     assert (long_terms.decision, long_terms.reason_code) == (k.terms_above_max, "terms_above_max")
     assert decide(0.001, FACTS, 1_000.0, config.policy, terms_days=k.max_terms_days).decision == "approve"

@@ -119,15 +119,17 @@ def test_a_knocked_out_buyer_is_held_whatever_its_line(desk, clean, facts):
     assert order(desk, seller, buyer, 100.0).decision == "approve"  # and quiet again on the clean buyer
 
 
-def test_an_open_red_alert_refers(desk, clean):
+def test_an_open_red_case_holds_orders_and_a_new_line(desk, clean):
     seller, buyer, a = clean[0]
     saved = desk._red
     desk._red = (float("inf"), frozenset({buyer}))
     try:
         answer = order(desk, seller, buyer, 100.0)
+        view = desk.policy_view(AssessRequest(buyer_id=buyer, requested_limit=5_000.0), seller, 30, None)
     finally:
         desk._red = saved
-    assert (answer.decision, answer.decision_code) == ("refer", "red_alert")
+    assert (answer.decision, answer.decision_code, answer.approved_amount) == ("hold", "red_alert", 0.0)
+    assert view.knocked_out  # a line request is declined until a reviewer resolves the case
 
 
 def test_a_sellers_key_cannot_ask_for_another_seller(desk, clean):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import date
+from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,8 +22,10 @@ from tradecredit.monitoring.alerts import (
     FiredAlert,
     alert_metrics,
     evaluate_rules,
+    kept_signals,
     run_alerts,
 )
+from tradecredit.policy import CreditFacts
 from tests.conftest import REPO
 
 # A buyer with nothing wrong: a steady payer, no registry news, no overdue balance.
@@ -48,7 +50,22 @@ PLANTED: dict[tuple[str, str], tuple[dict[str, float], int, int]] = {
     ("pd_downgrade", "red"): ({}, 8, 5),
     ("past_due_60_plus", "yellow"): ({"open_61_90": 3_000.0}, 4, 4),
     ("past_due_60_plus", "red"): ({"open_61_90": 3_000.0, "open_90_plus": 3_000.0}, 4, 4),
+    # The policy's knock-outs, planted as the ledger's credit facts (see ``knock_facts``).
+    ("credit_event", "red"): ({"credit_event_days_ago": 30}, 4, 4),
+    ("overdue_beyond_extension", "red"): ({"max_days_past_due": 120}, 4, 4),
 }
+AS_OF = date(2026, 6, 30)
+FACT_KEYS = ("credit_event_days_ago", "max_days_past_due")
+
+
+def knock_facts(buyers: dict[str, tuple[dict[str, float], int, int | None]]) -> dict[str, CreditFacts]:
+    """The CreditFacts ``credit/positions.py`` would give the planted buyers on ``AS_OF``."""
+    out = {}
+    for b, (changes, _, _) in buyers.items():
+        if any(k in changes for k in FACT_KEYS):
+            event = ("payment_default", AS_OF - timedelta(days=int(changes["credit_event_days_ago"]))) if "credit_event_days_ago" in changes else None
+            out[b] = CreditFacts(None, event, changes.get("max_days_past_due"))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +75,7 @@ def rules():
 
 def frames(buyers: dict[str, tuple[dict[str, float], int, int | None]]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(features, scores, previous grades) for buyers given as (changes to CLEAN, grade, previous grade)."""
-    rows = [{"buyer_id": b} | CLEAN | changes for b, (changes, _, _) in buyers.items()]
+    rows = [{"buyer_id": b} | CLEAN | {k: v for k, v in changes.items() if k not in FACT_KEYS} for b, (changes, _, _) in buyers.items()]
     features = pl.DataFrame(rows)
     scores = pl.DataFrame({"buyer_id": list(buyers), "pd_12m": [0.01] * len(buyers), "grade": [g for _, g, _ in buyers.values()]})
     previous = pl.DataFrame({"buyer_id": list(buyers), "previous_grade": [p for _, _, p in buyers.values()]}, schema={"buyer_id": pl.String, "previous_grade": pl.Int64})
@@ -78,8 +95,9 @@ def test_derived_metrics_by_hand():
 @pytest.mark.parametrize(("signal", "colour"), list(PLANTED))
 def test_each_rule_fires_on_its_planted_pattern_and_not_on_a_clean_buyer(rules, signal, colour):
     changes, grade, previous = PLANTED[(signal, colour)]
-    features, scores, prev = frames({"PLANTED": (changes, grade, previous), "CLEAN": ({}, 4, 4)})
-    fired = evaluate_rules(alert_metrics(features, scores, prev), rules)
+    buyers = {"PLANTED": (changes, grade, previous), "CLEAN": ({}, 4, 4)}
+    features, scores, prev = frames(buyers)
+    fired = evaluate_rules(alert_metrics(features, scores, prev, knock_facts(buyers), AS_OF), rules)
     assert [(a.buyer_id, a.signal, a.colour) for a in fired] == [("PLANTED", signal, colour)]
     assert fired[0].evidence and "{" not in fired[0].evidence
 
@@ -90,6 +108,42 @@ def test_the_shipped_rules_cover_every_signal_the_issue_names(rules):
         "executive_turnover", "pd_downgrade", "past_due_60_plus",
     }
     assert {(r.signal, r.colour) for r in rules} == set(PLANTED)
+
+
+def test_count_thresholds_grow_with_the_company(config):
+    """Three lawsuits in a quarter is red for a firm of 100 and routine for one of 10,000
+    (thresholds x (10,000 / 100) ** 0.5 = 10x); a buyer without a size keeps them as written."""
+    alerts = config.monitoring.alerts
+    planted = {"lawsuit_filed_90d": 3}
+    buyers = {"SMALL": (planted | {"employees": 100}, 4, 4), "LARGE": (planted | {"employees": 10_000}, 4, 4),
+              "UNKNOWN": (planted, 4, 4), "LARGE_BAD": ({"lawsuit_filed_90d": 30, "employees": 10_000}, 4, 4)}
+    features, scores, prev = frames(buyers)
+    features = features.with_columns(pl.col("employees").cast(pl.Float64))
+    fired = {(a.buyer_id, a.colour) for a in evaluate_rules(alert_metrics(features, scores, prev), alerts.rules, alerts.size_scaling)}
+    assert fired == {("SMALL", "red"), ("UNKNOWN", "red"), ("LARGE_BAD", "red")}
+    # A knock-out is never scaled: an insolvency filing is one filing whatever the size.
+    big = {"BIG": ({"insolvency_filing_90d": 1, "employees": 50_000}, 4, 4)}
+    f2, s2, p2 = frames(big)
+    assert [a.signal for a in evaluate_rules(alert_metrics(f2, s2, p2), alerts.rules, alerts.size_scaling)] == ["insolvency_filing"]
+
+
+def test_hysteresis_keeps_an_open_alert_while_its_looser_conditions_hold(rules, tmp_path):
+    """A payer at 12-14 days later than usual does not raise (15), but an alert raised at 18
+    stays open there, and clears only below the keep threshold (8)."""
+    store = AlertStore(tmp_path / "alerts.db")
+
+    def run(day: date, trend: float) -> tuple[int, int, int, int]:
+        buyers = {"B1": ({"dbt_trend_90d_vs_365d": trend, "dbt_weighted_90d": trend + 10}, 4, 4)}
+        m = alert_metrics(*frames(buyers))
+        return store.apply(day, evaluate_rules(m, rules), ACTIONS, "1", kept_signals(m, rules))
+
+    assert run(date(2026, 1, 1), 12.0) == (0, 0, 0, 0)  # below the raise threshold: nothing
+    assert run(date(2026, 2, 1), 18.0) == (1, 0, 0, 0)
+    assert run(date(2026, 3, 1), 12.0) == (0, 0, 1, 0)  # kept: between keep (8) and raise (15)
+    assert run(date(2026, 4, 1), 16.0) == (0, 0, 1, 0)
+    assert run(date(2026, 5, 1), 5.0) == (0, 0, 0, 1)
+    assert store.alerts()["status"].to_list() == ["cleared"]
+    store.close()
 
 
 def test_missing_values_never_fire(rules):
