@@ -5,7 +5,8 @@ acts on, its action, and an outcome once resolved. Stored beside the alerts in
 A case opens on a buyer's first open alert. Its colour follows ``cases.red`` in
 ``configs/monitoring.yaml``: red for a knock-out signal, or a high PD with fresh
 deterioration; yellow otherwise; a case below the materiality floor is listed (yellow, never
-red). While open it only escalates. It closes when a reviewer resolves it (``resolve_case``)
+red). A case red for a knock-out stays red while open; one red for a high PD turns yellow once
+the PD is no longer high. It closes when a reviewer resolves it (``resolve_case``)
 or after ``close_after_quiet_runs`` runs in a row with no open alert (hysteresis: a signal
 that flickers for a run does not close and reopen it). A resolved case stays closed until a
 signal is raised or escalated after the day it was resolved. Rerunning a date changes nothing.
@@ -83,7 +84,7 @@ def case_verdicts(open_alerts: pl.DataFrame, metrics: pl.DataFrame, granted: dic
             {k: a[k] for k in ("signal", "colour", "evidence", "raised_on", "escalated_on")} for a in alerts.iter_rows(named=True)
         ]
         moved = [date.fromisoformat(s["escalated_on"] or s["raised_on"]) for s in signals]
-        knockout = next((s["signal"] for s in signals if s["signal"] in red.knockouts), None)
+        knockout = next((s["signal"] for s in signals if s["signal"] in red.knockouts and s["colour"] == "red"), None)
         grade, change = row.get("grade"), row.get("grade_change")
         fresh = [s["signal"] for s, day in zip(signals, moved, strict=True) if day >= fresh_from]
         worse = change is not None and change >= red.grade_steps
@@ -217,8 +218,11 @@ class CaseBook:
                     )
                     opened += 1
                     continue
-                # Only escalates while open: a red case stays red until it is resolved or goes quiet.
-                colour = "red" if "red" in (held["colour"], v.colour) else "yellow"
+                # A knock-out keeps a case red until it is resolved or goes quiet; a case red for a
+                # high PD stays red while the PD is high, and turns yellow once it is not.
+                still_high = v.grade is not None and v.grade >= cfg.red.high_pd_grade
+                keeps_red = held["colour"] == "red" and (held["knockout"] is not None or still_high)
+                colour = "red" if v.colour == "red" or keeps_red else "yellow"
                 up = colour == "red" and held["colour"] != "red"
                 if colour == "red" and v.colour != "red":
                     values |= dict(kind="red", reason=held["reason"], action=cfg.actions["red"], knockout=held["knockout"])

@@ -34,19 +34,24 @@ from tradecredit.config import PlatformConfig
 from tradecredit.serving.console import charts
 from tradecredit.serving.console.auth import ConsoleAuth, Session
 from tradecredit.serving.console.data import (
+    CASE_KINDS,
     PortfolioTable,
     QueryError,
     build_portfolio,
+    case_rows,
     filter_options,
+    open_case,
     parse_portfolio_query,
     payment_history,
     pd_history,
     portfolio_page,
     read_alerts,
     registry_timeline,
+    sort_cases,
     statements,
     with_acknowledgements,
 )
+from tradecredit.monitoring.cases import CaseBook, CaseError, read_cases
 from tradecredit.credit.desk import record_override
 from tradecredit.credit.register import RegisterError
 from tradecredit.serving.console.limits import add_limit_routes, knock_out_of, reviewer_of
@@ -304,7 +309,9 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
     @private.get("/buyers/{buyer_id}", include_in_schema=False)
     def buyer(request: Request, buyer_id: str, session: Annotated[Session, Depends(session_of)]) -> HTMLResponse:
         console = console_of()
-        return console.render("buyer.html", request, session, **buyer_context(console, buyer_id, language(request)))
+        context = buyer_context(console, buyer_id, language(request))
+        # The case comes from monitoring's case book, not from the assessment.
+        return console.render("buyer.html", request, session, **context, case=open_case(console.alerts_db, buyer_id, console.now.date()))
 
     @private.get("/alerts", include_in_schema=False)
     def alerts(request: Request, session: Annotated[Session, Depends(session_of)], show: str = "open", colour: str = "", page: int = 1) -> HTMLResponse:
@@ -354,6 +361,52 @@ def build_console_app(console_of: Callable[[], Console], base: str) -> FastAPI:
             )
         )
         return RedirectResponse(_safe_next(base, write.form.get("next") or f"{base}/alerts"), 303)
+
+    @private.get("/cases", include_in_schema=False)
+    def cases(request: Request, session: Annotated[Session, Depends(session_of)], show: str = "open", kind: str = "", page: int = 1) -> HTMLResponse:
+        console = console_of()
+        if show not in ("open", "closed", "all"):
+            raise Refused(400, "show is 'open', 'closed' or 'all'", "show")
+        if kind not in ("", *CASE_KINDS):
+            raise Refused(400, f"kind is one of {', '.join(CASE_KINDS)}", "kind")
+        if page < 1:
+            raise Refused(400, "page is 1 or more", "page")
+        # Like the alerts: a case opened by a monitoring run dated after the clock is not the clock's news.
+        frame = read_cases(console.alerts_db, None if show == "all" else show, opened_by=console.now.date())
+        # Counted before the kind filter, so the summary says what each kind's link would show.
+        counts = {k: frame.filter(pl.col("kind") == k).height for k in CASE_KINDS}
+        if kind:
+            frame = frame.filter(pl.col("kind") == kind)
+        size = console.cfg.console.page_size
+        pages = max(1, -(-frame.height // size))
+        page = min(page, pages)
+        rows = case_rows(sort_cases(frame).slice((page - 1) * size, size))
+        return console.render(
+            "cases.html", request, session, rows=rows, counts=counts, total=frame.height, show=show, kind=kind, page=page, pages=pages,
+            kinds=CASE_KINDS, resolutions=console.cfg.monitoring.cases.resolutions,
+            link=lambda **kw: f"{base}/cases?{urlencode({'show': show, 'kind': kind, 'page': page} | kw)}",
+        )
+
+    @private.post("/cases/{case_id}/resolve", include_in_schema=False)
+    def resolve_case(case_id: int, write: Annotated[Write, Depends(reviewer_write)]) -> Response:
+        console = console_of()
+        cfg = console.cfg.monitoring.cases
+        outcome = write.form.get("outcome", "").strip()
+        if outcome not in cfg.resolutions:
+            raise Refused(422, f"choose the outcome: one of {', '.join(cfg.resolutions)}", "outcome")
+        # Only a case the reviewer can see: opened by the clock's date. This also keeps the
+        # console from creating monitoring's database before the first run.
+        day = console.now.date()
+        if read_cases(console.alerts_db, None, opened_by=day).filter(pl.col("case_id") == case_id).height == 0:
+            raise Refused(404, f"no case {case_id} opened by {day.isoformat()}")
+        book = CaseBook(console.alerts_db)
+        try:
+            book.resolve(case_id, outcome, write.session.user_name, write.form.get("note", "").strip(), day, cfg)
+        except CaseError as exc:
+            raise Refused(exc.status, str(exc)) from None
+        finally:
+            book.close()
+        return RedirectResponse(_safe_next(base, write.form.get("next") or f"{base}/cases"), 303)
 
     @private.post("/buyers/{buyer_id}/override", include_in_schema=False)
     def override(buyer_id: str, write: Annotated[Write, Depends(approver_write)]) -> Response:

@@ -3,6 +3,7 @@
 - The portfolio table: every buyer scored by the service's own :class:`Assessor` parts (its
   champion models, its Feast online reader, ``decide``) at the service clock; open alerts from
   monitoring's alert store.
+- Early-warning cases: monitoring's case book (``monitoring/cases.py``), in the same database.
 - A buyer's history: PD and grade from monitoring runs; payment behaviour, aging and filed
   statements from the feature build's snapshots; registry events from the loaded ledger;
   decisions and reviews from the decision log.
@@ -14,6 +15,7 @@ replayed date shows what a reviewer could have seen that day.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import time
@@ -29,6 +31,7 @@ from tradecredit.serving.config import ConsoleConfig
 from tradecredit.features.build import KNOWN_AT_TS, SNAPSHOT_TS
 from tradecredit.features.catalog import AGING_COLUMNS
 from tradecredit.monitoring.alerts import COLOUR_RANK
+from tradecredit.monitoring.cases import read_cases
 from tradecredit.policy import buyer_facts, decide
 from tradecredit.serving.engine import Assessor, freshness
 
@@ -283,6 +286,27 @@ def with_acknowledgements(alerts: pl.DataFrame, reviews: list[dict[str, Any]]) -
                 "acknowledged_at": pl.String, "acknowledged_note": pl.String},
     ).unique(["alert_id", "signal", "raised_on"], keep="last", maintain_order=True)
     return alerts.join(acks, on=["alert_id", "signal", "raised_on"], how="left")
+
+
+# Red cases are acted on first; listed ones (below the materiality floor) are for the record.
+CASE_KINDS = ("red", "yellow", "listed")
+
+
+def sort_cases(cases: pl.DataFrame) -> pl.DataFrame:
+    """Red, then yellow, then listed; the newest opened first within a kind (then the newest case)."""
+    rank = pl.col("kind").replace_strict({kind: i for i, kind in enumerate(CASE_KINDS)}, return_dtype=pl.Int8)
+    return cases.with_columns(rank=rank).sort(["rank", "opened_on", "case_id"], descending=[False, True, True]).drop("rank")
+
+
+def case_rows(cases: pl.DataFrame) -> list[dict[str, Any]]:
+    """Cases as the pages show them, each with its signals (stored as JSON) as a list."""
+    return [row | {"signals": json.loads(row["signals_json"])} for row in cases.to_dicts()]
+
+
+def open_case(path: Path, buyer_id: str, now: date) -> dict[str, Any] | None:
+    """The buyer's open case opened by ``now``, if it has one (a buyer has at most one open case)."""
+    rows = case_rows(read_cases(path, "open", buyer_id=buyer_id, opened_by=now))
+    return rows[0] if rows else None
 
 
 # --------------------------------------------------------------------------- one buyer

@@ -68,7 +68,7 @@ def console_routes() -> list[tuple[str, str]]:
 def concrete(path: str) -> str:
     return (
         path.replace("{buyer_id}", "B000001").replace("{alert_id}", "1").replace("{name}", "console.css")
-        .replace("{request_id}", "0" * 32).replace("{seller_id}", "S001").replace("{event_id}", "1")
+        .replace("{request_id}", "0" * 32).replace("{seller_id}", "S001").replace("{event_id}", "1").replace("{case_id}", "1")
     )
 
 

@@ -54,13 +54,15 @@ def test_red_only_from_a_knock_out_or_a_high_pd_with_fresh_deterioration(cases_c
             ("HIGH_WORSE", "dbt_lengthening", "yellow", old),  # ...but the grade moved 2 steps: red
             ("CREDIT", "credit_event", "red", DAY), ("OVERDUE", "overdue_beyond_extension", "red", DAY),
             ("ENFORCED", "enforcement_order", "red", DAY),
+            ("OLD_ITEM", "overdue_beyond_extension", "yellow", DAY),  # a knock-out signal below its red level
         ),
         metrics(LAWSUITS=(4, 0, 50_000.0), KNOCKED=(1, 0, 50_000.0), HIGH_FRESH=(8, 0, 50_000.0), HIGH_STALE=(9, 0, 50_000.0),
-                HIGH_WORSE=(8, 2, 50_000.0), CREDIT=(5, None, 50_000.0), OVERDUE=(5, None, 50_000.0), ENFORCED=(3, 0, 50_000.0)),
+                HIGH_WORSE=(8, 2, 50_000.0), CREDIT=(5, None, 50_000.0), OVERDUE=(5, None, 50_000.0), ENFORCED=(3, 0, 50_000.0),
+                OLD_ITEM=(3, 0, 50_000.0)),
     )
     kinds = {b: k for b, (k, _) in verdict(found, cases_cfg).items()}
     assert kinds == {"LAWSUITS": "yellow", "KNOCKED": "red", "HIGH_FRESH": "red", "HIGH_STALE": "yellow", "HIGH_WORSE": "red",
-                     "CREDIT": "red", "OVERDUE": "red", "ENFORCED": "red"}
+                     "CREDIT": "red", "OVERDUE": "red", "ENFORCED": "red", "OLD_ITEM": "yellow"}
     reasons = verdict(found, cases_cfg)
     assert reasons["KNOCKED"][1] == "knock-out: insolvency filing"
     assert "fresh deterioration" in reasons["HIGH_FRESH"][1] and "grade +2" in reasons["HIGH_WORSE"][1]
@@ -138,6 +140,17 @@ def test_a_case_escalates_and_never_lowers_while_open(book, cases_cfg):
     case = book.cases("open").row(0, named=True)
     assert (case["colour"], case["kind"], case["escalated_on"], case["opened_on"]) == ("red", "red", later.isoformat(), DAY.isoformat())
     assert case["reason"] == "knock-out: enforcement order" and case["action"] == cases_cfg.actions["red"]
+
+
+def test_a_case_red_for_its_pd_turns_yellow_when_the_pd_is_no_longer_high(book, cases_cfg):
+    high = cases_cfg.red.high_pd_grade
+    signal = alerts(("B1", "dbt_lengthening", "yellow", DAY))
+    assert run_cases(book, DAY, signal, metrics(B1=(high, 0, 20_000.0)), {}, cases_cfg).open_red == 1
+    later = DAY + timedelta(days=30)
+    assert run_cases(book, later, signal, metrics(B1=(high, 0, 20_000.0)), {}, cases_cfg).open_red == 1  # still high: red
+    lower = run_cases(book, later + timedelta(days=30), signal, metrics(B1=(high - 2, -2, 20_000.0)), {}, cases_cfg)
+    assert (lower.open_red, lower.open_yellow) == (0, 1)
+    assert book.cases("open")["case_id"].to_list() == [1]  # the same case
 
 
 def test_rerunning_a_date_changes_nothing(book, cases_cfg):
