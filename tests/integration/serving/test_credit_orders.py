@@ -70,7 +70,7 @@ def test_an_order_is_decided_against_the_sellers_granted_line(desk, clean):
     assert within.exposure == desk.seller_position(seller, buyer).open_balance  # the seller's own, not every seller's
     over = order(desk, seller, buyer, 15_000.0)
     assert (over.decision, over.approved_amount) == ("partial", pytest.approx(10_000.0))
-    other_seller = next(s for s, b in desk.positions.sellers if b != buyer)
+    other_seller = next(s for s, _ in desk.positions.sellers if s != seller)
     assert order(desk, other_seller, buyer, 6_000.0).limit_source != "register"  # one seller's line is not another's
 
 
