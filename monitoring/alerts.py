@@ -10,6 +10,7 @@ while open: a red warning stays until it clears or a reviewer deals with it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -167,6 +168,19 @@ CREATE TABLE IF NOT EXISTS alert_runs (
 """
 
 
+@contextmanager
+def immediate_transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One writer transaction on an autocommit connection (the alert store's and the case book's):
+    everything inside commits together or not at all."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 class AlertStore:
     """The alerts of a workspace (SQLite). Each run's changes commit together or not at all."""
 
@@ -180,15 +194,8 @@ class AlertStore:
     def close(self) -> None:
         self._con.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._con.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._con
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
-        self._con.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self._con)
 
     def latest_run(self) -> date | None:
         row = self._con.execute("SELECT max(as_of) FROM alert_runs").fetchone()

@@ -14,10 +14,9 @@ signal is raised or escalated after the day it was resolved. Rerunning a date ch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Literal
 import polars as pl
 
 from tradecredit.errors import StageError
+from tradecredit.monitoring.alerts import immediate_transaction
 from tradecredit.monitoring.config import CasesConfig
 
 CaseColour = Literal["red", "yellow"]
@@ -184,15 +184,8 @@ class CaseBook:
     def close(self) -> None:
         self._con.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._con.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._con
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
-        self._con.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self._con)
 
     def apply(self, as_of: date, verdicts: list[CaseVerdict], cfg: CasesConfig) -> CaseRunOutcome:
         """Record one run's verdicts: open, update or escalate cases; count a quiet run for each
