@@ -40,7 +40,7 @@ def direct_asof(paths: FeaturePaths, entities: pl.DataFrame, ttl_days: dict[str,
         fresh = f"{alias}.{SNAPSHOT_TS} >= e.as_of_ts - INTERVAL {ttl_days[view]} DAY AND {alias}.{KNOWN_AT_TS} <= e.as_of_ts"
         selects += [f"CASE WHEN {fresh} THEN {alias}.{n} END AS {n}" for n in names]
         joins.append(
-            f"ASOF LEFT JOIN read_parquet('{paths.view_file(view)}') {alias} "
+            f"ASOF LEFT JOIN read_parquet('{paths.view_dataset(view)}') {alias} "
             f"ON e.buyer_id = {alias}.buyer_id AND e.as_of_ts >= {alias}.{SNAPSHOT_TS}"
         )
     sql = f"SELECT e.entity_row, e.buyer_id, e.as_of_ts, {', '.join(selects)} FROM entities e {' '.join(joins)}"

@@ -109,18 +109,19 @@ def build_features(
     data_start: date,
     as_of_end: date,
     sources: dict[str, bool] | None = None,
+    duckdb_settings: dict[str, str] | None = None,
 ) -> FeatureTables:
     """Compute every view's features on the snapshot grid.
 
     ``tables`` are the normalised ledger tables; facts dated after ``as_of_end`` never enter.
     ``sources`` (``ledger.ledger_sources``) says which optional sources have data; features
     of the others are null (a count of disputes in a ledger without dispute dates is not 0).
+    ``duckdb_settings`` are DuckDB ``SET`` options (memory_limit, temp_directory, threads).
     """
     without_source = features_without_source(sources) if sources is not None else ()
     grid = snapshot_grid(tables["buyers"], tables["invoices"], data_start, as_of_end, cfg.snapshots)
-    con = duckdb.connect()
+    con = connect_duckdb(duckdb_settings or {})
     try:
-        con.execute("SET preserve_insertion_order = false")
         _register_inputs(con, tables, grid, as_of_end)
         tolerance_cents = round(settlement_tolerance * 100)
         _prepare_payments(con, tolerance_cents)
@@ -133,6 +134,16 @@ def build_features(
     finally:
         con.close()
     return FeatureTables({name: _finish(views[name], name, without_source) for name in VIEW_NAMES}, as_of_end, without_source)
+
+
+def connect_duckdb(settings: dict[str, str]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with ``settings`` applied; row order is never relied on, so DuckDB
+    may stream and spill without preserving it."""
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    for name, value in settings.items():
+        con.execute(f"SET {name} = '{value}'")
+    return con
 
 
 def _register_inputs(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.DataFrame], grid: pl.DataFrame, as_of_end: date) -> None:

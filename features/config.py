@@ -105,6 +105,16 @@ class FeatureViewTtls(StrictModel):
     financials: PositiveInt
 
 
+class FeatureBuildConfig(StrictModel):
+    partition_buyers: PositiveInt = Field(
+        description="at most about this many buyers per partition: the build's peak memory follows it, not the book"
+    )
+    duckdb_memory_limit: Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")] = Field(
+        description="each partition's DuckDB spills to disk beyond this (e.g. 2GB)"
+    )
+    spill_directory: str | None = Field(description="where DuckDB spills; null: WORKSPACE/features/spill")
+
+
 class FeaturesConfig(StrictModel):
     project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = Field(description="Feast project name")
     snapshots: SnapshotConfig
@@ -116,6 +126,7 @@ class FeaturesConfig(StrictModel):
     paydex_knots: list[tuple[float, Annotated[float, Field(ge=0, le=100)]]] = Field(
         description="(days paid after due, index) points; the index is interpolated between them"
     )
+    build: FeatureBuildConfig = Field(description="how the build is split into buyer partitions")
 
     @model_validator(mode="after")
     def _check(self) -> FeaturesConfig:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tradecredit.errors import StageError
-from tradecredit.features.build import FeatureTables
 
 
 class FeatureStoreError(StageError):
@@ -15,11 +14,37 @@ class FeatureStoreError(StageError):
 
 @dataclass(frozen=True)
 class FeaturePaths:
-    offline_dir: Path  # <workspace>/features: one Parquet file per view
+    offline_dir: Path  # <workspace>/features: one folder per view, one Parquet file per buyer partition
     repo_dir: Path  # <workspace>/feature_repo: registry and online store
 
-    def view_file(self, view: str) -> Path:
-        return self.offline_dir / f"{view}.parquet"
+    def view_dir(self, view: str) -> Path:
+        return self.offline_dir / view
+
+    def view_dataset(self, view: str) -> Path:
+        """A view's snapshots as one dataset: the glob of its partition files, which Feast's
+        file source, DuckDB's ``read_parquet`` and Polars' ``scan_parquet`` read as one table."""
+        return self.view_dir(view) / "*.parquet"
+
+    def partition_file(self, view: str, partition: int) -> Path:
+        return self.view_dir(view) / f"part-{partition:05d}.parquet"
+
+    def view_built(self, view: str) -> bool:
+        return self.view_dir(view).is_dir() and any(self.view_dir(view).glob("*.parquet"))
+
+    @property
+    def partitions_manifest(self) -> Path:
+        """Each partition's ledger fingerprint and counts: what an incremental build compares."""
+        return self.offline_dir / "partitions.json"
+
+    @property
+    def ledger_split_dir(self) -> Path:
+        """The ledger split by partition for the build (removed when the build ends)."""
+        return self.offline_dir / "ledger_split"
+
+    @property
+    def spill_dir(self) -> Path:
+        """DuckDB's spill directory when the config names none."""
+        return self.offline_dir / "spill"
 
     @property
     def registry_db(self) -> Path:
@@ -30,10 +55,3 @@ class FeaturePaths:
     def online_store_db(self) -> Path:
         """The SQLite online store (the embedded profile; the production one uses Redis)."""
         return self.repo_dir / "online_store.db"
-
-
-def write_feature_tables(tables: FeatureTables, paths: FeaturePaths) -> None:
-    """Write each view's snapshot rows as the Parquet file its Feast source reads."""
-    paths.offline_dir.mkdir(parents=True, exist_ok=True)
-    for view, frame in tables.views.items():
-        frame.write_parquet(paths.view_file(view))

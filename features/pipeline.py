@@ -18,9 +18,16 @@ import polars as pl
 
 from tradecredit.config import PlatformConfig
 from tradecredit.errors import MissingArtefact, StageError
-from tradecredit.features.build import build_features
-from tradecredit.features.catalog import FEATURE_SERVICES, FEATURES, feature_table_markdown
-from tradecredit.features.paths import write_feature_tables
+from tradecredit.features.catalog import (
+    FEATURE_SERVICES,
+    FEATURES,
+    FEATURES_BY_VIEW,
+    VIEW_NAMES,
+    feature_table_markdown,
+    features_without_source,
+)
+from tradecredit.features.partitions import PartitionedBuild, PartitionPlan, partition_count, run_partitioned_build
+from tradecredit.ledger import ledger_sources
 from tradecredit.model_specs import MODELS
 from tradecredit.workspace import Workspace, write_json
 
@@ -37,14 +44,20 @@ class BuildResult:
     calendar: str
     before_invoice_dates: bool
     folder: Path
+    partitions: PartitionedBuild
     absent_sources: tuple[str, ...] = ()
     features_without_source: int = 0
 
     def describe(self) -> str:
         extra = " + the day before each invoice" if self.before_invoice_dates else ""
+        parts = self.partitions
+        kept = len(parts.outcomes) - parts.rebuilt
+        where = "in this process" if parts.engine == "local" else f"on Dask ({parts.engine}, {parts.workers} workers)"
         text = (
             f"Built {len(FEATURES)} features for {self.snapshots:,} (buyer, date) snapshots of {self.buyers:,} buyers "
-            f"({self.calendar} calendar{extra}, last {self.as_of_end}) in {self.seconds:.1f} s: {self.folder}"
+            f"({self.calendar} calendar{extra}, last {self.as_of_end}) in {self.seconds:.1f} s: {self.folder}\n"
+            f"{len(parts.outcomes)} partition(s) of at most {parts.largest_partition:,} buyers {where}: "
+            f"{parts.rebuilt} built, {kept} unchanged since the last build and kept"
         )
         if self.absent_sources:
             text += (f"\nThe ledger has no {', '.join(self.absent_sources)}: {self.features_without_source} features are null "
@@ -54,30 +67,46 @@ class BuildResult:
 
 def build(cfg: PlatformConfig, ws: Workspace, as_of: date | None = None) -> BuildResult:
     """Every feature for every (buyer, snapshot date) of the loaded ledger up to ``as_of``
-    (default: the ledger's last date), written per view, with ``build_summary.json``."""
-    ledger = ws.read_ledger()
-    as_of_end = as_of or ledger.data_end
-    if as_of_end < ledger.data_start:
-        raise StageError(f"--as-of {as_of_end} is before the first fact in the ledger ({ledger.data_start})")
+    (default: the ledger's last date), built a buyer partition at a time and written per view
+    and partition, with ``build_summary.json``."""
+    data_start, data_end = ws.ledger_span()
+    as_of_end = as_of or data_end
+    if as_of_end < data_start:
+        raise StageError(f"--as-of {as_of_end} is before the first fact in the ledger ({data_start})")
     started = time.perf_counter()
-    sources = ledger.sources
-    tables = build_features(ledger.tables, cfg.features, cfg.ledger.settlement_tolerance, ledger.data_start, as_of_end, sources)
-    write_feature_tables(tables, ws.feature_paths())
+    sources = ledger_sources(ws.scan_ledger())
+    buyers = ws.read_ledger_table("buyers", ["buyer_id"]).height
+    paths = ws.feature_paths()
+    settings = cfg.features.build
+    spill = Path(settings.spill_directory) if settings.spill_directory else paths.spill_dir
+    plan = PartitionPlan(
+        ws.ledger, paths, partition_count(buyers, settings.partition_buyers), cfg.features, cfg.ledger.settlement_tolerance,
+        data_start, as_of_end, sources, {"memory_limit": settings.duckdb_memory_limit, "temp_directory": str(spill)},
+    )
+    paths.offline_dir.mkdir(parents=True, exist_ok=True)
+    partitions = run_partitioned_build(plan, cfg.backends.feature_build_engine, cfg.backends.dask)
+    without_source = features_without_source(sources)
     snapshots = cfg.features.snapshots
-    result = BuildResult(as_of_end, tables.snapshots, ledger.tables["buyers"].height, round(time.perf_counter() - started, 2),
-                         snapshots.calendar, snapshots.before_invoice_dates, ws.features,
-                         tuple(name for name, present in sources.items() if not present), len(tables.without_source))
+    result = BuildResult(as_of_end, partitions.snapshots, buyers, round(time.perf_counter() - started, 2),
+                         snapshots.calendar, snapshots.before_invoice_dates, ws.features, partitions,
+                         tuple(name for name, present in sources.items() if not present), len(without_source))
     write_json(ws.build_summary, {
         "as_of_end": as_of_end.isoformat(),
-        "data_start": ledger.data_start.isoformat(),
+        "data_start": data_start.isoformat(),
         "snapshot_calendar": snapshots.calendar,
         "snapshots_before_invoice_dates": snapshots.before_invoice_dates,
         "snapshots": result.snapshots,
         "buyers": result.buyers,
-        "features": {view: frame.width - 3 for view, frame in tables.views.items()},
+        "features": {view: len(FEATURES_BY_VIEW[view]) for view in VIEW_NAMES},
         "sources": sources,
-        "features_without_source": list(tables.without_source),
+        "features_without_source": list(without_source),
         "seconds": result.seconds,
+        "partitions": {
+            "count": len(partitions.outcomes), "engine": partitions.engine, "workers": partitions.workers,
+            "rebuilt": partitions.rebuilt, "largest_buyers": partitions.largest_partition,
+            "split_seconds": round(partitions.split_seconds, 2),
+            "peak_rss_mb": round(max(o.peak_rss_mb for o in partitions.outcomes), 1),
+        },
     })
     return result
 

@@ -104,7 +104,7 @@ def repo_objects(paths: FeaturePaths, cfg: FeaturesConfig) -> list[Any]:
     for view in VIEWS:
         source = FileSource(
             name=f"{view.name}_snapshots",
-            path=str(paths.view_file(view.name)),
+            path=str(paths.view_dataset(view.name)),
             timestamp_field=SNAPSHOT_TS,
             created_timestamp_column=KNOWN_AT_TS,
             description=f"snapshots built from {view.source}",
@@ -133,7 +133,7 @@ def repo_objects(paths: FeaturePaths, cfg: FeaturesConfig) -> list[Any]:
 
 def apply_repo(paths: FeaturePaths, cfg: FeaturesConfig, backends: BackendsConfig | None = None) -> FeatureStore:
     """Register (or update) every repo object; fails if the feature build has not run."""
-    missing = [v.name for v in VIEWS if not paths.view_file(v.name).exists()]
+    missing = [v.name for v in VIEWS if not paths.view_built(v.name)]
     if missing:
         raise FeatureStoreError(f"no feature build in {paths.offline_dir} (missing {', '.join(missing)}): run 'tradecredit features build'")
     store = open_store(paths, cfg, backends)

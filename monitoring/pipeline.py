@@ -253,7 +253,7 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     open_cases = case_book.cases("open")
     case_book.close()
 
-    view = portfolio_view(portfolio.scores, active_features, ws.feature_view_file("payment_behaviour"), as_of, cfg.policy, mon.portfolio)
+    view = portfolio_view(portfolio.scores, active_features, ws.feature_view_dataset("payment_behaviour"), as_of, cfg.policy, mon.portfolio)
     # Granted limits follow the risk: reductions proposed with notice for red cases, reviews for
     # yellow ones (not the listed ones below the materiality floor), increases for approval.
     red_buyers = set(open_cases.filter(pl.col("kind") == "red")["buyer_id"].to_list())

@@ -43,4 +43,7 @@ class BackendsConfig(StrictModel):
     users_url: str | None = Field(description="SQLAlchemy URL of the console users store (users, roles, sessions, API keys); null: WORKSPACE/console/users.db")
     tuning: TuningStorageConfig
     training_engine: Literal["local", "dask"] = Field(description="local: LightGBM in the training process; dask: LightGBM's Dask estimator")
+    feature_build_engine: Literal["local", "dask"] = Field(
+        description="local: the feature build's partitions one after another in the command; dask: mapped over the Dask cluster"
+    )
     dask: DaskConfig

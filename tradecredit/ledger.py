@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -630,28 +631,33 @@ class NormalisedLedger:
 FIRMOGRAPHIC_COLUMNS = ("country", "industry", "legal_form", "founded_on", "registered_capital", "paid_in_capital", "employees")
 
 
-def ledger_sources(tables: dict[str, pl.DataFrame]) -> dict[str, bool]:
+def ledger_sources(tables: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> dict[str, bool]:
     """Which optional sources of the data contract the normalised ledger has data for.
 
     An absent table, an empty one and a column with no value are all absent. ``seller_id``
     counts only with two or more sellers (one seller shows no cross-supplier behaviour);
     ``payments`` means payment rows of their own (partial payments are visible), while
     ``settlements`` means any payment information at all (payment rows or ``paid_on``).
+    Lazy frames (the feature build's scans of the loaded files) are read column by column.
     """
-    def rows(name: str) -> int:
-        return tables[name].height if name in tables else 0
+    lazy = {name: frame.lazy() for name, frame in tables.items()}
 
-    payments = tables.get("payments")
-    invoices, buyers = tables["invoices"], tables["buyers"]
+    def rows(name: str) -> int:
+        return int(lazy[name].select(pl.len()).collect().item()) if name in lazy else 0
+
+    invoices = lazy["invoices"].select(sellers=pl.col("seller_id").n_unique(), disputed=pl.col("disputed_on").is_not_null().any()).collect()
+    buyer_columns = [c for c in FIRMOGRAPHIC_COLUMNS if c in lazy["buyers"].collect_schema().names()]
+    firmographics = lazy["buyers"].select(pl.col(c).is_not_null().any() for c in buyer_columns).collect().row(0, named=True) if buyer_columns else {}
+    own_payments = "payments" in lazy and bool(lazy["payments"].select((pl.col("source") == "payments").any()).collect().item())
     return {
         "settlements": rows("payments") > 0,
-        "payments": payments is not None and bool((payments["source"] == "payments").any()),
-        "seller_id": invoices["seller_id"].n_unique() > 1,
-        "disputed_on": invoices["disputed_on"].is_not_null().any(),
+        "payments": own_payments,
+        "seller_id": invoices["sellers"].item() > 1,
+        "disputed_on": bool(invoices["disputed"].item()),
         "registry_events": rows("registry_events") > 0,
         "financials": rows("financials") > 0,
         "credit_events": rows("credit_events") > 0,
-        **{c: c in buyers.columns and buyers[c].is_not_null().any() for c in FIRMOGRAPHIC_COLUMNS},
+        **{c: bool(firmographics.get(c, False)) for c in FIRMOGRAPHIC_COLUMNS},
     }
 
 
@@ -671,14 +677,25 @@ def read_normalised_table(folder: Path, name: str, columns: list[str]) -> pl.Dat
     return pl.read_parquet(path, columns=columns)
 
 
-def read_normalised_ledger(folder: Path) -> NormalisedLedger:
-    """Read what :func:`write_loaded_ledger` wrote; an error says to run ``load`` first."""
-    summary_file = folder / "load_summary.json"
+def read_ledger_span(folder: Path) -> tuple[date, date]:
+    """The first and last dated fact of the loaded ledger, from its summary (no table is read)."""
     summary = _load_summary(folder)
     if not summary.get("data_start") or not summary.get("data_end"):
-        raise LedgerError(f"{summary_file}: the loaded ledger has no dated facts")
-    tables = {path.stem: pl.read_parquet(path) for path in sorted(folder.glob("*.parquet"))}
+        raise LedgerError(f"{folder / 'load_summary.json'}: the loaded ledger has no dated facts")
     for required in ("buyers", "invoices"):
-        if required not in tables:
+        if not (folder / f"{required}.parquet").exists():
             raise LedgerError(f"{folder}: {required}.parquet is missing: run 'tradecredit load LEDGER_DIR' again")
-    return NormalisedLedger(tables, date.fromisoformat(summary["data_start"]), date.fromisoformat(summary["data_end"]))
+    return date.fromisoformat(str(summary["data_start"])), date.fromisoformat(str(summary["data_end"]))
+
+
+def scan_normalised_ledger(folder: Path) -> dict[str, pl.LazyFrame]:
+    """Every normalised table as a lazy scan: nothing is read until asked."""
+    read_ledger_span(folder)
+    return {path.stem: pl.scan_parquet(path) for path in sorted(folder.glob("*.parquet"))}
+
+
+def read_normalised_ledger(folder: Path) -> NormalisedLedger:
+    """Read what :func:`write_loaded_ledger` wrote; an error says to run ``load`` first."""
+    data_start, data_end = read_ledger_span(folder)
+    tables = {path.stem: pl.read_parquet(path) for path in sorted(folder.glob("*.parquet"))}
+    return NormalisedLedger(tables, data_start, data_end)

@@ -118,6 +118,24 @@ class Workspace:
         except LedgerError as exc:
             raise MissingArtefact(str(exc)) from None
 
+    def ledger_span(self) -> tuple[date, date]:
+        """The loaded ledger's first and last dated fact, without reading its tables."""
+        from tradecredit.ledger import LedgerError, read_ledger_span
+
+        try:
+            return read_ledger_span(self.ledger)
+        except LedgerError as exc:
+            raise MissingArtefact(str(exc)) from None
+
+    def scan_ledger(self) -> dict[str, pl.LazyFrame]:
+        """The loaded ledger's tables as lazy scans (the feature build reads them a partition at a time)."""
+        from tradecredit.ledger import LedgerError, scan_normalised_ledger
+
+        try:
+            return scan_normalised_ledger(self.ledger)
+        except LedgerError as exc:
+            raise MissingArtefact(str(exc)) from None
+
     def read_ledger_table(self, table: str, columns: list[str]) -> pl.DataFrame:
         from tradecredit.ledger import LedgerError, read_normalised_table
 
@@ -129,15 +147,16 @@ class Workspace:
     # -- features -----------------------------------------------------------------------------------
     @property
     def features(self) -> Path:
-        """Feature snapshots written by ``features build``: one Parquet file per feature view."""
+        """Feature snapshots written by ``features build``: one folder per feature view, one Parquet file per buyer partition."""
         return self.root / "features"
 
     @property
     def build_summary(self) -> Path:
         return self.features / "build_summary.json"
 
-    def feature_view_file(self, view: str) -> Path:
-        return self.feature_paths().view_file(view)
+    def feature_view_dataset(self, view: str) -> Path:
+        """A view's snapshots, every partition file (a glob that Polars and DuckDB read as one table)."""
+        return self.feature_paths().view_dataset(view)
 
     def built_as_of(self) -> date:
         """The last snapshot date of the feature build (labels are complete up to it)."""

@@ -9,11 +9,8 @@ know where it was trained.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -21,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tradecredit.backends_config import DaskConfig
+from tradecredit.dask_cluster import dask_client
 
 LABEL_COLUMN = "__label__"
 
@@ -32,26 +30,6 @@ class DaskFit:
     scheduler: str  # the scheduler's address, or "LocalCluster"
     cluster_seconds: float  # starting (or reaching) the cluster
     fit_seconds: float
-
-
-@contextlib.contextmanager
-def dask_client(cfg: DaskConfig) -> Iterator[tuple[object, str]]:
-    """A client of the configured scheduler, or of a LocalCluster of ``cfg.workers`` processes
-    that is shut down on exit."""
-    from distributed import Client, LocalCluster
-
-    # distributed logs every worker start and stop at INFO; the command prints its own summary.
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    if cfg.scheduler:
-        with Client(cfg.scheduler) as client:
-            yield client, cfg.scheduler
-        return
-    with (
-        LocalCluster(n_workers=cfg.workers, threads_per_worker=cfg.threads_per_worker, processes=True,
-                     dashboard_address=None, host="127.0.0.1") as cluster,
-        Client(cluster) as client,
-    ):
-        yield client, "LocalCluster"
 
 
 def fit_booster_dask(params: dict[str, object], x: pd.DataFrame, y: np.ndarray, rounds: int, cfg: DaskConfig) -> DaskFit:

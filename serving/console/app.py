@@ -502,7 +502,7 @@ def buyer_context(console: Console, buyer_id: str, lang: str) -> dict[str, Any]:
     t = words(lang)
     ws = console.ws
     history = pd_history(ws.run_score_files(), buyer_id, now)
-    payments = payment_history(ws.feature_view_file("payment_behaviour"), buyer_id, now, console.cfg.console.history_months)
+    payments = payment_history(ws.feature_view_dataset("payment_behaviour"), buyer_id, now, console.cfg.console.history_months)
     events = registry_timeline(ws.ledger_table_file("registry_events"), buyer_id, now)
     decisions = console.log.decisions(buyer_id)
     reviews = console.log.reviews(buyer_id=buyer_id)
@@ -518,7 +518,7 @@ def buyer_context(console: Console, buyer_id: str, lang: str) -> dict[str, Any]:
     }
     return {
         "buyer_id": buyer_id, "a": answer, "reasons": reasons, "figures": figures, "history": history.to_dicts(),
-        "statements": statements(ws.feature_view_file("financials"), buyer_id, now).to_dicts(), "events": events.to_dicts(),
+        "statements": statements(ws.feature_view_dataset("financials"), buyer_id, now).to_dicts(), "events": events.to_dicts(),
         "decisions": list(reversed(decisions))[:DECISIONS_SHOWN], "decisions_logged": len(decisions), "overrides": overrides, "alerts": alerts.to_dicts(),
         "firm": firm.row(0, named=True) if firm.height else {}, "model_version": f"{served.registered_model} v{served.version}",
         "decision_choices": DECISIONS, "raw_score": float(explained.raw[0]),

@@ -28,7 +28,8 @@ from tradecredit.serving.process import RunningServer, admin_key, free_port, wai
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_pipeline_runs_in_the_production_profile(tmp_path, production_servers, monkeypatch):
-    configs = production_config_dir(tmp_path / "configs", trials=4)
+    # 150 buyers a partition: the 400-buyer book builds as several partitions on the Dask cluster.
+    configs = production_config_dir(tmp_path / "configs", trials=4, profile={"features": {"build": {"partition_buyers": 150}}})
     env = production_env(production_servers, configs) | {"BENTOML_HOME": str(tmp_path / "bentoml")}
     ws = tmp_path / "ws"
 
@@ -46,7 +47,11 @@ def test_the_pipeline_runs_in_the_production_profile(tmp_path, production_server
 
     ok("simulate", "--out", str(ws / "simulated"), "--buyers", "400", "--months", "40", in_process=True)
     ok("load", str(ws / "simulated" / "ledger"), "--strict", in_process=True)
-    ok("features", "build", in_process=True)
+    built = ok("features", "build", in_process=True).stdout
+    assert "partition(s) of at most" in built and "on Dask (LocalCluster, 2 workers)" in built, built
+    build_summary = json.loads((ws / "features" / "build_summary.json").read_text())
+    assert build_summary["partitions"]["engine"] == "LocalCluster" and build_summary["partitions"]["count"] == 3
+    assert build_summary["partitions"]["rebuilt"] == 3
     ok("features", "apply", in_process=True)
     assert "into the redis online store" in ok("features", "materialize", in_process=True).stdout
     # The two models' chains are independent: run them side by side, as a scheduler would.

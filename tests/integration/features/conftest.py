@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from tests.conftest import GOOD_LEDGER, write_ledger
 from tradecredit.config import PlatformConfig
 from tradecredit.features.config import FeaturesConfig, SnapshotConfig
-from tradecredit.features.build import build_features
-from tradecredit.features.paths import FeaturePaths, write_feature_tables
-from tradecredit.ledger import load_ledger
+from tradecredit.features.build import SNAPSHOT_TS
+from tradecredit.features.catalog import VIEW_NAMES
+from tradecredit.features.partitions import PartitionedBuild, PartitionPlan, partition_count, run_partitioned_build
+from tradecredit.features.paths import FeaturePaths
+from tradecredit.ledger import ledger_sources, load_ledger, write_loaded_ledger
 from tradecredit.simulator import simulate_portfolio, write_portfolio
 
 # Ties, same-day facts, partial and over-payments, tolerance, restatements, unknown event types.
@@ -76,6 +79,11 @@ class BuiltLedger:
     data_end: date
     paths: FeaturePaths
     features_cfg: FeaturesConfig
+    partitioned: PartitionedBuild | None = None
+
+    def views(self) -> dict[str, pl.DataFrame]:
+        """Every view's rows from all partition files, in (buyer, snapshot) order."""
+        return {view: pl.read_parquet(self.paths.view_dataset(view)).sort("buyer_id", SNAPSHOT_TS) for view in VIEW_NAMES}
 
 
 def daily(cfg: FeaturesConfig) -> FeaturesConfig:
@@ -89,13 +97,20 @@ def load_folder(folder: Path, config: PlatformConfig):
     return loaded
 
 
-def build_into(root: Path, loaded, config: PlatformConfig, features_cfg: FeaturesConfig, as_of_end: date | None = None) -> BuiltLedger:
+def build_into(root: Path, loaded, config: PlatformConfig, features_cfg: FeaturesConfig, as_of_end: date | None = None,
+               partition_buyers: int = 2, engine: str = "local", ledger_dir: Path | None = None) -> BuiltLedger:
+    """The partitioned build of ``loaded`` as ``features build`` runs it, with partitions small
+    enough that the oracle tests read a multi-partition build (at least two hold buyers)."""
     start, end = date.fromisoformat(loaded.summary.data_start), date.fromisoformat(loaded.summary.data_end)
     as_of_end = as_of_end or end
     paths = FeaturePaths(offline_dir=root / "features", repo_dir=root / "feature_repo")
-    tables = build_features(loaded.tables, features_cfg, config.ledger.settlement_tolerance, start, as_of_end)
-    write_feature_tables(tables, paths)
-    return BuiltLedger(loaded.tables, start, as_of_end, paths, features_cfg)
+    ledger_dir = ledger_dir or write_loaded_ledger(loaded, root / "loaded")
+    partitions = partition_count(loaded.tables["buyers"].height, partition_buyers)
+    plan = PartitionPlan(ledger_dir, paths, partitions, features_cfg, config.ledger.settlement_tolerance, start, as_of_end,
+                         ledger_sources(loaded.tables))
+    built = run_partitioned_build(plan, engine, config.backends.dask)
+    assert sum(1 for o in built.outcomes if o.buyers) >= 2, "the fixture must exercise more than one partition"
+    return BuiltLedger(loaded.tables, start, as_of_end, paths, features_cfg, built)
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +132,7 @@ def small_portfolio(tmp_path_factory, config):
 @pytest.fixture(scope="session")
 def small_built(small_portfolio, config) -> BuiltLedger:
     root, loaded = small_portfolio
-    return build_into(root, loaded, config, daily(config.features))
+    return build_into(root, loaded, config, daily(config.features), partition_buyers=8)
 
 
 @pytest.fixture(scope="session")

@@ -78,12 +78,13 @@ def test_simulated_portfolio_matches_the_oracle(small_built):
 def test_the_oracle_comparison_fails_when_snapshots_are_shifted_a_day(tricky_built, tmp_path):
     """Mutation check: claim every snapshot one day earlier than it was (a one-day leak)."""
     shifted = FeaturePaths(offline_dir=tmp_path / "features", repo_dir=tmp_path / "feature_repo")
-    shifted.offline_dir.mkdir()
     for view in VIEW_NAMES:
-        frame = pl.read_parquet(tricky_built.paths.view_file(view))
-        frame.with_columns(pl.col(SNAPSHOT_TS) - pl.duration(days=1), pl.col(KNOWN_AT_TS) - pl.duration(days=1)).write_parquet(
-            shifted.view_file(view)
-        )
+        shifted.view_dir(view).mkdir(parents=True)
+        for part in sorted(tricky_built.paths.view_dir(view).glob("*.parquet")):
+            frame = pl.read_parquet(part)
+            frame.with_columns(pl.col(SNAPSHOT_TS) - pl.duration(days=1), pl.col(KNOWN_AT_TS) - pl.duration(days=1)).write_parquet(
+                shifted.view_dir(view) / part.name
+            )
     mutated = type(tricky_built)(tricky_built.tables, tricky_built.data_start, tricky_built.data_end, shifted, tricky_built.features_cfg)
     problems = _compare(mutated, [("T1", d) for d in TRICKY_DATES])
     assert len(problems) > 10, problems

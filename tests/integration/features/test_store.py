@@ -24,7 +24,7 @@ from tradecredit.features.training_sets import default_training_set, late_traini
 def monthly_built(small_portfolio, config, tmp_path_factory):
     """The shipped config's grid: monthly calendar plus the day before each invoice."""
     _, loaded = small_portfolio
-    return build_into(tmp_path_factory.mktemp("monthly"), loaded, config, config.features)
+    return build_into(tmp_path_factory.mktemp("monthly"), loaded, config, config.features, partition_buyers=8)
 
 
 def _parity(built, features_cfg, model, backends=None):
@@ -183,7 +183,7 @@ def test_monthly_grid_serves_the_latest_snapshot_at_or_before(monthly_built, con
     # ...and they are the snapshot of that earlier date as the build wrote it, not two empty rows.
     written: dict[str, object] = {}
     for view in FEATURE_SERVICES["default"][1]:
-        frame = pl.read_parquet(monthly_built.paths.view_file(view))
+        frame = pl.read_parquet(monthly_built.paths.view_dataset(view))
         [row] = frame.filter((pl.col("buyer_id") == buyer) & (pl.col("snapshot_ts").dt.date() == latest)).iter_rows(named=True)
         written |= {n: row[n] for n in names if n in row}
     assert set(written) == set(names)
@@ -196,5 +196,5 @@ def test_weekly_calendar_snapshots_mondays(small_portfolio, config, tmp_path):
     _, loaded = small_portfolio
     weekly = config.features.model_copy(update={"snapshots": SnapshotConfig(calendar="weekly", before_invoice_dates=False)})
     built = build_into(tmp_path, loaded, config, weekly)
-    days = pl.read_parquet(built.paths.view_file("firmographics"))["snapshot_ts"].dt.date().unique().to_list()
+    days = pl.read_parquet(built.paths.view_dataset("firmographics"))["snapshot_ts"].dt.date().unique().to_list()
     assert all(d.weekday() == 0 or d == built.data_end for d in days)
