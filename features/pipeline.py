@@ -106,6 +106,8 @@ def build(cfg: PlatformConfig, ws: Workspace, as_of: date | None = None) -> Buil
             "rebuilt": partitions.rebuilt, "largest_buyers": partitions.largest_partition,
             "split_seconds": round(partitions.split_seconds, 2),
             "peak_rss_mb": round(max(o.peak_rss_mb for o in partitions.outcomes), 1),
+            "partition_seconds": [round(o.seconds, 2) for o in partitions.outcomes],
+            "partition_buyers": [o.buyers for o in partitions.outcomes],
         },
     })
     return result
