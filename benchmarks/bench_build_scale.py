@@ -4,14 +4,15 @@ Dask LocalCluster, and a plan for 1,000,000 buyers on a cluster extrapolated fro
 partitions (said so in the output). With --materialize, the largest book is also registered and
 materialized into SQLite and into a real Redis (goal: under 60 s).
 
-The books are tiles: one simulated 10,000-buyer portfolio per seed, loaded once, concatenated
-with each tile's ids prefixed (the buyers of different tiles are different companies with
-their own histories). The feature build's work per buyer is the same as in one simulated book
-of that size; simulating and loading 100,000 buyers in one go would need more memory than the
-build being measured.
+The books are tiles: one simulated 10,000-buyer portfolio per seed (--tiles seeds, simulated and
+loaded once), concatenated with each copy's ids prefixed; past --tiles x 10,000 buyers the
+tiles repeat under new ids (a copy's buyers have the same histories as the original's). The
+build treats every buyer on its own, so its work per buyer is that of one simulated book of the
+size; simulating and loading 100,000 buyers in one go would take more memory and far more time
+than the build being measured.
 
     .venv/bin/python benchmarks/bench_build_scale.py [--sizes 10000,20000,50000,100000] [--months 48]
-        [--dask-size 20000] [--materialize] [--workdir DIR]
+        [--tiles 10] [--dask-size 20000] [--materialize] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def compose_ledger(tiles: list[Path], out: Path) -> int:
         for i, tile in enumerate(tiles):
             scan = pl.scan_parquet(tile / f"{table}.parquet")
             names = scan.collect_schema().names()
-            scans.append(scan.with_columns(pl.lit(f"t{i}-") + pl.col(c) for c in ("buyer_id", "invoice_id") if c in names))
+            scans.append(scan.with_columns((pl.lit(f"t{i}-") + pl.col(c)).alias(c) for c in ("buyer_id", "invoice_id") if c in names))
         pl.concat(scans).sink_parquet(out / f"{table}.parquet")
     summaries = [json.loads((t / "load_summary.json").read_text()) for t in tiles]
     summary = summaries[0] | {"data_start": min(s["data_start"] for s in summaries), "data_end": max(s["data_end"] for s in summaries)}
@@ -85,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,20000,50000,100000")
     parser.add_argument("--months", type=int, default=48)
+    parser.add_argument("--tiles", type=int, default=10, help="distinct simulated 10,000-buyer books (seeds 1..N)")
     parser.add_argument("--dask-size", type=int, default=20_000)
     parser.add_argument("--materialize", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the tiles here between runs (default: a temporary folder)")
@@ -95,7 +97,10 @@ def main() -> None:
           f"DuckDB memory limit {cfg.features.build.duckdb_memory_limit}")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
-        tiles = [tile_workspace(workdir, seed, args.months) for seed in range(1, math.ceil(max(sizes) / TILE) + 1)]
+        distinct = [tile_workspace(workdir, seed, args.months) for seed in range(1, min(args.tiles, math.ceil(max(sizes) / TILE)) + 1)]
+        tiles = [distinct[i % len(distinct)] for i in range(math.ceil(max(sizes) / TILE))]
+        print(f"{len(distinct)} distinct simulated books of {TILE:,} buyers x {args.months} months, repeated under new ids beyond "
+              f"{len(distinct) * TILE:,} buyers")
         print(f"{'buyers':>9} {'invoices':>11} {'snapshots':>11} {'partitions':>10} {'seconds':>8} {'s/1k buyers':>11} {'peak MB':>8}")
         results = {}
         for size in sizes:
