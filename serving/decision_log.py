@@ -12,6 +12,7 @@ power loss). Rows are only ever inserted.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -133,9 +134,65 @@ class ReviewRecord:
         return tuple(getattr(self, c) for c in REVIEW_COLUMNS)
 
 
+class _Waiter:
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.done = threading.Event()
+        self.lead = False
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Group commit: appends that arrive while a commit is on its way to the disk are written
+    together by the next one, in one transaction and one fsync, and each caller returns only
+    once its own rows are committed. The first caller commits what is pending and hands the
+    lead to a waiter if more arrived meanwhile, so no caller writes for the others for long."""
+
+    def __init__(self, commit: Callable[[list[dict[str, Any]]], None]) -> None:
+        self._commit = commit
+        self._lock = threading.Lock()
+        self._pending: list[_Waiter] = []
+        self._committing = False
+        self.commits = 0  # transactions written, for the tests and the benchmark
+
+    def submit(self, rows: list[dict[str, Any]]) -> None:
+        waiter = _Waiter(rows)
+        with self._lock:
+            self._pending.append(waiter)
+            lead = not self._committing
+            self._committing = True
+        if not lead:
+            waiter.done.wait()
+            if not waiter.lead:
+                if waiter.error is not None:
+                    raise waiter.error
+                return
+        with self._lock:
+            batch, self._pending = self._pending, []
+        error: BaseException | None = None
+        try:
+            self._commit([row for w in batch for row in w.rows])
+            self.commits += 1
+        except BaseException as exc:  # every caller of the group hears of it
+            error = exc
+        for other in batch:
+            if other is not waiter:
+                other.error = error
+                other.done.set()
+        with self._lock:
+            if self._pending:
+                self._pending[0].lead = True
+                self._pending[0].done.set()
+            else:
+                self._committing = False
+        if error is not None:
+            raise error
+
+
 class DecisionLog:
     """The log's store, shared by a worker's threads; ``append`` commits before it returns.
-    While one thread waits for its commit to reach the disk, the others go on scoring."""
+    While one thread waits for its commit to reach the disk, the others go on scoring, and
+    the decisions they log meanwhile share the next commit (:class:`GroupCommit`)."""
 
     def __init__(self, url: str, synchronous: str = "full", busy_timeout_ms: int = 5000) -> None:
         self.url = url
@@ -147,12 +204,21 @@ class DecisionLog:
                 if present and column not in present:
                     con.exec_driver_sql(f"ALTER TABLE decisions ADD COLUMN {column} {kind}")
             metadata.create_all(con)
+        self._group = GroupCommit(self._insert)
 
     def append(self, records: list[DecisionRecord]) -> None:
-        """One transaction: a batch is logged whole or not at all."""
+        """Committed when this returns; a batch is logged whole or not at all (with whatever
+        other requests' decisions share its transaction)."""
         if records:
-            with self._writer.begin() as con:
-                con.execute(decisions_table.insert(), [dict(zip(COLUMNS, r.row(), strict=True)) for r in records])
+            self._group.submit([dict(zip(COLUMNS, r.row(), strict=True)) for r in records])
+
+    @property
+    def commits(self) -> int:
+        return self._group.commits
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        with self._writer.begin() as con:
+            con.execute(decisions_table.insert(), rows)
 
     def append_review(self, review: ReviewRecord) -> None:
         with self._writer.begin() as con:

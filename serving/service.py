@@ -7,8 +7,8 @@ clock from ``TRADECREDIT_SERVE_AS_OF`` (unset: the wall clock).
 
 Endpoints (all POST with a JSON body; the OpenAPI document is at ``/docs.json``):
 ``/assess`` one buyer, ``/assess_batch`` many, ``/status`` the loaded model versions.
-BentoML's own ``/livez`` (the process answers) and ``/readyz`` (models, features and the
-decision log are open) are the health and readiness probes. The risk reviewer console
+BentoML's own ``/livez`` (the process answers) and ``/readyz`` (models, features, the
+decision log and the console's portfolio table are ready) are the health and readiness probes. The risk reviewer console
 (``serving/console``) is mounted at ``/console`` and uses the same assessor.
 """
 
@@ -93,7 +93,8 @@ class CreditService:
         self.assessor.credit = self.credit
         self.console = Console(cfg, ws, self.assessor)
         self.console.credit = self.credit
-        self.console.warm_up()
+        # Before ready: the first requests must not share the cores with scoring every buyer.
+        self.console.prepare()
 
     def __is_ready__(self) -> bool:
         return self.assessor is not None

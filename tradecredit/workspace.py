@@ -308,6 +308,20 @@ class Workspace:
         return self.serving / "decisions.db"
 
     @property
+    def portfolio_table_file(self) -> Path:
+        """The console's portfolio table, built by the first service worker and read by the others."""
+        return self.serving / "portfolio_table.parquet"
+
+    @property
+    def portfolio_table_meta(self) -> Path:
+        """What the shared portfolio table was built from (models, clock, stores) and when."""
+        return self.serving / "portfolio_table.json"
+
+    @property
+    def portfolio_table_lock(self) -> Path:
+        return self.serving / "portfolio_table.lock"
+
+    @property
     def server_log(self) -> Path:
         """What a service started by ``running_server`` (the demo, the tests) printed."""
         return self.serving / "server.log"

@@ -113,6 +113,29 @@ def build_portfolio(assessor: Assessor, buyer_ids: list[str], open_alerts: pl.Da
     )
 
 
+def write_portfolio_table(table: PortfolioTable, file: Path, meta_file: Path, key: dict[str, Any]) -> None:
+    """Share a built table with the other workers: the frame as Parquet, beside it its key and
+    when it was built (wall clock: the workers' monotonic clocks are their own)."""
+    table.frame.write_parquet(file.with_suffix(".tmp"))
+    file.with_suffix(".tmp").replace(file)
+    meta = {"key": key, "clock": table.clock.isoformat(), "built_wall": time.time(), "build_seconds": table.build_seconds,
+            "model_version": table.model_version, "unscored": table.unscored}
+    meta_file.write_text(json.dumps(meta), encoding="utf-8")
+
+
+def read_portfolio_table(file: Path, meta_file: Path, key: dict[str, Any], max_age_seconds: float) -> PortfolioTable | None:
+    """A table another worker shared, if it was built from the same ``key`` and is younger than
+    ``max_age_seconds``; otherwise None (this worker builds its own)."""
+    if not file.exists() or not meta_file.exists():
+        return None
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    age = time.time() - float(meta["built_wall"])
+    if meta.get("key") != key or not 0 <= age < max_age_seconds:
+        return None
+    return PortfolioTable(pl.read_parquet(file), datetime.fromisoformat(meta["clock"]), time.monotonic() - age,
+                          float(meta["build_seconds"]), str(meta["model_version"]), int(meta["unscored"]))
+
+
 class QueryError(ValueError):
     """A portfolio or alerts query the console cannot answer; names the parameter."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import urllib.request
 
 import jsonschema
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tradecredit.config import load_config
 from tradecredit.serving.process import post_json
 from tradecredit.training.registry import CHAMPION, connect, version_by
 from tradecredit.workspace import Workspace
@@ -65,6 +67,26 @@ def validate(openapi: dict, path: str, status: int, body: dict) -> None:
 
 def test_health_readiness_and_the_recorded_versions(server, demo_run):
     assert get(server.url + "/livez")[0] == 200 and get(server.url + "/readyz")[0] == 200
+    # Ready means the console's portfolio table is there: built by one worker, read by the others
+    # (the log is the workspace's, appended by every server: read from this one's start line).
+    ws = Workspace(demo_run.workspace)
+    workers = load_config(demo_run.configs).serving.workers
+    for _ in range(100):
+        log = ws.server_log.read_text(encoding="utf-8", errors="replace")
+        start = log.rfind(f"listening on {server.url}")
+        assert start >= 0, log[-2000:]
+        ours = log[start:]
+        if ours.count("portfolio table: ") >= workers:
+            break
+        time.sleep(0.1)
+    # One worker builds it, unless an earlier server on this workspace shared one that still
+    # holds (same models, clock and stores, younger than the refresh interval): then all read.
+    built = ours.count("portfolio table: built")
+    assert built <= 1, ours[-3000:]
+    assert ours.count("portfolio table: read the one another worker built") == workers - built, ours[-3000:]
+    assert ws.portfolio_table_file.exists()
+    if built == 0:
+        assert "portfolio table: built" in log[:start], "read a table nobody built"
     status, body = server.post("/status", {})
     client = connect(Workspace(demo_run.workspace))
     champions = {name: str(version_by(client, name, None, CHAMPION).version) for name in ("tradecredit-default-12m", "tradecredit-late-30d")}

@@ -96,3 +96,23 @@ def test_a_log_from_before_sellers_gains_the_columns_and_keeps_its_rows(tmp_path
     rows = log.decisions()
     assert [(r["decision_id"], r["seller_id"], r["api_key_id"]) for r in rows] == [("d1", None, None), ("d2", "S1", "k1")]
     log.close()
+
+
+def test_concurrent_appends_share_commits_and_every_caller_returns_committed(log_url):
+    log = DecisionLog(log_url)
+    seen_missing = []
+
+    def worker(k: int) -> None:
+        for i in range(20):
+            log.append([record(k * 1000 + i)])
+            # Committed when append returns: another connection already reads it.
+            if f"d{k * 1000 + i}" not in {r["decision_id"] for r in read_decisions(log_url, "B1")}:
+                seen_missing.append(k * 1000 + i)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert log.count() == 240 and not seen_missing
+    assert log.commits < 240, "appends that waited on a commit were grouped into the next one"

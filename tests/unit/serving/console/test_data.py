@@ -18,10 +18,13 @@ from tradecredit.serving.console.data import (
     payment_history,
     pd_history,
     portfolio_page,
+    PortfolioTable,
     read_alerts,
+    read_portfolio_table,
     registry_timeline,
     statements,
     with_acknowledgements,
+    write_portfolio_table,
 )
 
 NOW = datetime(2026, 6, 15, 23, 59, 59, tzinfo=UTC)
@@ -176,3 +179,16 @@ def test_alerts_raised_after_the_clock_are_not_shown_and_acknowledgements_attach
     ]
     joined = with_acknowledgements(shown, reviews).row(0, named=True)
     assert (joined["acknowledged_by"], joined["acknowledged_note"]) == ("alice", "called them")
+
+
+def test_a_shared_portfolio_table_is_read_back_only_with_its_key_and_while_fresh(table, tmp_path):
+    built = PortfolioTable(table, NOW, 0.0, 3.5, "7", 2)
+    file, meta = tmp_path / "table.parquet", tmp_path / "table.json"
+    key = {"models": {"default": "7"}, "clock": NOW.isoformat()}
+    assert read_portfolio_table(file, meta, key, 600) is None, "nothing shared yet"
+    write_portfolio_table(built, file, meta, key)
+    shared = read_portfolio_table(file, meta, key, 600)
+    assert shared is not None and shared.frame.equals(table)
+    assert (shared.clock, shared.model_version, shared.unscored, shared.build_seconds) == (NOW, "7", 2, 3.5)
+    assert read_portfolio_table(file, meta, key | {"models": {"default": "8"}}, 600) is None, "another model: build anew"
+    assert read_portfolio_table(file, meta, key, 0) is None, "older than the refresh interval: build anew"
