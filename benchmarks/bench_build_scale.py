@@ -13,6 +13,7 @@ than the build being measured.
 
     .venv/bin/python benchmarks/bench_build_scale.py [--sizes 10000,20000,50000,100000] [--months 48]
         [--tiles 10] [--dask-size 20000] [--materialize] [--workdir DIR]
+    .venv/bin/python benchmarks/bench_build_scale.py --materialize-only DIR/ws100000
 """
 
 from __future__ import annotations
@@ -89,8 +90,16 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=10, help="distinct simulated 10,000-buyer books (seeds 1..N)")
     parser.add_argument("--dask-size", type=int, default=20_000)
     parser.add_argument("--materialize", action="store_true")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the tiles here between runs (default: a temporary folder)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep the tiles and the largest book's workspace here between runs (default: a temporary folder)")
+    parser.add_argument("--materialize-only", type=Path, metavar="WORKSPACE",
+                        help="only register and materialize an already built workspace (one this script left in --workdir)")
     args = parser.parse_args()
+    if args.materialize_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            buyers = pl.scan_parquet(args.materialize_only / "ledger" / "buyers.parquet").select(pl.len()).collect().item()
+            materialize(args.materialize_only, buyers, Path(tmp))
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     cfg = load_config()
     print(f"cores: {os.cpu_count()}; partition_buyers {cfg.features.build.partition_buyers:,}, "
@@ -104,7 +113,8 @@ def main() -> None:
         print(f"{'buyers':>9} {'invoices':>11} {'snapshots':>11} {'partitions':>10} {'seconds':>8} {'s/1k buyers':>11} {'peak MB':>8}")
         results = {}
         for size in sizes:
-            ws = Path(tmp) / f"ws{size}"
+            ws = workdir / f"ws{size}"
+            shutil.rmtree(ws, ignore_errors=True)
             invoices = compose_ledger(tiles[: math.ceil(size / TILE)], ws / "ledger")
             seconds, peak, summary = build(ws)
             results[size] = (seconds, peak, summary, ws)
