@@ -127,6 +127,9 @@ class FeaturesConfig(StrictModel):
         description="(days paid after due, index) points; the index is interpolated between them"
     )
     build: FeatureBuildConfig = Field(description="how the build is split into buyer partitions")
+    materialize_workers: PositiveInt = Field(
+        description="processes writing partitions into a Redis online store at once (SQLite takes one writer)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> FeaturesConfig:

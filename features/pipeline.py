@@ -137,10 +137,13 @@ class MaterializeResult:
     as_of_end: date
     online_store: str
     seconds: float
+    partitions: int  # view partition files written
+    rows: int  # buyer rows, summed over the views
+    workers: int
 
     def describe(self) -> str:
         return (f"Materialized each buyer's latest snapshot (as of {self.as_of_end}) into the {self.online_store} online store "
-                f"in {self.seconds:.1f} s")
+                f"in {self.seconds:.1f} s: {self.rows:,} rows from {self.partitions} partition files, {self.workers} writer(s)")
 
 
 def materialize(cfg: PlatformConfig, ws: Workspace) -> MaterializeResult:
@@ -150,8 +153,9 @@ def materialize(cfg: PlatformConfig, ws: Workspace) -> MaterializeResult:
     as_of_end = ws.built_as_of()
     started = time.perf_counter()
     store = open_feature_store(cfg, ws)
-    materialize_store(store, as_of_end, cfg.features)
-    return MaterializeResult(as_of_end, cfg.features.online_store, time.perf_counter() - started)
+    written = materialize_store(store, as_of_end, cfg.features)
+    return MaterializeResult(as_of_end, cfg.features.online_store, time.perf_counter() - started, written.partitions, written.rows,
+                             written.workers)
 
 
 def open_feature_store(cfg: PlatformConfig, ws: Workspace) -> Any:

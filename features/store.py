@@ -10,11 +10,16 @@ so ``feast apply`` never imports our package.
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
+import multiprocessing
 import os
+import sqlite3
+import threading
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -88,10 +93,14 @@ def open_store(paths: FeaturePaths, cfg: FeaturesConfig, backends: BackendsConfi
     and reads event times through *local* time, so a store materialized in one time zone and
     read in another would shift every feature's age by the offset. Every path to Feast comes
     through here (commands, the service's workers, tests), so writer and reader always agree."""
+    return _feature_store(repo_config(paths, cfg, backends))
+
+
+def _feature_store(config: RepoConfig) -> FeatureStore:
     if os.environ.get("TZ") != "UTC":
         os.environ["TZ"] = "UTC"
         time.tzset()
-    return FeatureStore(config=repo_config(paths, cfg, backends))
+    return FeatureStore(config=config)
 
 
 BUYER = Entity(name="buyer", join_keys=["buyer_id"], value_type=ValueType.STRING, description="a company that buys on credit")
@@ -142,13 +151,67 @@ def apply_repo(paths: FeaturePaths, cfg: FeaturesConfig, backends: BackendsConfi
     return store
 
 
-def materialize(store: FeatureStore, as_of_end: date, cfg: FeaturesConfig) -> datetime:
-    """Load each buyer's latest snapshot at or before ``as_of_end`` into the online store."""
+@dataclass(frozen=True)
+class MaterializedPartitions:
+    end: datetime  # the window's end: snapshots at or before it were loaded
+    partitions: int  # view partition files written
+    rows: int  # buyer rows written, summed over the views
+    workers: int
+
+
+def materialize(store: FeatureStore, as_of_end: date, cfg: FeaturesConfig) -> MaterializedPartitions:
+    """Load each buyer's latest snapshot at or before ``as_of_end`` into the online store,
+    partition file by partition file, so memory follows a partition and not the book.
+
+    Feast's ``materialize`` reads a whole view at once; this picks each buyer's latest
+    snapshot in the same window (ties broken by the later known-at time, as Feast does) from
+    one partition file and writes it with Feast's ``write_to_online_store``. Partitions hold
+    disjoint buyers, so on Redis ``materialize_workers`` processes write at once; SQLite
+    takes one writer. The window is recorded on each view as Feast's materialize would."""
     end = datetime.combine(as_of_end, datetime.min.time(), UTC) + timedelta(seconds=1)
     start = end - timedelta(days=max(cfg.ttl_days.model_dump().values()) + 1)
-    with _quiet():
-        store.materialize(start_date=start, end_date=end)
-    return end
+    views = store.list_feature_views()
+    jobs = [(view.name, [f.name for f in view.features], file, start, end) for view in views for file in sorted(glob.glob(view.batch_source.path))]
+    workers = 1 if isinstance(store.config.online_store, SqliteOnlineStoreConfig) else min(cfg.materialize_workers, len(jobs))
+    if workers > 1:
+        # Spawned, not forked: the parent holds DuckDB's and Feast's threads and connections.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_open_worker_store, initargs=(store.config,)) as pool:
+            rows = sum(pool.map(_write_partition_job, jobs))
+    else:
+        rows = sum(_write_partition(store, *job) for job in jobs)
+    for view in views:
+        store.registry.apply_materialization(view, store.project, start, end)
+    return MaterializedPartitions(end, len(jobs), rows, workers)
+
+
+_WORKER_STORE: FeatureStore | None = None
+
+
+def _open_worker_store(config: RepoConfig) -> None:
+    global _WORKER_STORE
+    _WORKER_STORE = _feature_store(config)
+
+
+def _write_partition_job(job: tuple[str, list[str], str, datetime, datetime]) -> int:
+    assert _WORKER_STORE is not None, "the pool's initializer opens the store"
+    return _write_partition(_WORKER_STORE, *job)
+
+
+def _write_partition(store: FeatureStore, view: str, features: list[str], file: str, start: datetime, end: datetime) -> int:
+    """One partition file's latest snapshot per buyer in [start, end], written online."""
+    latest = (
+        pl.scan_parquet(file)
+        .select("buyer_id", *features, SNAPSHOT_TS, KNOWN_AT_TS)
+        .filter(pl.col(SNAPSHOT_TS).is_between(pl.lit(start).cast(_TS_TYPE), pl.lit(end).cast(_TS_TYPE)))
+        .sort(["buyer_id", SNAPSHOT_TS, KNOWN_AT_TS])
+        .unique("buyer_id", keep="last")
+        .collect()
+    )
+    if latest.height:
+        with _quiet():
+            store.write_to_online_store(view, latest.to_pandas())
+    return latest.height
 
 
 @contextlib.contextmanager
@@ -287,17 +350,104 @@ class OnlineFeatures:
 
 class OnlineFeatureReader:
     """Reads one model's features from the online store; holds the feature service so each
-    read is one Feast call (looking the service up in the registry costs more than the read)."""
+    read is one Feast call (looking the service up in the registry costs more than the read).
+    On Feast's SQLite online store it reads Feast's tables directly (:class:`SqliteOnlineRows`)."""
 
     def __init__(self, store: FeatureStore, model: str, cfg: FeaturesConfig) -> None:
         self.store = store
         self.service = store.get_feature_service(FEATURE_SERVICES[model][0])
         self.names = [f.name for f in features_of_model(model)]
         self.max_age_days = cfg.max_online_age_days
+        self.sqlite = SqliteOnlineRows.of(store, self.service)
 
     def read(self, buyer_ids: list[str], read_at: datetime | None = None) -> OnlineFeatures:
-        response = self.store.get_online_features(features=self.service, entity_rows=[{"buyer_id": b} for b in buyer_ids])
-        return OnlineFeatures(list(buyer_ids), self.names, scalar_columns(response.proto), read_at or datetime.now(UTC), self.max_age_days)
+        if self.sqlite is not None:
+            columns = self.sqlite.columns(buyer_ids)
+        else:
+            response = self.store.get_online_features(features=self.service, entity_rows=[{"buyer_id": b} for b in buyer_ids])
+            columns = scalar_columns(response.proto)
+        return OnlineFeatures(list(buyer_ids), self.names, columns, read_at or datetime.now(UTC), self.max_age_days)
+
+
+class SqliteOnlineRows:
+    """A feature service's columns read straight from Feast's SQLite online store: one query per
+    feature view for all the buyers asked for, each value's ``ValueProto`` decoded once.
+
+    Feast's own read of 100 buyers (10,000 values) took 87-124 ms, most of it in Python per
+    value (a datetime per value, its response protobuf built and read back); this reads the
+    same rows in a third of that. The layout is Feast's (one row per buyer and feature, keyed
+    by the serialized entity key, event time in epoch seconds) at the pinned version; a test
+    holds the result equal to Feast's ``get_online_features``."""
+
+    _CHUNK = 500  # buyers per query, well under SQLite's bound on query parameters
+
+    def __init__(self, path: str, tables: dict[str, list[str]], serialization_version: int) -> None:
+        self.path = path
+        self.tables = tables  # table name -> the service's features in it
+        self.serialization_version = serialization_version
+        self._local = threading.local()  # one connection per thread: the service's threads read at once
+
+    @classmethod
+    def of(cls, store: FeatureStore, service: FeatureService) -> SqliteOnlineRows | None:
+        from feast.infra.online_stores.helpers import compute_table_id
+
+        config = store.config
+        if not isinstance(config.online_store, SqliteOnlineStoreConfig):
+            return None
+        versioning = config.registry.enable_online_feature_view_versioning
+        tables = {
+            compute_table_id(config.project, store.get_feature_view(p.name), versioning): [f.name for f in p.features]
+            for p in service.feature_view_projections
+        }
+        return cls(str(config.online_store.path), tables, config.entity_key_serialization_version)
+
+    def _connection(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        return con
+
+    def _keys(self, buyer_ids: list[str]) -> list[bytes]:
+        from feast.infra.key_encoding_utils import serialize_entity_key
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        return [serialize_entity_key(EntityKey(join_keys=["buyer_id"], entity_values=[Value(string_val=b)]), self.serialization_version)
+                for b in buyer_ids]
+
+    def columns(self, buyer_ids: list[str]) -> dict[str, list[Any]]:
+        """:func:`scalar_columns`' shape: each feature's values and ``<feature>__ts`` in epoch
+        seconds, in ``buyer_ids``' order; None and 0 for a buyer the store has no row for."""
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        n = len(buyer_ids)
+        keys = self._keys(buyer_ids)
+        position: dict[bytes, list[int]] = {}
+        for i, key in enumerate(keys):
+            position.setdefault(key, []).append(i)
+        columns: dict[str, list[Any]] = {}
+        for names in self.tables.values():
+            for name in names:
+                columns[name], columns[name + "__ts"] = [None] * n, [0] * n
+        con, value = self._connection(), Value()
+        unique = list(position)
+        for table in self.tables:
+            for start in range(0, len(unique), self._CHUNK):
+                chunk = unique[start:start + self._CHUNK]
+                rows = con.execute(
+                    f'SELECT entity_key, feature_name, value, event_ts FROM "{table}" WHERE entity_key IN ({",".join("?" * len(chunk))})', chunk
+                ).fetchall()
+                for key, name, blob, ts in rows:
+                    column = columns.get(name)
+                    if column is None:
+                        continue  # a feature of the view this service does not use
+                    value.ParseFromString(blob)
+                    kind = value.WhichOneof("val")
+                    decoded = None if kind is None else getattr(value, kind)
+                    stamps = columns[name + "__ts"]
+                    for i in position[key]:
+                        column[i], stamps[i] = decoded, ts
+        return columns
 
 
 def scalar_columns(proto: Any) -> dict[str, list[Any]]:

@@ -16,7 +16,16 @@ from tradecredit.features.build import calendar_dates
 from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, VIEWS, features_of_model
 from tradecredit.features.paths import FeaturePaths
 from tradecredit.features.labels import default_spells, label_default_12m, label_late
-from tradecredit.features.store import REDIS_URL_ENV, apply_repo, historical_features, materialize, online_features, scalar_columns
+from tradecredit.features.store import (
+    REDIS_URL_ENV,
+    OnlineFeatureReader,
+    SqliteOnlineRows,
+    apply_repo,
+    historical_features,
+    materialize,
+    online_features,
+    scalar_columns,
+)
 from tradecredit.features.training_sets import default_training_set, late_training_set
 
 
@@ -55,6 +64,50 @@ def test_the_lean_response_reader_equals_feasts_to_dict(monthly_built, config):
     buyers = [*monthly_built.tables["buyers"]["buyer_id"].to_list()[:20], "NOT_A_BUYER"]
     response = store.get_online_features(features=store.get_feature_service(FEATURE_SERVICES["default"][0]), entity_rows=[{"buyer_id": b} for b in buyers])
     assert scalar_columns(response.proto) == response.to_dict(include_event_timestamps=True)
+
+
+@pytest.mark.parametrize("model", list(FEATURE_SERVICES))
+def test_the_direct_sqlite_read_equals_feasts_get_online_features(monthly_built, config, model):
+    store, _ = _parity(monthly_built, config.features, model)
+    service = store.get_feature_service(FEATURE_SERVICES[model][0])
+    known = monthly_built.tables["buyers"]["buyer_id"].to_list()
+    # Unknown buyers, a repeated one, and more buyers than one query takes.
+    buyers = ["NOT_A_BUYER", *known, known[0], *[f"GHOST{i}" for i in range(SqliteOnlineRows._CHUNK)]]
+    expected = store.get_online_features(features=service, entity_rows=[{"buyer_id": b} for b in buyers]).to_dict(include_event_timestamps=True)
+    expected.pop("buyer_id"), expected.pop("buyer_id__ts")  # the entity key, not a feature
+    rows = SqliteOnlineRows.of(store, service)
+    assert rows is not None and rows.columns(buyers) == expected
+    assert max(sum(v is not None for v in column) for name, column in expected.items() if not name.endswith("__ts")) >= len(known) // 2, "non-trivial"
+    assert OnlineFeatureReader(store, model, config.features).sqlite is not None, "the service's reader takes the direct path"
+
+
+def test_materialize_by_partition_writes_what_feasts_materialize_writes(monthly_built, config, tmp_path):
+    """Ours reads one partition file at a time; Feast's reads each view whole. Both stores hold
+    the same rows afterwards, for every buyer and both services."""
+    ours = apply_repo(FeaturePaths(monthly_built.paths.offline_dir, tmp_path / "ours"), config.features)
+    written = materialize(ours, monthly_built.data_end, config.features)
+    files = sum(len(list(monthly_built.paths.view_dir(v.name).glob("part-*.parquet"))) for v in VIEWS)
+    assert written.partitions == files > len(VIEWS), "several partitions per view"
+    assert written.workers == 1, "SQLite takes one writer"
+    feasts = apply_repo(FeaturePaths(monthly_built.paths.offline_dir, tmp_path / "feasts"), config.features)
+    feasts.materialize(start_date=written.end - timedelta(days=max(config.features.ttl_days.model_dump().values()) + 1), end_date=written.end)
+    buyers = [*monthly_built.tables["buyers"]["buyer_id"].to_list(), "NOT_A_BUYER"]
+    for service, _ in FEATURE_SERVICES.values():
+        ours_rows = SqliteOnlineRows.of(ours, ours.get_feature_service(service))
+        feasts_rows = SqliteOnlineRows.of(feasts, feasts.get_feature_service(service))
+        assert ours_rows is not None and feasts_rows is not None
+        assert ours_rows.columns(buyers) == feasts_rows.columns(buyers)
+    assert written.rows == _online_rows(tmp_path / "ours"), "each buyer's row in each view written once"
+    # Feast's record of the window, as its own materialize keeps it.
+    assert all(v.materialization_intervals for v in ours.list_feature_views())
+
+
+def _online_rows(repo) -> int:
+    import sqlite3
+
+    with sqlite3.connect(repo / "online_store.db") as con:
+        tables = [t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return sum(con.execute(f'SELECT COUNT(DISTINCT entity_key) FROM "{t}"').fetchone()[0] for t in tables)
 
 
 def _redis(address: str):
