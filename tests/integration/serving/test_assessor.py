@@ -121,3 +121,25 @@ def test_unknown_buyers_and_out_of_bounds_amounts(assessor, served_config):
     assert isinstance(mixed[0], Assessment)
     assert isinstance(mixed[1], ApiError) and mixed[1].field == "requests.1.buyer_id"
     assert isinstance(mixed[2], ApiError) and (mixed[2].status, mixed[2].field) == (400, "requests.2.order.amount")
+
+
+def test_a_batch_reads_the_online_store_once(assessor):
+    """Every buyer of a batch comes from one read (on SQLite one query per feature view), not one per buyer."""
+    calls = []
+
+    class CountingReader:
+        def __init__(self, reader):
+            self.reader = reader
+
+        def __getattr__(self, name):
+            return getattr(self.reader, name)
+
+        def read(self, buyer_ids, read_at=None):
+            calls.append(list(buyer_ids))
+            return self.reader.read(buyer_ids, read_at)
+
+    counted = Assessor(assessor.cfg, assessor.models, CountingReader(assessor.reader), assessor.clock, None)  # type: ignore[arg-type]
+    buyers = [f"B{i:06d}" for i in range(1, 41)]
+    results = counted.assess([AssessRequest(buyer_id=b) for b in buyers], "assess_batch")
+    assert all(isinstance(r, Assessment) for r in results)
+    assert calls == [buyers]
