@@ -30,6 +30,7 @@ from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.infra.registry.sql import SqlRegistryConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
+from feast.protos.feast.types.Value_pb2 import Value
 from feast.repo_config import RegistryConfig, RepoConfig
 from feast.types import Float64, Int64, String
 
@@ -380,12 +381,15 @@ class SqliteOnlineRows:
     holds the result equal to Feast's ``get_online_features``."""
 
     _CHUNK = 500  # buyers per query, well under SQLite's bound on query parameters
+    _MMAP_BYTES = 1 << 30  # address space, not memory: pages are read in as the query touches them
+    _VALUES_KEPT = 1 << 18
 
     def __init__(self, path: str, tables: dict[str, list[str]], serialization_version: int) -> None:
         self.path = path
         self.tables = tables  # table name -> the service's features in it
         self.serialization_version = serialization_version
         self._local = threading.local()  # one connection per thread: the service's threads read at once
+        self._values: dict[bytes, Any] = {}  # shared by the threads: a racing insert stores the same value
 
     @classmethod
     def of(cls, store: FeatureStore, service: FeatureService) -> SqliteOnlineRows | None:
@@ -405,12 +409,27 @@ class SqliteOnlineRows:
         con = getattr(self._local, "con", None)
         if con is None:
             con = self._local.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            # Reading pages through a memory map instead of copying them halves the query's
+            # time on 10,000 rows (RESULTS.md); the mapping only reads, Feast keeps writing.
+            con.execute(f"PRAGMA mmap_size={self._MMAP_BYTES}")
         return con
+
+    def _decoded(self, blob: bytes) -> Any:
+        """A ``ValueProto``'s value, remembered by its bytes: counts, flags and zeros repeat
+        across buyers, and a dict lookup is a tenth of a parse."""
+        decoded = self._values.get(blob, self._values)
+        if decoded is self._values:
+            if len(self._values) >= self._VALUES_KEPT:
+                self._values.clear()  # bounded: a book of distinct ratios would otherwise grow it
+            value = Value()
+            value.ParseFromString(blob)
+            kind = value.WhichOneof("val")
+            decoded = self._values[blob] = None if kind is None else getattr(value, kind)
+        return decoded
 
     def _keys(self, buyer_ids: list[str]) -> list[bytes]:
         from feast.infra.key_encoding_utils import serialize_entity_key
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
 
         return [serialize_entity_key(EntityKey(join_keys=["buyer_id"], entity_values=[Value(string_val=b)]), self.serialization_version)
                 for b in buyer_ids]
@@ -418,18 +437,18 @@ class SqliteOnlineRows:
     def columns(self, buyer_ids: list[str]) -> dict[str, list[Any]]:
         """:func:`scalar_columns`' shape: each feature's values and ``<feature>__ts`` in epoch
         seconds, in ``buyer_ids``' order; None and 0 for a buyer the store has no row for."""
-        from feast.protos.feast.types.Value_pb2 import Value
-
         n = len(buyer_ids)
         keys = self._keys(buyer_ids)
         position: dict[bytes, list[int]] = {}
         for i, key in enumerate(keys):
             position.setdefault(key, []).append(i)
         columns: dict[str, list[Any]] = {}
+        targets: dict[str, tuple[list[Any], list[Any]]] = {}  # feature -> its values and its stamps
         for names in self.tables.values():
             for name in names:
-                columns[name], columns[name + "__ts"] = [None] * n, [0] * n
-        con, value = self._connection(), Value()
+                values, stamps = [None] * n, [0] * n
+                columns[name], columns[name + "__ts"] = targets[name] = values, stamps
+        con, decoded = self._connection(), self._decoded
         unique = list(position)
         for table in self.tables:
             for start in range(0, len(unique), self._CHUNK):
@@ -438,15 +457,13 @@ class SqliteOnlineRows:
                     f'SELECT entity_key, feature_name, value, event_ts FROM "{table}" WHERE entity_key IN ({",".join("?" * len(chunk))})', chunk
                 ).fetchall()
                 for key, name, blob, ts in rows:
-                    column = columns.get(name)
-                    if column is None:
+                    target = targets.get(name)
+                    if target is None:
                         continue  # a feature of the view this service does not use
-                    value.ParseFromString(blob)
-                    kind = value.WhichOneof("val")
-                    decoded = None if kind is None else getattr(value, kind)
-                    stamps = columns[name + "__ts"]
+                    got = decoded(blob)
+                    column, stamps = target
                     for i in position[key]:
-                        column[i], stamps[i] = decoded, ts
+                        column[i], stamps[i] = got, ts
         return columns
 
 

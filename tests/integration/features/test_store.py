@@ -77,6 +77,10 @@ def test_the_direct_sqlite_read_equals_feasts_get_online_features(monthly_built,
     expected.pop("buyer_id"), expected.pop("buyer_id__ts")  # the entity key, not a feature
     rows = SqliteOnlineRows.of(store, service)
     assert rows is not None and rows.columns(buyers) == expected
+    assert rows.columns(buyers) == expected, "again, with every value remembered from the first read"
+    rows._values.clear()
+    rows._VALUES_KEPT = 7  # every few values a clearing, the reads still exact
+    assert rows.columns(buyers) == expected and len(rows._values) <= 7, "the remembered values are bounded"
     assert max(sum(v is not None for v in column) for name, column in expected.items() if not name.endswith("__ts")) >= len(known) // 2, "non-trivial"
     assert OnlineFeatureReader(store, model, config.features).sqlite is not None, "the service's reader takes the direct path"
 
