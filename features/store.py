@@ -64,7 +64,10 @@ def repo_config(paths: FeaturePaths, cfg: FeaturesConfig, backends: BackendsConf
             raise FeatureStoreError(
                 f"configs/features.yaml selects the Redis online store: set backends.redis_address or {REDIS_URL_ENV} to host:port"
             )
-        online: Any = RedisOnlineStoreConfig(connection_string=address)
+        # Without Feast's read of each key's event time before a write: a materialize writes
+        # what its as-of date says, on Redis as on SQLite (whose writer always overwrites), so
+        # a replay at an earlier date is served as built. Writers never share a buyer.
+        online: Any = RedisOnlineStoreConfig(connection_string=address, skip_dedup=True)
     else:
         online = SqliteOnlineStoreConfig(path=str(paths.online_store_db))
     paths.repo_dir.mkdir(parents=True, exist_ok=True)

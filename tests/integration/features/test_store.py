@@ -148,6 +148,28 @@ def test_online_equals_offline_on_a_real_redis(monthly_built, config, redis_url,
     assert _project_keys(client, redis_cfg.project) == _buyers(monthly_built), "one Redis hash per buyer, written by this test"
 
 
+def test_a_materialize_at_an_earlier_date_leaves_redis_as_it_leaves_sqlite(monthly_built, config, redis_url, monkeypatch, tmp_path):
+    """A replay materializes an earlier as-of after a later one: both stores then hold what the
+    earlier materialize wrote (Feast's SQLite writer overwrites; Redis is written without
+    Feast's check that keeps a newer event time), so the service reads the same on either."""
+    monkeypatch.setenv(REDIS_URL_ENV, redis_url)
+    earlier = monthly_built.data_end - timedelta(days=120)
+    redis_cfg = config.features.model_copy(update={"online_store": "redis", "project": "tc_redis_replay"})
+    _drop_project_keys(_redis(redis_url), redis_cfg.project)
+    buyers = monthly_built.tables["buyers"]["buyer_id"].to_list()
+    read_at = datetime.combine(earlier, datetime.min.time(), UTC)
+    answers = []
+    for cfg, repo in ((config.features, "sqlite"), (redis_cfg, "redis")):
+        store = apply_repo(FeaturePaths(monthly_built.paths.offline_dir, tmp_path / repo), cfg)
+        materialize(store, monthly_built.data_end, cfg)
+        latest = online_features(store, "default", buyers, cfg, read_at=read_at)
+        materialize(store, earlier, cfg)
+        answers.append(online_features(store, "default", buyers, cfg, read_at=read_at))
+    on_sqlite, on_redis = answers
+    assert on_redis.values.equals(on_sqlite.values) and on_redis.feature_ts.equals(on_sqlite.feature_ts)
+    assert not on_redis.values.equals(latest.values), "the earlier materialize changed what is served"
+
+
 def test_online_equals_offline_in_the_production_profile(monthly_built, production_servers, monkeypatch, tmp_path):
     """The production profile's own file: Feast's SQL registry on a real PostgreSQL and the
     online store on a real Redis; online answers equal point-in-time offline ones."""
