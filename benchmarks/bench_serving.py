@@ -32,6 +32,7 @@ from measure import TRADECREDIT
 
 from tradecredit.config import CONFIG_DIR_ENV, default_config_dir, load_config
 from tradecredit.ledger import read_normalised_table
+from tradecredit.serving.credit import WorkerCredit
 from tradecredit.serving.engine import Clock, open_assessor, order_rows
 from tradecredit.serving.process import RunningServer, free_port, parse_as_of, running_server, wait_ready
 from tradecredit.serving.schemas import AssessRequest
@@ -127,6 +128,7 @@ def percentiles(samples: list[float]) -> str:
 def in_process_floor(ws: Workspace, config_dir: Path, as_of: str, buyers: list[str]) -> dict[str, float]:
     cfg = load_config(config_dir)
     assessor = open_assessor(ws, cfg, Clock(parse_as_of(as_of)), with_log=True)
+    assessor.credit = WorkerCredit(cfg, ws, assessor)  # as the service's worker: register, positions, policy rates
     default, late = assessor.models["default"].model, assessor.models["late"].model
     n = 500
     requests = [AssessRequest.model_validate_json(body_for(i, buyers)) for i in range(n)]
@@ -151,7 +153,7 @@ def in_process_floor(ws: Workspace, config_dir: Path, as_of: str, buyers: list[s
         t = time.perf_counter()
         assessor.assess([r], "assess")
         timings["full assessment + log"].append(time.perf_counter() - t)
-    print("\nIn process (one thread, no HTTP), one buyer with an order:")
+    print("\nIn process (one thread, no HTTP, the service's credit view), one buyer with an order:")
     for name, samples in timings.items():
         print(f"  {name:<26} {percentiles(samples)}")
     batch = [AssessRequest(buyer_id=b) for b in buyers[:1000]]
@@ -175,6 +177,7 @@ def in_process_floor(ws: Workspace, config_dir: Path, as_of: str, buyers: list[s
     explain_s = time.perf_counter() - t
     print(f"  batch of {len(batch):,} (no orders): {batch_s:.2f} s, of which the Feast read {read_s:.2f} s, score + TreeSHAP {explain_s:.3f} s")
     assessor.log.close()  # type: ignore[union-attr]
+    assessor.credit.close()
     return {"floor_p50_ms": statistics.median(timings["full assessment + log"]) * 1000}
 
 
