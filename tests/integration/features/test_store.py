@@ -162,7 +162,7 @@ def test_a_materialize_at_an_earlier_date_leaves_redis_as_it_leaves_sqlite(month
     for cfg, repo in ((config.features, "sqlite"), (redis_cfg, "redis")):
         store = apply_repo(FeaturePaths(monthly_built.paths.offline_dir, tmp_path / repo), cfg)
         materialize(store, monthly_built.data_end, cfg)
-        latest = online_features(store, "default", buyers, cfg, read_at=read_at)
+        latest = online_features(store, "default", buyers, cfg, read_at=read_at)  # the Redis one is compared below
         materialize(store, earlier, cfg)
         answers.append(online_features(store, "default", buyers, cfg, read_at=read_at))
     on_sqlite, on_redis = answers
