@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from tradecredit.features.config import FeaturesConfig, SnapshotConfig
+from tradecredit.features.market import market_daily, market_view
 from tradecredit.contract import FINANCIAL_FIELDS, REGISTRY_EVENT_TYPES
 from tradecredit.features.catalog import (
     DAYS_SINCE_TYPES,
@@ -50,6 +51,9 @@ class FeatureTables:
     views: dict[str, pl.DataFrame]
     as_of_end: date
     without_source: tuple[str, ...] = ()  # features left null: the ledger lacks their source
+    # The market view's input: per industry and settlement day, the settled totals of these
+    # tables' buyers (a partitioned build sums every partition's before the market pass).
+    market_daily: pl.DataFrame | None = None
 
     @property
     def snapshots(self) -> int:
@@ -131,9 +135,13 @@ def build_features(
             "firmographics": _firmographics(con),
             "financials": _financials(con),
         }
+        daily = market_daily(con)
     finally:
         con.close()
-    return FeatureTables({name: _finish(views[name], name, without_source) for name in VIEW_NAMES}, as_of_end, without_source)
+    # These tables are the whole book here; a partitioned build replaces this view (partitions.py).
+    views["market_conditions"] = market_view(views["firmographics"], daily, cfg.market.industry_prior_invoices)
+    finished = {name: finish_view(views[name], name, without_source) for name in VIEW_NAMES}
+    return FeatureTables(finished, as_of_end, without_source, daily)
 
 
 def connect_duckdb(settings: dict[str, str]) -> duckdb.DuckDBPyConnection:
@@ -478,7 +486,7 @@ def _financials(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     ).pl()
 
 
-def _finish(frame: pl.DataFrame, view: str, without_source: tuple[str, ...]) -> pl.DataFrame:
+def finish_view(frame: pl.DataFrame, view: str, without_source: tuple[str, ...]) -> pl.DataFrame:
     """Catalogue column order and types, Feast's timestamps, sorted by buyer and time; the
     features ``without_source`` null."""
     ts = pl.col("as_of").cast(pl.Datetime("us", "UTC"))

@@ -19,6 +19,7 @@ from tradecredit.contract import REGISTRY_EVENT_TYPES
 
 WINDOWS_DAYS = (90, 180, 365)
 REGISTRY_WINDOWS_DAYS = (90, 365)
+MARKET_WINDOWS_DAYS = (90, 365)
 # Registry events that change who owns, runs or what a company is (not courts or news).
 REGISTRY_CHANGE_TYPES = (
     "shareholder_change",
@@ -70,6 +71,11 @@ VIEWS = (
         "financials",
         "financials",
         "Ratios from the latest statement published by the snapshot date.",
+    ),
+    FeatureView(
+        "market_conditions",
+        "invoices, payments of every buyer in the book (ledger); buyers.industry",
+        "How the whole book and the buyer's industry pay: the credit cycle as the ledger sees it.",
     ),
 )
 VIEW_NAMES = tuple(v.name for v in VIEWS)
@@ -158,11 +164,26 @@ def _financial_features() -> list[FeatureDef]:
     ]
 
 
+def _market_features() -> list[FeatureDef]:
+    view = "market_conditions"
+    out: list[FeatureDef] = []
+    shrunk = "; shrunk toward the book's figure by features.market.industry_prior_invoices pseudo-invoices, so a small industry borrows from the book"
+    for w in MARKET_WINDOWS_DAYS:
+        out += [
+            FeatureDef(f"market_late_share_{w}d", view, "float", "share of the invoices of every buyer in the book settled in the window that were settled after their due date", w),
+            FeatureDef(f"market_dbt_weighted_{w}d", view, "float", "amount-weighted days beyond terms of the invoices of every buyer in the book settled in the window", w),
+            FeatureDef(f"industry_late_share_{w}d", view, "float", f"market_late_share within the buyer's industry{shrunk}", w),
+            FeatureDef(f"industry_dbt_weighted_{w}d", view, "float", f"market_dbt_weighted within the buyer's industry{shrunk}", w),
+        ]
+    return out
+
+
 FEATURES: tuple[FeatureDef, ...] = (
     *_payment_features(),
     *_registry_features(),
     *_firmographic_features(),
     *_financial_features(),
+    *_market_features(),
 )
 # The order being assessed: computed beside the buyer's features by
 # training_sets.order_features, for training rows and live orders alike.
@@ -188,6 +209,8 @@ _PAYMENT_SOURCES = {
 
 def feature_sources(feature: FeatureDef) -> tuple[str, ...]:
     """The ledger sources (tables, optional columns, or :data:`SETTLEMENTS`) a feature needs."""
+    if feature.view == "market_conditions":
+        return ("industry", SETTLEMENTS) if feature.name.startswith("industry_") else (SETTLEMENTS,)
     if feature.view in ("registry_signals", "financials"):
         return (feature.view if feature.view == "financials" else "registry_events",)
     if feature.view == "firmographics":
@@ -209,10 +232,11 @@ FEATURES_BY_VIEW: dict[str, tuple[FeatureDef, ...]] = {v: tuple(f for f in FEATU
 # list changes, so a trained model names exactly the features it was trained on.
 FEATURE_SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
     # Default (12-month PD): everything known about the buyer.
-    "default": ("default_model_v1", VIEW_NAMES),
-    # Late payment of one order: behaviour, events and identity. Filed accounts are yearly and
-    # months old, too slow to move a 30-day payment outcome beyond what behaviour shows.
-    "late": ("late_payment_model_v1", ("payment_behaviour", "registry_signals", "firmographics")),
+    "default": ("default_model_v2", VIEW_NAMES),
+    # Late payment of one order: behaviour, events, identity and the market it pays in. Filed
+    # accounts are yearly and months old, too slow to move a 30-day payment outcome beyond what
+    # behaviour shows. v2 added market_conditions (the credit cycle; decision 0015).
+    "late": ("late_payment_model_v2", ("payment_behaviour", "registry_signals", "firmographics", "market_conditions")),
 }
 
 

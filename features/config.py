@@ -103,6 +103,13 @@ class FeatureViewTtls(StrictModel):
     registry_signals: PositiveInt
     firmographics: PositiveInt
     financials: PositiveInt
+    market_conditions: PositiveInt
+
+
+class MarketConfig(StrictModel):
+    industry_prior_invoices: NonNegativeFloat = Field(
+        description="pseudo-invoices at the book's figure added to an industry's own (0: the industry's figure alone)"
+    )
 
 
 class FeatureBuildConfig(StrictModel):
@@ -127,6 +134,7 @@ class FeaturesConfig(StrictModel):
         description="(days paid after due, index) points; the index is interpolated between them"
     )
     build: FeatureBuildConfig = Field(description="how the build is split into buyer partitions")
+    market: MarketConfig = Field(description="the market view: book-wide and industry payment behaviour")
     materialize_workers: PositiveInt = Field(
         description="processes writing partitions into a Redis online store at once (SQLite takes one writer)"
     )

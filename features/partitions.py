@@ -1,7 +1,9 @@
 """The feature build split by buyer: partitions whose memory follows their size, not the book's.
 
-Every feature is a function of one buyer's own facts (windows are per buyer, seller signals per
-buyer and seller), so a build over a subset of buyers gives exactly their rows of the full build.
+Every feature but the market view's is a function of one buyer's own facts (windows are per
+buyer, seller signals per buyer and seller), so a build over a subset of buyers gives exactly
+their rows of the full build. The market view (book-wide and industry lateness) is a second pass
+over every partition's daily totals, rewritten on every build.
 The ledger is split once by a hash of ``buyer_id`` (DuckDB streams it, spilling past its memory
 limit); each partition is then read, built and written as one Parquet file per view before the
 next starts, in this process or mapped over a Dask cluster with the same function. A partition
@@ -27,14 +29,18 @@ from tradecredit.backends_config import DaskConfig
 from tradecredit.errors import StageError
 from tradecredit.features import build as build_module
 from tradecredit.features import catalog as catalog_module
-from tradecredit.features.build import build_features, connect_duckdb
+from tradecredit.features import market as market_module
+from tradecredit.features.build import SNAPSHOT_TS, build_features, connect_duckdb, finish_view
 from tradecredit.features.catalog import VIEW_NAMES
+from tradecredit.features.market import DAILY_SCHEMA, market_view
 from tradecredit.features.config import FeaturesConfig
 from tradecredit.features.paths import FeaturePaths
 
 # The partition of a buyer: the first 32 bits of the MD5 of its id, modulo the partition count.
 # Stable across machines and library versions (DuckDB's own hash() is not promised to be), and
 # computed the same way in Python for plans that never touch a ledger.
+MARKET_VIEW = "market_conditions"  # the one view whose rows depend on other buyers' facts
+PER_BUYER_VIEWS = tuple(v for v in VIEW_NAMES if v != MARKET_VIEW)
 PARTITION_SQL = "CAST(('0x' || substr(md5({column}), 1, 8)) AS UBIGINT) % {partitions}"
 
 
@@ -64,7 +70,7 @@ class PartitionPlan:
     @property
     def settings_key(self) -> str:
         """What, besides the ledger rows, decides a feature value: a change rebuilds every partition."""
-        code = b"".join(Path(m.__file__ or "").read_bytes() for m in (build_module, catalog_module))
+        code = b"".join(Path(m.__file__ or "").read_bytes() for m in (build_module, catalog_module, market_module))
         settings = {
             "as_of_end": self.as_of_end.isoformat(), "data_start": self.data_start.isoformat(), "sources": self.sources,
             "features": self.features.model_dump(mode="json", exclude={"build"}), "tolerance": self.settlement_tolerance,
@@ -156,7 +162,8 @@ def build_partition(plan: PartitionPlan, partition: int, previous_fingerprint: s
     tables = read_partition(plan, partition)
     fingerprint = ledger_fingerprint(tables)
     buyers = tables["buyers"].height
-    files = [plan.paths.partition_file(view, partition) for view in VIEW_NAMES]
+    # The market view is written by the pass after every partition (write_market_view).
+    files = [plan.paths.partition_file(view, partition) for view in PER_BUYER_VIEWS] + [plan.paths.market_daily_file(partition)]
     if fingerprint == previous_fingerprint and (buyers == 0 or all(f.exists() for f in files)):
         snapshots = pl.scan_parquet(files[0]).select(pl.len()).collect().item() if buyers else 0
         return PartitionOutcome(partition, buyers, snapshots, fingerprint, False, time.perf_counter() - started, _peak_rss_mb())
@@ -167,14 +174,37 @@ def build_partition(plan: PartitionPlan, partition: int, previous_fingerprint: s
         built = build_features(tables, plan.features, plan.settlement_tolerance, plan.data_start, plan.as_of_end, plan.sources,
                                duckdb_settings=plan.duckdb_settings)
         del tables
-        for view, frame in built.views.items():
-            target = plan.paths.partition_file(view, partition)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Written aside and renamed: a reader never sees half a file, a killed build no partial one.
-            frame.write_parquet(target.with_suffix(".tmp"))
-            target.with_suffix(".tmp").replace(target)
+        for view in PER_BUYER_VIEWS:
+            _write_atomically(built.views[view], plan.paths.partition_file(view, partition))
+        assert built.market_daily is not None
+        _write_atomically(built.market_daily, plan.paths.market_daily_file(partition))
         snapshots = built.snapshots
     return PartitionOutcome(partition, buyers, snapshots, fingerprint, True, time.perf_counter() - started, _peak_rss_mb())
+
+
+def _write_atomically(frame: pl.DataFrame, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written aside and renamed: a reader never sees half a file, a killed build no partial one.
+    frame.write_parquet(target.with_suffix(".tmp"))
+    target.with_suffix(".tmp").replace(target)
+
+
+def write_market_view(plan: PartitionPlan) -> None:
+    """The market view of every partition from the sum of all partitions' daily totals: the
+    second, cheap pass (it reads a few thousand totals per partition and each partition's keys)."""
+    daily_files = [plan.paths.market_daily_file(i) for i in range(plan.partitions)]
+    present = [f for f in daily_files if f.exists()]
+    daily = pl.concat([pl.read_parquet(f) for f in present]) if present else pl.DataFrame(schema=DAILY_SCHEMA)
+    without_source = catalog_module.features_without_source(plan.sources)
+    for partition in range(plan.partitions):
+        target = plan.paths.partition_file(MARKET_VIEW, partition)
+        keys_file = plan.paths.partition_file("firmographics", partition)
+        if not keys_file.exists():  # a partition with no buyer
+            target.unlink(missing_ok=True)
+            continue
+        keys = pl.read_parquet(keys_file, columns=["buyer_id", SNAPSHOT_TS, "industry"]).with_columns(as_of=pl.col(SNAPSHOT_TS).dt.date())
+        view = market_view(keys, daily, plan.features.market.industry_prior_invoices)
+        _write_atomically(finish_view(view, MARKET_VIEW, without_source), target)
 
 
 def run_partitioned_build(plan: PartitionPlan, engine: str, dask: DaskConfig) -> PartitionedBuild:
@@ -201,6 +231,7 @@ def run_partitioned_build(plan: PartitionPlan, engine: str, dask: DaskConfig) ->
             result = PartitionedBuild(tuple(outcomes), "local", split_seconds)
     finally:
         shutil.rmtree(plan.paths.ledger_split_dir, ignore_errors=True)
+    write_market_view(plan)
     _write_manifest(plan, result)
     return result
 
@@ -213,6 +244,7 @@ def _previous_fingerprints(plan: PartitionPlan) -> dict[int, str]:
         if saved.get("settings_key") == plan.settings_key:
             return {int(k): v for k, v in saved["fingerprints"].items()}
     manifest.unlink(missing_ok=True)
+    shutil.rmtree(plan.paths.market_daily_dir, ignore_errors=True)
     for view in VIEW_NAMES:
         shutil.rmtree(plan.paths.view_dir(view), ignore_errors=True)
         # The single-file layout of earlier versions.

@@ -32,6 +32,14 @@ class FeaturePaths:
         return self.view_dir(view).is_dir() and any(self.view_dir(view).glob("*.parquet"))
 
     @property
+    def market_daily_dir(self) -> Path:
+        """Each partition's settled totals per industry and day: the market view's input."""
+        return self.offline_dir / "market_daily"
+
+    def market_daily_file(self, partition: int) -> Path:
+        return self.market_daily_dir / f"part-{partition:05d}.parquet"
+
+    @property
     def partitions_manifest(self) -> Path:
         """Each partition's ledger fingerprint and counts: what an incremental build compares."""
         return self.offline_dir / "partitions.json"

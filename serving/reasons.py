@@ -70,6 +70,11 @@ FAMILIES: dict[str, tuple[str, str, Kind]] = {
     "net_margin": ("net margin", "净利润率", "share"),
     "roa": ("return on assets", "总资产收益率", "share"),
     "revenue_growth": ("revenue growth", "营业收入增长率", "share"),
+    # The market view: how the whole book and the buyer's industry pay (the credit cycle).
+    "market_late_share": ("share of invoices settled late across the whole book", "全部买方逾期结清发票占比", "share"),
+    "market_dbt_weighted": ("days beyond terms across the whole book", "全部买方加权逾期天数", "days"),
+    "industry_late_share": ("share of invoices settled late in the buyer's industry", "所属行业逾期结清发票占比", "share"),
+    "industry_dbt_weighted": ("days beyond terms in the buyer's industry", "所属行业加权逾期天数", "days"),
     # The late-payment model's order features.
     "order_amount": ("order amount", "订单金额", "amount"),
     "order_terms_days": ("payment terms of the order", "订单账期", "days"),

@@ -189,12 +189,45 @@ class Oracle:
             "revenue_growth": growth - 1 if growth is not None else None,
         }
 
-    def features(self, buyer: str, d: date, registry_types: list[str]) -> dict[str, Any]:
+    # ------------------------------------------------------------------ market
+
+    def market_features(self, buyer: str, d: date, industry_prior_invoices: float) -> dict[str, Any]:
+        """Every buyer's invoices settled in the window, and those of the buyer's industry,
+        the industry's figure with k pseudo-invoices at the book's."""
+        industry, k = self.buyers[buyer].get("industry"), industry_prior_invoices
+        out: dict[str, Any] = {}
+        for w in (90, 365):
+            done = [
+                (i, (s - i["due_on"]).days)
+                for invs in self.invoices.values() for i in invs
+                if i["issued_on"] <= d and (s := self._settled_on(i, d)) is not None and (d - s).days < w
+            ]
+            mine = [(i, late) for i, late in done if industry is not None and self.buyers[i["buyer_id"]].get("industry") == industry]
+
+            def late_share(rows: list) -> float | None:
+                return sum(1 for _, late in rows if late > 0) / len(rows) if rows else None
+
+            def dbt(rows: list) -> float | None:
+                amount = sum(i["cents"] for i, _ in rows)
+                return sum(i["cents"] * max(0, late) for i, late in rows) / amount if rows and amount else None
+
+            book_late, book_dbt = late_share(done), dbt(done)
+            out[f"market_late_share_{w}d"], out[f"market_dbt_weighted_{w}d"] = book_late, book_dbt
+            for name, own, book in (("industry_late_share", late_share(mine), book_late), ("industry_dbt_weighted", dbt(mine), book_dbt)):
+                n = len(mine)
+                if industry is None or book is None or n + k == 0:
+                    out[f"{name}_{w}d"] = None
+                else:
+                    out[f"{name}_{w}d"] = ((own or 0.0) * n + book * k) / (n + k)
+        return out
+
+    def features(self, buyer: str, d: date, registry_types: list[str], industry_prior_invoices: float) -> dict[str, Any]:
         return (
             self.payment_features(buyer, d)
             | self.registry_features(buyer, d, registry_types)
             | self.firmographic_features(buyer, d)
             | self.financial_features(buyer, d)
+            | self.market_features(buyer, d, industry_prior_invoices)
         )
 
 

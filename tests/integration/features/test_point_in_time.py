@@ -50,7 +50,7 @@ def _compare(built, pairs) -> list[str]:
     problems = []
     for (buyer, d), row in zip(expected, result.iter_rows(named=True), strict=True):
         assert row["buyer_id"] == buyer
-        problems += [f"{buyer} @ {d}: {m}" for m in mismatches(oracle.features(buyer, d, TYPES), row, NAMES)]
+        problems += [f"{buyer} @ {d}: {m}" for m in mismatches(oracle.features(buyer, d, TYPES, built.features_cfg.market.industry_prior_invoices), row, NAMES)]
     return problems
 
 

@@ -60,6 +60,11 @@ def test_planted_future_facts_change_nothing_up_to_the_as_of_date(config, tmp_pa
     assert t1["payment_behaviour"]["sellers_90d"] == c1["payment_behaviour"]["sellers_90d"] + 1
     assert t1["registry_signals"]["days_since_negative_news"] == 0 and c1["registry_signals"]["days_since_negative_news"] is None
     assert t1["financials"]["days_since_statement"] == 0
+    # T1's late settlement of TD reaches every buyer's market view from its day, B1's too (same industry).
+    b1 = {name: v.views["market_conditions"].filter((pl.col("buyer_id") == "B1") & (pl.col(SNAPSHOT_TS).dt.date() == LATER)).row(0, named=True)
+          for name, v in (("planted", planted), ("clean", clean))}
+    for feature in ("market_late_share_90d", "market_dbt_weighted_365d", "industry_late_share_90d", "industry_dbt_weighted_365d"):
+        assert b1["planted"][feature] > b1["clean"][feature], feature
 
 
 def test_facts_after_the_last_snapshot_are_never_read(config, tmp_path):
@@ -107,7 +112,7 @@ def test_readme_feature_table_is_the_generated_one():
 @pytest.mark.parametrize(
     ("update", "message"),
     [
-        ({"ttl_days": {"payment_behaviour": 20, "registry_signals": 35, "firmographics": 35, "financials": 35}}, "shorter than the monthly"),
+        ({"ttl_days": {"payment_behaviour": 20, "registry_signals": 35, "firmographics": 35, "financials": 35, "market_conditions": 35}}, "shorter than the monthly"),
         ({"paydex_knots": [[0, 80], [-5, 90]]}, "strictly increasing"),
         ({"paydex_knots": [[0, 80], [10, 90]]}, "must not rise"),
     ],
