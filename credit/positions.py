@@ -12,6 +12,7 @@ and small items open for years, and one must not hold a buyer for good.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import date, timedelta
 
 import polars as pl
@@ -38,6 +39,16 @@ class LedgerPositions:
     as_of: date
     sellers: dict[tuple[str, str], SellerPosition]  # (seller_id, buyer_id)
     buyers: dict[str, CreditFacts]
+
+    @cached_property
+    def purchasing_buyers(self) -> dict[str, frozenset[str]]:
+        """Per seller, the buyers that bought from it in the year to the date: one pass over
+        the positions, so a book of many sellers is not scanned once per seller."""
+        out: dict[str, set[str]] = {}
+        for (seller, buyer), position in self.sellers.items():
+            if position.monthly_purchases > 0:
+                out.setdefault(seller, set()).add(buyer)
+        return {seller: frozenset(buyers) for seller, buyers in out.items()}
 
 
 def _dated(frame: pl.DataFrame | None, column: str, as_of: date) -> pl.DataFrame | None:

@@ -132,7 +132,7 @@ def insured_buyers(
     ins = cfg.policy.insurance
     by_buyer = {r["buyer_id"]: r for r in scores.select("buyer_id", "pd_12m", "grade", "tier").iter_rows(named=True)}
     what_if = what_if or WhatIf()
-    wanted = {b for (s, b), p in positions.sellers.items() if s == seller_id and p.monthly_purchases > 0}
+    wanted = set(positions.purchasing_buyers.get(seller_id, ()))
     added = {a.buyer_id: a for a in what_if.add}
     unknown = sorted(set(what_if.remove) - wanted)
     if unknown:
@@ -303,10 +303,13 @@ def pricing_backtest(cfg: PlatformConfig, ws: Workspace, quoted_on: date, tables
     defaulted = spells.filter((pl.col("default_on") > quoted_on) & (pl.col("default_on") <= window_end)).group_by("buyer_id").agg(on=pl.col("default_on").min())
     balances = {(r["seller_id"], r["buyer_id"]): float(r["open_balance"]) for r in open_balances_at(tables, defaulted).iter_rows(named=True)}
     default_day = dict(defaulted.iter_rows())
-    sellers = sorted({s for (s, _), p in positions.sellers.items() if p.monthly_purchases > 0})
+    sellers = sorted(positions.purchasing_buyers)
+    lines_by_seller: dict[str, dict[str, float]] = {}
+    for (s, b), v in lines.items():
+        lines_by_seller.setdefault(s, {})[b] = v
     seller_rows, all_pairs, excluded = [], [], 0
     for seller in sellers:
-        buyers, out = insured_buyers(cfg, seller, positions, scores, {b: v for (s, b), v in lines.items() if s == seller}, firms)
+        buyers, out = insured_buyers(cfg, seller, positions, scores, lines_by_seller.get(seller, {}), firms)
         excluded += len(out)
         if not buyers:
             continue

@@ -90,20 +90,20 @@ def read_alerts_upto(ws: Workspace, upto: date) -> pl.DataFrame:
         cleared_on=pl.when(pl.col("cleared_on") <= day).then(pl.col("cleared_on")))
 
 
-def pricing_backtest_of(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.DataFrame], backtests: Backtests) -> Any:
+def pricing_backtest_of(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl.DataFrame], backtests: Backtests) -> tuple[Any, str]:
     """The insurance pricing backtest of the latest run whose year has matured by the run's
-    date (None before there is one): premiums quoted then against the insured losses since."""
+    date: premiums quoted then against the insured losses since; or None and why there is none."""
     from tradecredit.credit.pipeline import open_register
     from tradecredit.insurance.pipeline import matured_run, pricing_backtest
 
     quoted_on = matured_run(ws, backtests.data_end)
     if quoted_on is None or backtests.spells is None:
-        return None
+        return None, "No monitoring run a year before this one yet: the pricing backtest needs a matured year."
     register = open_register(cfg, ws)
     try:
-        return pricing_backtest(cfg, ws, quoted_on, tables, backtests.spells, register)
-    except StageError:
-        return None  # nothing insurable then: the report says no backtest
+        return pricing_backtest(cfg, ws, quoted_on, tables, backtests.spells, register), ""
+    except StageError as exc:
+        return None, f"No pricing backtest: {exc}."  # e.g. nothing insurable on that date
     finally:
         register.close()
 
@@ -260,7 +260,7 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     review_buyers = set(open_cases.filter(pl.col("kind") == "yellow")["buyer_id"].to_list())
     limits = review_register(cfg, ws, as_of, view.positions, red_buyers, review_buyers)
     backtests = compute_backtests(cfg, ws, tables, as_of)
-    pricing = pricing_backtest_of(cfg, ws, tables, backtests)
+    pricing, pricing_note = pricing_backtest_of(cfg, ws, tables, backtests)
     inputs = ReportInputs(
         as_of=as_of.isoformat(), model=name, model_version=portfolio.model_version, late_model_version=None if late is None else late[1],
         active_buyers=portfolio.scores.height, inactive_buyers=portfolio.inactive, drift=results, view=view, alerts=outcome,
@@ -269,7 +269,7 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
         cases=cases, open_cases=open_cases, case_backtest=backtests.cases,
     )
     summary = summary_of(inputs, mon.drift.moderate_psi) | {"reference_rows": reference.height} | limits.summary() | {
-        "pricing_backtest": None if pricing is None else pricing.to_json()}
+        "pricing_backtest": None if pricing is None else pricing.to_json(), "pricing_backtest_note": pricing_note}
     out.summary.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     view.positions.write_parquet(out.positions)
     out.report.write_text(render_report(inputs, summary, mon.drift.moderate_psi, mon.drift.major_psi), encoding="utf-8")

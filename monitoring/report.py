@@ -278,7 +278,7 @@ _TEMPLATE = """<!doctype html>
 {% if s.pricing_backtest %}{% set pb = s.pricing_backtest %}<p>Every seller's policy quoted on {{ pb.quoted_on }} against the insured losses to {{ pb.window_end }} (defaults x LGD x the seller's open balance at default, capped by the insured limit, x the insured share). The interval is the quote's own: 90% of its simulated years.</p>
 <table><tr><th>segment</th><th>buyers</th><th>defaults</th><th>premium</th><th>expected loss</th><th>realised loss</th><th>loss ratio expected</th><th>realised</th><th>interval</th></tr>
 {% for o in [pb.total] + pb.tiers %}<tr><td>{{ o.segment }}</td><td>{{ o.buyers }}</td><td>{{ o.defaults }}</td><td>{{ "{:,.0f}".format(o.premium) }}</td><td>{{ "{:,.0f}".format(o.expected_loss) }}</td><td>{{ "{:,.0f}".format(o.realised_loss) }}</td><td>{{ "{:.0%}".format(o.expected_loss_ratio) }}</td><td>{{ "{:.0%}".format(o.realised_loss_ratio) }}</td><td>{{ "{:.0%}".format(o.interval[0]) }}-{{ "{:.0%}".format(o.interval[1]) }}{% if not o.within_interval %} <b>outside</b>{% endif %}</td></tr>{% endfor %}
-</table>{% else %}<p>No monitoring run a year before this one yet: the pricing backtest needs a matured year.</p>{% endif %}
+</table>{% else %}<p>{{ s.pricing_backtest_note or "No monitoring run a year before this one yet: the pricing backtest needs a matured year." }}</p>{% endif %}
 <img alt="calibration by grade" src="{{ plots.calibration }}">
 <h2>Exposure, aging and concentration</h2>
 <img alt="exposure by grade, industry and country" src="{{ plots.exposure }}">

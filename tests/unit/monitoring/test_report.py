@@ -54,3 +54,8 @@ def test_report_embeds_every_plot_and_escapes_the_data(tmp_path, config):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert summary["concentration"]["top_n_share"] <= 1 and summary["alerts"] is None
     store.close()
+    # Without a pricing backtest the report gives the reason the monitoring run recorded.
+    why = "No pricing backtest: no insurable buyer on 2025-02-01: nothing to backtest."
+    assert why not in html and "the pricing backtest needs a matured year" in html
+    noted = render_report(inputs, summary | {"pricing_backtest_note": why}, config.monitoring.drift.moderate_psi, config.monitoring.drift.major_psi)
+    assert why in noted and "the pricing backtest needs a matured year" not in noted
