@@ -127,3 +127,27 @@ def population_stability(name: str, reference: pl.Series, current: pl.Series, cf
         reference_share=[float(x) for x in ref_counts / ref_counts.sum()],
         current_share=[float(x) for x in cur_counts / cur_counts.sum()],
     )
+
+
+@dataclass(frozen=True)
+class MarketReading:
+    """A market-view feature today against the training period. It is one value per date (per
+    industry), not a population, so PSI does not apply: what matters is whether today lies
+    within what the model was trained on (a booster is flat beyond its training range)."""
+
+    name: str
+    value: float | None  # the median over today's buyers (the book's figure; industries vary)
+    reference_low: float | None
+    reference_high: float | None
+    percentile: float | None  # share of the training rows at or below today's value
+    outside: bool  # beyond the training range: the model cannot follow it
+
+
+def market_reading(name: str, reference: pl.Series, current: pl.Series) -> MarketReading:
+    ref = reference.drop_nulls().cast(pl.Float64).to_numpy()
+    now = current.drop_nulls().cast(pl.Float64)
+    if now.is_empty() or ref.size == 0:
+        return MarketReading(name, None if now.is_empty() else float(now.median()), None, None, None, False)  # type: ignore[arg-type]
+    value = float(now.median())  # type: ignore[arg-type]
+    low, high = float(ref.min()), float(ref.max())
+    return MarketReading(name, value, low, high, float(np.mean(ref <= value)), bool(value < low or value > high))

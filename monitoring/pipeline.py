@@ -155,6 +155,11 @@ class MonitorResult:
             f"({s['inactive_buyers']:,} inactive): mean PD {s['mean_pd_12m']:.2%}. Score PSI {score_psi.psi:.3f} "
             f"({score_psi.band}, p = {score_psi.p_value:.2g}); {s['features_moderate_or_major']} features moderate or major, "
             f"{s['features_significant']} significant at {s['drift_alpha']}.", False))
+        beyond = [m for m in s.get("market_conditions", []) if m["outside"]]
+        if beyond:
+            mon_lines.append((f"Market conditions beyond the model's training range: "
+                              + ", ".join(f"{m['name']} {m['value']:.3g} (trained on {m['reference_low']:.3g}-{m['reference_high']:.3g})" for m in beyond)
+                              + ". The model cannot follow them: retrain when the outcomes are in, or quote under stress.", True))
         for r in [r for r in self.drift if r.name != SCORE][:5]:
             mon_lines.append((f"  {r.name:<32} PSI {r.psi:.3f}  {r.band:<8} p = {r.p_value:.2g}  critical PSI {r.critical_psi:.3f}", False))
         if self.late_version is not None:
@@ -200,7 +205,7 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     from tradecredit.credit.positions import ledger_positions
     from tradecredit.monitoring.alerts import AlertOrderError, AlertStore, alert_metrics, run_alerts
     from tradecredit.monitoring.cases import CaseBook, run_cases
-    from tradecredit.monitoring.portfolio import active, drift, score_portfolio
+    from tradecredit.monitoring.portfolio import active, drift, market_readings, score_portfolio
     from tradecredit.monitoring.portfolio_view import portfolio_view
     from tradecredit.monitoring.report import ReportInputs, render_report, summary_of
     from tradecredit.credit.pipeline import review_register
@@ -225,6 +230,7 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     train_rows = sliced.frame.filter(pl.col("as_of_ts").dt.date() <= sliced.plan.production_end)
     reference = train_rows.filter(active(train_rows, model))
     results = drift(reference, model.predict_proba(reference), portfolio, model, mon.drift)
+    market = market_readings(reference, portfolio, model)
     out = ws.monitoring_run(as_of)
     out.folder.mkdir(parents=True, exist_ok=True)
     portfolio.scores.write_parquet(out.scores)
@@ -266,7 +272,7 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
         active_buyers=portfolio.scores.height, inactive_buyers=portfolio.inactive, drift=results, view=view, alerts=outcome,
         alert_note=note, open_alerts=open_alerts, backtests=backtests.default, late_backtests=backtests.late,
         late_scored_invoices=0 if late is None else late[0].height, top_features=mon.report_top_features,
-        cases=cases, open_cases=open_cases, case_backtest=backtests.cases,
+        cases=cases, open_cases=open_cases, case_backtest=backtests.cases, market=market,
     )
     summary = summary_of(inputs, mon.drift.moderate_psi) | {"reference_rows": reference.height} | limits.summary() | {
         "pricing_backtest": None if pricing is None else pricing.to_json(), "pricing_backtest_note": pricing_note}

@@ -16,7 +16,8 @@ import polars as pl
 
 from tradecredit.monitoring.config import DriftConfig
 from tradecredit.policy_config import PolicyConfig
-from tradecredit.monitoring.drift import PsiResult, population_stability
+from tradecredit.features.catalog import FEATURES_BY_VIEW
+from tradecredit.monitoring.drift import MarketReading, PsiResult, market_reading, population_stability
 from tradecredit.training.model import CreditModel
 from tradecredit.training.scoring import SCORE, features_found, score_buyers
 
@@ -44,8 +45,17 @@ def score_portfolio(features: pl.DataFrame, model: CreditModel, model_version: s
     return PortfolioScores(as_of, model_version, scores, current.select("buyer_id", *model.features), int((~keep).sum()))
 
 
+# One value per date (and industry): read against the training range, not by PSI.
+MARKET_FEATURES = frozenset(f.name for f in FEATURES_BY_VIEW["market_conditions"])
+
+
 def drift(reference: pl.DataFrame, reference_scores: np.ndarray, portfolio: PortfolioScores, model: CreditModel, cfg: DriftConfig) -> list[PsiResult]:
-    """PSI of the score and of every model feature, largest first."""
+    """PSI of the score and of every model feature but the market view's, largest first."""
     results = [population_stability(SCORE, pl.Series(SCORE, reference_scores), portfolio.scores[SCORE], cfg)]
-    results += [population_stability(f, reference[f], portfolio.features[f], cfg) for f in model.features]
+    results += [population_stability(f, reference[f], portfolio.features[f], cfg) for f in model.features if f not in MARKET_FEATURES]
     return sorted(results, key=lambda r: -r.psi)
+
+
+def market_readings(reference: pl.DataFrame, portfolio: PortfolioScores, model: CreditModel) -> list[MarketReading]:
+    """Each market-view feature the model reads: today's value against its training range."""
+    return [market_reading(f, reference[f], portfolio.features[f]) for f in model.features if f in MARKET_FEATURES]

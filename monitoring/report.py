@@ -11,7 +11,7 @@ import base64
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import matplotlib
@@ -51,6 +51,7 @@ class ReportInputs:
     cases: Any = None  # CaseRunOutcome, or None when alerts were not evaluated
     open_cases: pl.DataFrame | None = None
     case_backtest: Any = None  # CaseBacktest
+    market: list[Any] = field(default_factory=list)  # MarketReading: the market view against its training range
 
 
 def _png(fig: plt.Figure) -> str:
@@ -206,6 +207,7 @@ def summary_of(inputs: ReportInputs, moderate: float) -> dict[str, Any]:
         "features_moderate_or_major": sum(r.psi >= moderate for r in features),
         "features_significant": sum(r.significant for r in features),
         "top_drifting_features": [{"name": r.name, "psi": r.psi, "band": r.band, "significant": r.significant} for r in features[:10]],
+        "market_conditions": [asdict(m) for m in inputs.market],
         "exposure": {
             "total": c.total_exposure, "recommended_limits": view.recommended_limits,
             "expected_loss": view.expected_loss, "premium": view.premium,
@@ -271,6 +273,11 @@ _TEMPLATE = """<!doctype html>
 <h2>Drift by feature</h2>
 <p>{{ s.features_moderate_or_major }} features at or above the moderate band; {{ s.features_significant }} significantly shifted at these sample sizes (chi-squared test of the PSI).</p>
 <img alt="PSI by feature" src="{{ plots.psi }}">
+{% if s.market_conditions %}<h2>Market conditions</h2>
+<p>How the whole book and each industry pay today (the market view, one value per date, so not a PSI) against the range the model was trained on. Beyond that range a gradient-boosted model is flat: it cannot follow a downturn it has never seen.</p>
+<table><tr><th>feature</th><th>today (median over buyers)</th><th>training range</th><th>percentile in training</th></tr>
+{% for m in s.market_conditions %}<tr><td>{{ m.name }}</td><td>{{ "%.4g"|format(m.value) if m.value is not none else "n/a" }}</td><td>{% if m.reference_low is not none %}{{ "%.4g"|format(m.reference_low) }}-{{ "%.4g"|format(m.reference_high) }}{% else %}n/a{% endif %}</td><td>{{ "%.0f%%"|format(100 * m.percentile) if m.percentile is not none else "n/a" }}{% if m.outside %} <b>beyond</b>{% endif %}</td></tr>{% endfor %}
+</table>{% endif %}
 <h2>Outcome backtests</h2>
 {% if s.backtest %}<p>Latest matured run {{ s.backtest.as_of }}: AUC {{ "%.3f"|format(s.backtest.auc) if s.backtest.auc is not none else "n/a" }}; {{ "retrain: " ~ s.backtest.reasons|join("; ") if s.backtest.retrain else "no retraining needed" }}.</p>{% else %}<p>No monitoring run has a matured 12-month label yet.</p>{% endif %}
 {% if s.late_backtest %}<p>Late-payment model, latest decided run {{ s.late_backtest.as_of }}: AUC {{ "%.3f"|format(s.late_backtest.auc) if s.late_backtest.auc is not none else "n/a" }}; {{ "retrain: " ~ s.late_backtest.reasons|join("; ") if s.late_backtest.retrain else "no retraining needed" }}.</p>{% endif %}

@@ -66,3 +66,35 @@ def test_drift_bands_must_be_ordered(config):
 
     with pytest.raises(ValidationError, match="major_psi must be above moderate_psi"):
         DriftConfig.model_validate(config.monitoring.drift.model_dump() | {"major_psi": 0.05})
+
+
+def test_a_market_reading_places_today_in_the_training_range():
+    from tradecredit.monitoring.drift import market_reading
+
+    reference = pl.Series([0.10, 0.10, 0.20, 0.30, None])  # one value per training month
+    inside = market_reading("market_late_share_90d", reference, pl.Series([0.20, 0.20, 0.25]))
+    assert (inside.value, inside.reference_low, inside.reference_high) == (0.20, 0.10, 0.30)
+    assert inside.percentile == 0.75 and not inside.outside
+    beyond = market_reading("market_late_share_90d", reference, pl.Series([0.45, 0.40]))
+    assert beyond.outside and beyond.percentile == 1.0
+    nothing = market_reading("market_late_share_90d", reference, pl.Series([None], dtype=pl.Float64))
+    assert nothing.value is None and not nothing.outside
+
+
+def test_the_market_view_is_read_against_its_range_and_not_psi_ed(config):
+    from datetime import date
+    from types import SimpleNamespace
+
+    from tradecredit.monitoring.portfolio import PortfolioScores, drift, market_readings
+
+    rng = np.random.default_rng(1)
+    months = np.repeat([0.10, 0.12, 0.15, 0.11], 100)  # the market's figure: one value per month
+    reference = pl.DataFrame({"late_share_90d": rng.uniform(0, 1, 400), "market_late_share_90d": months})
+    today = pl.DataFrame({"buyer_id": [f"B{i}" for i in range(200)], "late_share_90d": rng.uniform(0, 1, 200),
+                          "market_late_share_90d": [0.30] * 200})
+    portfolio = PortfolioScores(date(2026, 1, 1), "1", pl.DataFrame({"pd_12m": rng.uniform(0, 0.1, 200)}), today, 0)
+    model = SimpleNamespace(features=["late_share_90d", "market_late_share_90d"])
+    psi = drift(reference, rng.uniform(0, 0.1, 400), portfolio, model, config.monitoring.drift)
+    assert {r.name for r in psi} == {"pd_12m", "late_share_90d"}, "a point mass per date would always read as major drift"
+    (reading,) = market_readings(reference, portfolio, model)
+    assert reading.name == "market_late_share_90d" and reading.outside and reading.reference_high == 0.15

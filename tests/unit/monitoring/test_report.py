@@ -59,3 +59,12 @@ def test_report_embeds_every_plot_and_escapes_the_data(tmp_path, config):
     assert why not in html and "the pricing backtest needs a matured year" in html
     noted = render_report(inputs, summary | {"pricing_backtest_note": why}, config.monitoring.drift.moderate_psi, config.monitoring.drift.major_psi)
     assert why in noted and "the pricing backtest needs a matured year" not in noted
+    # The market view is a table of today's values against the training range, not PSI bars.
+    from dataclasses import replace
+
+    from tradecredit.monitoring.drift import MarketReading
+
+    assert "Market conditions" not in html
+    market = replace(inputs, market=[MarketReading("market_late_share_90d", 0.31, 0.10, 0.22, 1.0, True)])
+    with_market = render_report(market, summary_of(market, config.monitoring.drift.moderate_psi), config.monitoring.drift.moderate_psi, config.monitoring.drift.major_psi)
+    assert "Market conditions" in with_market and "0.1-0.22" in with_market and "<b>beyond</b>" in with_market
