@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from tradecredit.config_base import NonNegativeFloat, PositiveFloat, PositiveInt, StrictModel
-from tradecredit.features.catalog import model_input_features
+from tradecredit.features.catalog import FEATURE_SERVICES, model_input_features
 from tradecredit.model_specs import MODELS, model_spec
 
 
@@ -123,6 +123,8 @@ class ModelTrainingConfig(StrictModel):
     max_auc_drop: NonNegativeFloat = Field(description="champion gate: how far below the champion's AUC a challenger may fall")
     gate: GateConfig
     sweep_rows: PositiveInt = Field(description="rows of the test slice the monotonicity sweep and SHAP check use")
+    left_out_views: tuple[str, ...] = Field(
+        default=(), description="feature views of the model's feature service it does not read (to compare a model without them)")
 
 
 class TrainingConfig(StrictModel):
@@ -142,6 +144,10 @@ class TrainingConfig(StrictModel):
             unknown = sorted(set(self.model(name).monotone) - set(known))
             if unknown:
                 raise ValueError(f"{name}.monotone names features the {name} model does not use: {', '.join(unknown)}")
+            views = FEATURE_SERVICES[name][1]
+            strange = sorted(set(self.model(name).left_out_views) - set(views))
+            if strange:
+                raise ValueError(f"{name}.left_out_views: not views of the {name} feature service: {', '.join(strange)} (it has {', '.join(views)})")
             text = sorted(f for f in self.model(name).monotone if known[f] == "string")
             if text:
                 raise ValueError(f"{name}.monotone: text features have no direction: {', '.join(text)}")

@@ -175,7 +175,7 @@ def model_card(
     evaluation: Evaluation, walk_forward: WalkForward, served: dict[str, Any],
     calibration: dict[str, object], explain: dict[str, float], tuning: dict[str, object],
     label_definition: dict[str, Any], sources: dict[str, bool], dropped_features: tuple[str, ...],
-    config_sha256: str, data_fingerprint: str,
+    config_sha256: str, data_fingerprint: str, left_out_views: tuple[str, ...] = (),
 ) -> str:
     """A Markdown model card: what the model predicts, for whom, from what, how well, and where not to use it."""
     m, b = evaluation.metrics, evaluation.benchmark
@@ -218,6 +218,8 @@ def model_card(
         + "; without: " + (", ".join(k for k, v in sources.items() if not v) or "none") + ".",
         (f"Left out, no value in the training set (their source is absent): {len(dropped_features)}: "
          + ", ".join(f"`{f}`" for f in dropped_features) + "." if dropped_features else "No feature was left out."),
+        *([f"Feature views not read, by configuration (`training.{model.name}.left_out_views`): "
+           + ", ".join(f"`{v}`" for v in left_out_views) + "."] if left_out_views else []),
         "",
         (f"{len(features)} features: the {len(features) - len(order)} of the Feast feature service `{service}` plus the "
          f"order's own {len(order)}" if order else f"{len(features)} features from the Feast feature service `{service}`")

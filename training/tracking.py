@@ -120,7 +120,7 @@ def log_training_run(
             explain=asdict(trained.explain), tuning=asdict(trained.tuning),
             label_definition=training_set_summary.get("label_definition", {}), sources=sources,
             dropped_features=trained.data.dropped_features,
-            config_sha256=cfg_hash, data_fingerprint=trained.data.fingerprint,
+            config_sha256=cfg_hash, data_fingerprint=trained.data.fingerprint, left_out_views=cfg.training.model(spec.name).left_out_views,
         )
         mlflow.log_text(card, "model_card.md")
     client.set_registered_model_alias(registered_model, registry.CHALLENGER, logged.version)

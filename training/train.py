@@ -77,7 +77,8 @@ def fingerprint(frame: pl.DataFrame) -> str:
 def prepare(training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTrainingConfig, late_days: int) -> PreparedData:
     spec = model_spec(model)
     label, date_column = spec.label(late_days), spec.date_column
-    catalogue = tuple(f.name for f in model_input_features(model))
+    # A view left out by configuration is not read at all (a data scientist comparing without it).
+    catalogue = tuple(f.name for f in model_input_features(model) if f.view not in cfg.left_out_views)
     needed = ["buyer_id", date_column, label, *catalogue]
     missing = [c for c in needed if c not in training_set.columns]
     if label in missing and spec.late_days_of(label) is not None:

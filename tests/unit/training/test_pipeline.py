@@ -64,3 +64,21 @@ def test_a_late_training_set_built_for_another_threshold_says_to_rebuild_it(conf
     built = pl.DataFrame({"buyer_id": ["B1"], "late_30d": [1], "amount": [1.0]})
     with pytest.raises(TrainingError, match=r"has late_30d, not late_0d .*run 'tradecredit features training-set late'"):
         prepare(built, "late", date(2025, 1, 1), config.training.model("late"), late_days=0)
+
+
+def test_a_view_left_out_by_configuration_is_not_read(config):
+    from pydantic import ValidationError
+
+    from tests.model.synthetic import synthetic_training_set
+    from tradecredit.features.catalog import FEATURES_BY_VIEW
+    from tradecredit.training.train import prepare
+
+    frame, data_end = synthetic_training_set("default", buyers=200, months=30)
+    market = {f.name for f in FEATURES_BY_VIEW["market_conditions"]}
+    full = prepare(frame, "default", data_end, config.training.model("default"), late_days=30)
+    assert market <= set(full.features)
+    without = config.training.model("default").model_copy(update={"left_out_views": ("market_conditions",)})
+    left = prepare(frame, "default", data_end, without, late_days=30)
+    assert not market & set(left.features) and set(left.features) == set(full.features) - market
+    with pytest.raises(ValidationError, match="not views of the late feature service: financials"):
+        type(config.training).model_validate(config.training.model_dump() | {"late": config.training.late.model_dump() | {"left_out_views": ["financials"]}})
