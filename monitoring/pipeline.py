@@ -159,7 +159,7 @@ class MonitorResult:
         if beyond:
             mon_lines.append((f"Market conditions beyond the model's training range: "
                               + ", ".join(f"{m['name']} {m['value']:.3g} (trained on {m['reference_low']:.3g}-{m['reference_high']:.3g})" for m in beyond)
-                              + ". The model cannot follow them: retrain when the outcomes are in, or quote under stress.", True))
+                              + ". The model's PDs were learnt in other conditions: retrain when the outcomes are in, or quote under stress.", True))
         for r in [r for r in self.drift if r.name != SCORE][:5]:
             mon_lines.append((f"  {r.name:<32} PSI {r.psi:.3f}  {r.band:<8} p = {r.p_value:.2g}  critical PSI {r.critical_psi:.3f}", False))
         if self.late_version is not None:
@@ -230,7 +230,7 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     train_rows = sliced.frame.filter(pl.col("as_of_ts").dt.date() <= sliced.plan.production_end)
     reference = train_rows.filter(active(train_rows, model))
     results = drift(reference, model.predict_proba(reference), portfolio, model, mon.drift)
-    market = market_readings(reference, portfolio, model)
+    market = market_readings(reference, portfolio)
     out = ws.monitoring_run(as_of)
     out.folder.mkdir(parents=True, exist_ok=True)
     portfolio.scores.write_parquet(out.scores)

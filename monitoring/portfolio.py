@@ -31,6 +31,10 @@ class PortfolioScores:
     inactive: int  # buyers with no snapshot at the date or nothing invoiced in the last year
 
 
+# One value per date (and industry): read against the training range, not by PSI.
+MARKET_FEATURES = frozenset(f.name for f in FEATURES_BY_VIEW["market_conditions"])
+
+
 def active(features: pl.DataFrame, model: CreditModel) -> pl.Series:
     """A buyer is active when it has a feature snapshot at the date and was invoiced within
     the last year (the default model's population: trading buyers)."""
@@ -42,11 +46,9 @@ def score_portfolio(features: pl.DataFrame, model: CreditModel, model_version: s
     keep = active(features, model)
     current = features.filter(keep)
     scores = score_buyers(current, model, model_version, policy).drop("features_found")
-    return PortfolioScores(as_of, model_version, scores, current.select("buyer_id", *model.features), int((~keep).sum()))
-
-
-# One value per date (and industry): read against the training range, not by PSI.
-MARKET_FEATURES = frozenset(f.name for f in FEATURES_BY_VIEW["market_conditions"])
+    # The market view rides along for its reading against the training years, read by the model or not.
+    market = [f for f in sorted(MARKET_FEATURES) if f in current.columns and f not in model.features]
+    return PortfolioScores(as_of, model_version, scores, current.select("buyer_id", *model.features, *market), int((~keep).sum()))
 
 
 def drift(reference: pl.DataFrame, reference_scores: np.ndarray, portfolio: PortfolioScores, model: CreditModel, cfg: DriftConfig) -> list[PsiResult]:
@@ -56,6 +58,8 @@ def drift(reference: pl.DataFrame, reference_scores: np.ndarray, portfolio: Port
     return sorted(results, key=lambda r: -r.psi)
 
 
-def market_readings(reference: pl.DataFrame, portfolio: PortfolioScores, model: CreditModel) -> list[MarketReading]:
-    """Each market-view feature the model reads: today's value against its training range."""
-    return [market_reading(f, reference[f], portfolio.features[f]) for f in model.features if f in MARKET_FEATURES]
+def market_readings(reference: pl.DataFrame, portfolio: PortfolioScores) -> list[MarketReading]:
+    """Each market-view feature: today's value against the model's training years (whether
+    the model reads the view or not, its PDs were learnt in those conditions)."""
+    names = [f.name for f in FEATURES_BY_VIEW["market_conditions"] if f.name in reference.columns and f.name in portfolio.features.columns]
+    return [market_reading(f, reference[f], portfolio.features[f]) for f in names]

@@ -274,7 +274,7 @@ _TEMPLATE = """<!doctype html>
 <p>{{ s.features_moderate_or_major }} features at or above the moderate band; {{ s.features_significant }} significantly shifted at these sample sizes (chi-squared test of the PSI).</p>
 <img alt="PSI by feature" src="{{ plots.psi }}">
 {% if s.market_conditions %}<h2>Market conditions</h2>
-<p>How the whole book and each industry pay today (the market view, one value per date, so not a PSI) against the range the model was trained on. Beyond that range a gradient-boosted model is flat: it cannot follow a downturn it has never seen.</p>
+<p>How the whole book and each industry pay today (the market view, one value per date, so not a PSI) against the model's training years. Beyond that range the model's PDs were learnt in other conditions (and a gradient-boosted model that reads the view is flat beyond the values it saw).</p>
 <table><tr><th>feature</th><th>today (median over buyers)</th><th>training range</th><th>percentile in training</th></tr>
 {% for m in s.market_conditions %}<tr><td>{{ m.name }}</td><td>{{ "%.4g"|format(m.value) if m.value is not none else "n/a" }}</td><td>{% if m.reference_low is not none %}{{ "%.4g"|format(m.reference_low) }}-{{ "%.4g"|format(m.reference_high) }}{% else %}n/a{% endif %}</td><td>{{ "%.0f%%"|format(100 * m.percentile) if m.percentile is not none else "n/a" }}{% if m.outside %} <b>beyond</b>{% endif %}</td></tr>{% endfor %}
 </table>{% endif %}

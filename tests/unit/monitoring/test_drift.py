@@ -96,5 +96,5 @@ def test_the_market_view_is_read_against_its_range_and_not_psi_ed(config):
     model = SimpleNamespace(features=["late_share_90d", "market_late_share_90d"])
     psi = drift(reference, rng.uniform(0, 0.1, 400), portfolio, model, config.monitoring.drift)
     assert {r.name for r in psi} == {"pd_12m", "late_share_90d"}, "a point mass per date would always read as major drift"
-    (reading,) = market_readings(reference, portfolio, model)
+    (reading,) = market_readings(reference, portfolio)
     assert reading.name == "market_late_share_90d" and reading.outside and reading.reference_high == 0.15

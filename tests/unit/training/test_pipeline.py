@@ -75,10 +75,11 @@ def test_a_view_left_out_by_configuration_is_not_read(config):
 
     frame, data_end = synthetic_training_set("default", buyers=200, months=30)
     market = {f.name for f in FEATURES_BY_VIEW["market_conditions"]}
-    full = prepare(frame, "default", data_end, config.training.model("default"), late_days=30)
+    assert config.training.model("default").left_out_views == ("market_conditions",), "the shipped default (decision 0015)"
+    reading = config.training.model("default").model_copy(update={"left_out_views": ()})
+    full = prepare(frame, "default", data_end, reading, late_days=30)
     assert market <= set(full.features)
-    without = config.training.model("default").model_copy(update={"left_out_views": ("market_conditions",)})
-    left = prepare(frame, "default", data_end, without, late_days=30)
+    left = prepare(frame, "default", data_end, config.training.model("default"), late_days=30)
     assert not market & set(left.features) and set(left.features) == set(full.features) - market
     with pytest.raises(ValidationError, match="not views of the late feature service: financials"):
         type(config.training).model_validate(config.training.model_dump() | {"late": config.training.late.model_dump() | {"left_out_views": ["financials"]}})
