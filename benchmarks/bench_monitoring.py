@@ -77,34 +77,50 @@ def monthly_runs(ws: Path, dates: list[date], env: dict[str, str] | None, config
     end = Workspace(ws).built_as_of()
     defaulted = set(default_spells(ledger.tables, cfg.labels.default, end).spells["buyer_id"].to_list())
     rows = []
+    red_before: set[str] = set()
     for day in dates:
         tc(ws, "monitor", "--as-of", day.isoformat(), env=env, configs=configs)
         summary = json.loads(Workspace(ws).monitoring_run(day).summary.read_text())
         with sqlite3.connect(Workspace(ws).alerts_db) as con:
             raised = con.execute("SELECT buyer_id, colour FROM alerts WHERE raised_on = ? OR escalated_on = ?", (day.isoformat(), day.isoformat())).fetchall()
+            # Cases red at this run that were not red at the one before (opened or escalated).
+            red_now = {b for (b,) in con.execute("SELECT buyer_id FROM case_snapshots WHERE as_of = ? AND kind = 'red'", (day.isoformat(),))}
         buyers = {b for b, _ in raised}
         rows.append({
             "as_of": day.isoformat(), "active": summary["active_buyers"], "score_psi": summary["score_drift"]["psi"], "mean_pd": summary["mean_pd_12m"],
             "raised_yellow": sum(c == "yellow" for _, c in raised), "raised_red": sum(c == "red" for _, c in raised),
             "open_red": summary["alerts"]["open_red"], "open_yellow": summary["alerts"]["open_yellow"],
             "alerted_buyers_defaulted": len(buyers & defaulted) / len(buyers) if buyers else None,
+            "new_red_cases": len(red_now - red_before), "open_red_cases": len(red_now),
         })
+        red_before = red_now
     return rows
 
 
 def print_runs(world: str, rows: list[dict]) -> None:
-    print(f"\n{world}: month, active buyers, score PSI, mean PD, raised per 1,000 buyers (yellow / red), open red, alerted buyers defaulted by the data end")
+    print(f"\n{world}: month, active buyers, score PSI, mean PD, raised per 1,000 buyers (yellow / red), open red, alerted buyers defaulted by the data end, "
+          "new red cases / open red cases")
     for r in rows:
         per = 1000 / r["active"]
         defaulted = "n/a" if r["alerted_buyers_defaulted"] is None else f"{r['alerted_buyers_defaulted']:.1%}"
         print(f"  {r['as_of']}  {r['active']:>6,}  PSI {r['score_psi']:.3f}  PD {r['mean_pd']:.2%}  "
-              f"{r['raised_yellow'] * per:6.1f} / {r['raised_red'] * per:5.1f}  open red {r['open_red']:>4}  {defaulted}")
+              f"{r['raised_yellow'] * per:6.1f} / {r['raised_red'] * per:5.1f}  open red {r['open_red']:>4}  {defaulted}  "
+              f"red cases {r['new_red_cases']:>4} new / {r['open_red_cases']:>4} open")
     # The first month raises the stock of alerts already true; the rate is the months after it.
     later = rows[1:]
     if later:
         rate = sum((r["raised_yellow"] + r["raised_red"]) * 1000 / r["active"] for r in later) / len(later)
         red = sum(r["raised_red"] * 1000 / r["active"] for r in later) / len(later)
         print(f"  alerts raised per 1,000 buyers per month after the first run: {rate:.1f} (red {red:.1f})")
+        new_red = sum(r["new_red_cases"] * 1000 / r["active"] for r in later) / len(later)
+        print(f"  new red cases per 1,000 buyers per month after the first run: {new_red:.2f}")
+
+
+def print_comparison(calm: list[dict], shocked: list[dict]) -> None:
+    """Issue 22's goal: a downturn at least doubles new red cases against the calm twin."""
+    calm_new, shocked_new = sum(r["new_red_cases"] for r in calm[1:]), sum(r["new_red_cases"] for r in shocked[1:])
+    ratio = shocked_new / calm_new if calm_new else float("inf")
+    print(f"\nNew red cases after the first run: calm {calm_new}, shocked {shocked_new}: x{ratio:.2f} (goal: at least x2)")
 
 
 def main() -> None:
@@ -133,8 +149,11 @@ def main() -> None:
         dates = month_starts(end, args.months)
         print(f"\nScenario: building the shocked twin of {ws} ...")
         shocked, configs = shocked_twin(ws, scratch, shock_months_before_end=args.months - 1, size=-1.5)
-        print_runs("calm", monthly_runs(ws, dates, None, None))
-        print_runs("shocked", monthly_runs(shocked, dates, {TRACKING_URI_ENV: tracking_uri(Workspace(ws))}, configs))
+        calm_rows = monthly_runs(ws, dates, None, None)
+        print_runs("calm", calm_rows)
+        shocked_rows = monthly_runs(shocked, dates, {TRACKING_URI_ENV: tracking_uri(Workspace(ws))}, configs)
+        print_runs("shocked", shocked_rows)
+        print_comparison(calm_rows, shocked_rows)
     print(f"\nScratch folder: {scratch}")
 
 
