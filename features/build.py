@@ -114,6 +114,7 @@ def build_features(
     as_of_end: date,
     sources: dict[str, bool] | None = None,
     duckdb_settings: dict[str, str] | None = None,
+    market: bool = True,
 ) -> FeatureTables:
     """Compute every view's features on the snapshot grid.
 
@@ -121,6 +122,8 @@ def build_features(
     ``sources`` (``ledger.ledger_sources``) says which optional sources have data; features
     of the others are null (a count of disputes in a ledger without dispute dates is not 0).
     ``duckdb_settings`` are DuckDB ``SET`` options (memory_limit, temp_directory, threads).
+    ``market=False`` leaves the market view out (a partition: its market rows need every
+    partition's totals, written by ``partitions.write_market_view``).
     """
     without_source = features_without_source(sources) if sources is not None else ()
     grid = snapshot_grid(tables["buyers"], tables["invoices"], data_start, as_of_end, cfg.snapshots)
@@ -138,9 +141,9 @@ def build_features(
         daily = market_daily(con)
     finally:
         con.close()
-    # These tables are the whole book here; a partitioned build replaces this view (partitions.py).
-    views["market_conditions"] = market_view(views["firmographics"], daily, cfg.market.industry_prior_invoices)
-    finished = {name: finish_view(views[name], name, without_source) for name in VIEW_NAMES}
+    if market:  # these tables are the whole book
+        views["market_conditions"] = market_view(views["firmographics"], daily, cfg.market.industry_prior_invoices)
+    finished = {name: finish_view(views[name], name, without_source) for name in VIEW_NAMES if name in views}
     return FeatureTables(finished, as_of_end, without_source, daily)
 
 

@@ -103,7 +103,7 @@ class FeatureViewTtls(StrictModel):
     registry_signals: PositiveInt
     firmographics: PositiveInt
     financials: PositiveInt
-    market_conditions: PositiveInt
+    market_conditions: PositiveInt = 35  # a config folder from before the market view keeps working
 
 
 class MarketConfig(StrictModel):
@@ -134,7 +134,8 @@ class FeaturesConfig(StrictModel):
         description="(days paid after due, index) points; the index is interpolated between them"
     )
     build: FeatureBuildConfig = Field(description="how the build is split into buyer partitions")
-    market: MarketConfig = Field(description="the market view: book-wide and industry payment behaviour")
+    market: MarketConfig = Field(default_factory=lambda: MarketConfig(industry_prior_invoices=50),
+                                 description="the market view: book-wide and industry payment behaviour (default: as configs/features.yaml ships)")
     materialize_workers: PositiveInt = Field(
         description="processes writing partitions into a Redis online store at once (SQLite takes one writer)"
     )

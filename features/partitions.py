@@ -32,7 +32,7 @@ from tradecredit.features import catalog as catalog_module
 from tradecredit.features import market as market_module
 from tradecredit.features.build import SNAPSHOT_TS, build_features, connect_duckdb, finish_view
 from tradecredit.features.catalog import VIEW_NAMES
-from tradecredit.features.market import DAILY_SCHEMA, market_view
+from tradecredit.features.market import DAILY_SCHEMA, DAILY_SUMS, market_view
 from tradecredit.features.config import FeaturesConfig
 from tradecredit.features.paths import FeaturePaths
 
@@ -172,7 +172,7 @@ def build_partition(plan: PartitionPlan, partition: int, previous_fingerprint: s
     snapshots = 0
     if buyers:
         built = build_features(tables, plan.features, plan.settlement_tolerance, plan.data_start, plan.as_of_end, plan.sources,
-                               duckdb_settings=plan.duckdb_settings)
+                               duckdb_settings=plan.duckdb_settings, market=False)
         del tables
         for view in PER_BUYER_VIEWS:
             _write_atomically(built.views[view], plan.paths.partition_file(view, partition))
@@ -195,6 +195,8 @@ def write_market_view(plan: PartitionPlan) -> None:
     daily_files = [plan.paths.market_daily_file(i) for i in range(plan.partitions)]
     present = [f for f in daily_files if f.exists()]
     daily = pl.concat([pl.read_parquet(f) for f in present]) if present else pl.DataFrame(schema=DAILY_SCHEMA)
+    # Summed across partitions once (days x industries rows), not once per partition.
+    daily = daily.group_by("industry", "day").agg(pl.col(c).sum() for c in DAILY_SUMS)
     without_source = catalog_module.features_without_source(plan.sources)
     for partition in range(plan.partitions):
         target = plan.paths.partition_file(MARKET_VIEW, partition)

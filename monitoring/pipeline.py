@@ -103,7 +103,7 @@ def pricing_backtest_of(cfg: PlatformConfig, ws: Workspace, tables: dict[str, pl
     try:
         return pricing_backtest(cfg, ws, quoted_on, tables, backtests.spells, register), ""
     except StageError as exc:
-        return None, f"No pricing backtest: {exc}."  # e.g. nothing insurable on that date
+        return None, f"No pricing backtest: {str(exc).rstrip('.')}."  # e.g. nothing insurable on that date
     finally:
         register.close()
 

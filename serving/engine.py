@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -73,18 +73,22 @@ class BuyerFreshness:
     known: bool
 
 
-def freshness(online: OnlineFeatures, now: datetime) -> list[BuyerFreshness]:
+def freshness(online: OnlineFeatures, now: datetime, judged: Collection[str] | None = None) -> list[BuyerFreshness]:
     """Per buyer: the oldest snapshot time among its features, its age, and the stale features
-    (missing, older than the limit, or dated after the clock: ``OnlineFeatures.stale_features``)."""
+    (missing, older than the limit, or dated after the clock: ``OnlineFeatures.stale_features``).
+    ``judged``: the features that count (those the served models read; default every one), so
+    a view served but read by no model cannot refer a decision."""
+    names = [n for n in online.names if judged is None or n in judged]
     stale = online.stale_features()
     out = []
     for i, buyer in enumerate(online.buyer_ids):
-        stamps = [s for s in (online.response[f"{n}__ts"][i] for n in online.names) if s]
+        stamps = [s for s in (online.response[f"{n}__ts"][i] for n in names) if s]
+        mine = [n for n in stale[buyer] if judged is None or n in judged]
         if not stamps:
-            out.append(BuyerFreshness(None, None, stale[buyer], known=False))
+            out.append(BuyerFreshness(None, None, mine, known=False))
             continue
         oldest = min(stamps)
-        out.append(BuyerFreshness(datetime.fromtimestamp(oldest, UTC), (now.timestamp() - oldest) / 86400, stale[buyer], known=True))
+        out.append(BuyerFreshness(datetime.fromtimestamp(oldest, UTC), (now.timestamp() - oldest) / 86400, mine, known=True))
     return out
 
 
@@ -127,6 +131,7 @@ class Assessor:
         self.credit: Any = None
         served = set(reader.names)
         needed = {f for m in models.values() for f in m.model.features if f not in ORDER_FEATURE_NAMES} | set(FACT_FEATURES)
+        self.judged = frozenset(needed)  # the features whose staleness refers a decision
         missing = sorted(needed - served)
         if missing:
             raise ValueError(f"the online feature service lacks features the models use: {', '.join(missing)}")
@@ -169,7 +174,7 @@ class Assessor:
         todo = [i for i, r in enumerate(results) if r is None]
         buyer_ids = list(dict.fromkeys(items[i].buyer_id for i in todo))
         online = self.reader.read(buyer_ids, now) if buyer_ids else None
-        fresh = dict(zip(buyer_ids, freshness(online, now), strict=True)) if online else {}
+        fresh = dict(zip(buyer_ids, freshness(online, now, self.judged), strict=True)) if online else {}
         rows = dict(zip(buyer_ids, online.rows(), strict=True)) if online else {}
         for i in todo:
             if not fresh[items[i].buyer_id].known:

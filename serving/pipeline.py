@@ -34,6 +34,7 @@ BENTOFILE = Path(__file__).with_name("bentofile.yaml")
 
 def check_servable(cfg: PlatformConfig, ws: Workspace, as_of: str | None) -> None:
     """A :class:`StageError` before BentoML starts when the service could not start."""
+    from tradecredit.features.pipeline import open_feature_store
     from tradecredit.serving.process import AS_OF_ENV, parse_as_of
     from tradecredit.training.registry import champion_versions, connect
 
@@ -43,6 +44,9 @@ def check_servable(cfg: PlatformConfig, ws: Workspace, as_of: str | None) -> Non
         raise StageError(str(exc).replace(AS_OF_ENV, "--as-of")) from None
     if not cfg.backends.feast_registry and not ws.feature_paths().registry_db.exists():
         raise MissingArtefact(f"no feature store in {ws.root}: run `tradecredit features apply` and `features materialize` first")
+    # A registry from an earlier release lacks this release's feature services (v2): say so
+    # here, not as Feast's exception inside a worker after the service has started.
+    open_feature_store(cfg, ws)
     champion_versions(connect(ws, cfg.backends), cfg)
 
 

@@ -123,8 +123,10 @@ class ModelTrainingConfig(StrictModel):
     max_auc_drop: NonNegativeFloat = Field(description="champion gate: how far below the champion's AUC a challenger may fall")
     gate: GateConfig
     sweep_rows: PositiveInt = Field(description="rows of the test slice the monotonicity sweep and SHAP check use")
+    # Defaults to what configs/training.yaml ships, so a config folder from before the market
+    # view does not start reading it silently (decision 0015).
     left_out_views: tuple[str, ...] = Field(
-        default=(), description="feature views of the model's feature service it does not read (to compare a model without them)")
+        default=("market_conditions",), description="feature views of the model's feature service it does not read ([] reads them all)")
 
 
 class TrainingConfig(StrictModel):

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import polars as pl  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, model_input_features  # noqa: E402
+from tradecredit.features.catalog import FEATURE_SERVICES, ORDER_FEATURES, features_of_model, model_input_features  # noqa: E402
 from tradecredit.model_specs import model_spec  # noqa: E402
 from tradecredit.training.evaluate import Evaluation  # noqa: E402
 from tradecredit.training.model import CreditModel  # noqa: E402
@@ -182,6 +182,7 @@ def model_card(
     service = FEATURE_SERVICES[model.name][0]
     features = [f for f in model_input_features(model.name) if f.name in model.features]
     order = [f for f in features if f in ORDER_FEATURES]  # the late model's order features
+    served_count = len(features_of_model(model.name))
     constrained = ", ".join(f"`{f}` ({'+' if d > 0 else '-'})" for f, d in model.monotone.items())
     lines = [
         f"# Model card: {model.name} ({model.label})" + (f", version {version}" if version else ""),
@@ -217,12 +218,12 @@ def model_card(
         "Ledger sources with data: " + (", ".join(k for k, v in sources.items() if v) or "invoices only")
         + "; without: " + (", ".join(k for k, v in sources.items() if not v) or "none") + ".",
         (f"Left out, no value in the training set (their source is absent): {len(dropped_features)}: "
-         + ", ".join(f"`{f}`" for f in dropped_features) + "." if dropped_features else "No feature was left out."),
-        *([f"Feature views not read, by configuration (`training.{model.name}.left_out_views`): "
+         + ", ".join(f"`{f}`" for f in dropped_features) + "." if dropped_features else "No feature was left out for want of a source."),
+        *([f"Feature views served but not read, by configuration (`training.{model.name}.left_out_views`): "
            + ", ".join(f"`{v}`" for v in left_out_views) + "."] if left_out_views else []),
         "",
-        (f"{len(features)} features: the {len(features) - len(order)} of the Feast feature service `{service}` plus the "
-         f"order's own {len(order)}" if order else f"{len(features)} features from the Feast feature service `{service}`")
+        (f"{len(features)} features: {len(features) - len(order)} of the {served_count} of the Feast feature service `{service}` plus the "
+         f"order's own {len(order)}" if order else f"{len(features)} of the {served_count} features of the Feast feature service `{service}`")
         + f". Monotone constraints (+: never lowers risk, -: never raises it): {constrained}.",
         "",
         "## Model",

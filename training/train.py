@@ -86,7 +86,8 @@ def prepare(training_set: pl.DataFrame, model: str, data_end: date, cfg: ModelTr
         raise TrainingError(f"the {model} training set has {', '.join(built) or 'another label'}, not {label} "
                             f"(configs/labels.yaml late_days changed): run 'tradecredit features training-set {model}'")
     if missing:
-        raise TrainingError(f"the {model} training set lacks columns: {', '.join(missing)}")
+        raise TrainingError(f"the {model} training set lacks columns: {', '.join(missing)}: "
+                            f"run 'tradecredit features training-set {model}' (after 'features build' and 'features apply')")
     # A feature the ledger cannot feed (no registry, no financials, ...) is null throughout: left out.
     dropped = tuple(f for f in catalogue if training_set[f].null_count() == training_set.height)
     features = tuple(f for f in catalogue if f not in dropped)

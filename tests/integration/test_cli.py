@@ -184,7 +184,9 @@ def test_feature_commands_fail_with_messages(tmp_path):
     assert invoke("features", "build").exit_code == 0
     entities = tmp_path / "entities.csv"
     entities.write_text("buyer_id,as_of_ts\nB1,2024-03-01\n")
-    for args in (("features", "materialize"), ("features", "get", "--entities", str(entities), "--out", str(tmp_path / "f.csv"))):
+    # serve too: a registry without this release's feature services (one applied before the
+    # market view's v2) must stop before BentoML starts, not fail inside a worker.
+    for args in (("features", "materialize"), ("features", "get", "--entities", str(entities), "--out", str(tmp_path / "f.csv")), ("serve",)):
         not_applied = invoke(*args)
         assert not_applied.exit_code == 2 and "run 'tradecredit features apply'" in not_applied.output, not_applied.output
         assert isinstance(not_applied.exception, SystemExit)  # an error line, not a traceback

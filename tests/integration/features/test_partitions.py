@@ -102,3 +102,38 @@ def test_the_partitions_build_on_a_dask_local_cluster(small_portfolio, config, t
     assert on_dask.partitioned.rebuilt == 6
     end = date.fromisoformat(loaded.summary.data_end)
     _assert_same(on_dask.views(), _single(loaded, config, config.features, end))
+
+
+def test_empty_partitions_hold_no_market_rows_and_a_partition_that_empties_loses_them(config, tmp_path):
+    """Five partitions for four buyers (two empty); then buyer B2 leaves the ledger and its
+    partition empties: its files, the market view's too, go, and the rest is the single build."""
+    from tradecredit.features.partitions import PartitionPlan, run_partitioned_build
+    from tradecredit.features.paths import FeaturePaths
+    from tradecredit.ledger import write_loaded_ledger
+
+    features_cfg = daily(config.features)
+    paths = FeaturePaths(offline_dir=tmp_path / "features", repo_dir=tmp_path / "repo")
+
+    def build(tables: dict, name: str) -> tuple[object, dict[str, pl.DataFrame]]:
+        loaded = load_folder(write_ledger(tmp_path / name, tables), config)
+        start, end = date.fromisoformat(loaded.summary.data_start), date(2024, 7, 31)
+        plan = PartitionPlan(write_loaded_ledger(loaded, tmp_path / f"{name}-loaded"), paths, 5, features_cfg,
+                             config.ledger.settlement_tolerance, start, end, ledger_sources(loaded.tables))
+        built = run_partitioned_build(plan, "local", config.backends.dask)
+        single = build_features(loaded.tables, features_cfg, config.ledger.settlement_tolerance, start, end, ledger_sources(loaded.tables)).views
+        return built, single
+
+    assert [partition_of(b, 5) for b in ("B1", "B2", "B3", "T1")] == [0, 2, 3, 0]
+    built, single = build(TRICKY_LEDGER, "all")
+    assert sorted(o.partition for o in built.outcomes if not o.buyers) == [1, 4]
+    assert not paths.partition_file("market_conditions", 1).exists() and paths.partition_file("market_conditions", 3).exists()
+    _assert_same({v: pl.read_parquet(paths.view_dataset(v)).sort("buyer_id", SNAPSHOT_TS) for v in single}, single)
+
+    without_b2 = {k: [r for r in rows if r.get("buyer_id") != "B2"] for k, rows in TRICKY_LEDGER.items()}
+    b2_invoices = {r["invoice_id"] for r in TRICKY_LEDGER["invoices"] if r["buyer_id"] == "B2"}
+    without_b2["payments"] = [r for r in TRICKY_LEDGER["payments"] if r["invoice_id"] not in b2_invoices]
+    built, single = build(without_b2, "without-b2")
+    assert [o.partition for o in built.outcomes if o.rebuilt] == [2], "incremental: only the emptied partition is redone"
+    assert sorted(o.partition for o in built.outcomes if not o.buyers) == [1, 2, 4]
+    assert not any(paths.partition_file(v, 2).exists() for v in single), "an emptied partition keeps no file of any view"
+    _assert_same({v: pl.read_parquet(paths.view_dataset(v)).sort("buyer_id", SNAPSHOT_TS) for v in single}, single)

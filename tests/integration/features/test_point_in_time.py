@@ -67,6 +67,20 @@ def test_tricky_ledger_matches_the_oracle(tricky_built):
     assert _compare(tricky_built, pairs) == []
 
 
+def test_the_market_view_without_shrinkage_matches_the_oracle(config, tmp_path):
+    """industry_prior_invoices 0: each industry's own figure, null where it settled nothing."""
+    from tests.conftest import write_ledger
+    from tests.integration.features.conftest import TRICKY_LEDGER, build_into, daily, load_folder
+    from tradecredit.features.config import MarketConfig
+
+    features_cfg = daily(config.features).model_copy(update={"market": MarketConfig(industry_prior_invoices=0)})
+    loaded = load_folder(write_ledger(tmp_path / "ledger", TRICKY_LEDGER), config)
+    built = build_into(tmp_path, loaded, config, features_cfg, as_of_end=date(2024, 7, 31))
+    assert _compare(built, [(b, d) for b in ("T1", "B1", "B2", "B3") for d in TRICKY_DATES]) == []
+    g = pl.read_parquet(built.paths.view_dataset("market_conditions")).filter(pl.col("buyer_id") == "B2")
+    assert g["industry_late_share_90d"].null_count() > 0 and g["industry_late_share_90d"].drop_nulls().len() > 0
+
+
 def test_simulated_portfolio_matches_the_oracle(small_built):
     rng = random.Random(5)
     buyers = small_built.tables["buyers"]["buyer_id"].to_list()
