@@ -79,7 +79,7 @@ def test_the_pipeline_runs_in_the_production_profile(tmp_path, production_server
     host, port = production_servers.postgres.address.split(":")
     with psycopg.connect(host=host, port=int(port), user=PG_USER, dbname="feast") as con:
         views = {row[0] for row in con.execute("SELECT feature_view_name FROM feature_views WHERE project_id = 'tradecredit'")}
-    assert views == {"payment_behaviour", "registry_signals", "firmographics", "financials"}
+    assert views == {"payment_behaviour", "registry_signals", "firmographics", "financials", "market_conditions"}
     redis_host, redis_port = production_servers.redis.address.split(":")
     # Counted by the project's keys (an entity key followed by the project name), one hash per
     # buyer: the Redis server is shared by the session's production-profile tests.

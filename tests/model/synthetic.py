@@ -38,7 +38,13 @@ def synthetic_training_set(model: str, buyers: int = 600, months: int = 30, seed
     n = len(buyer_index)
     risk = z[buyer_index] + rng.normal(0, 0.3, n)
     columns: dict[str, object] = {}
+    # The market view (one value per date in real books) is noise here, drawn from its own
+    # generator so the other columns and the labels are those the tests were written against.
+    market_rng = np.random.default_rng([seed, 15])
     for f in model_input_features(model):
+        if f.view == "market_conditions":
+            columns[f.name] = market_rng.uniform(0, 1, n)
+            continue
         noise = rng.normal(0, 1, n)
         if f.dtype == "string":
             columns[f.name] = rng.choice(["AA", "BB", "CC"], n)
