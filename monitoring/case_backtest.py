@@ -5,7 +5,9 @@ left out, runs whose year reaches past the data left out).
 Per flag (a case colour, any case, each signal): how many buyer-runs it flagged, the share of
 them that defaulted (precision) against the base rate (lift), the share of defaults it
 flagged (recall), the share of defaults at least ``lead_days`` after the run it flagged
-(recall at lead), and the median days from the flag's first day (the case's opening, the
+(recall at lead, counted in buyer-runs), the share of the buyers that defaulted that it flagged
+at a run at least ``lead_days`` before their default (buyers flagged at lead: the issue's
+measure, each defaulting buyer counted once), and the median days from the flag's first day (the case's opening, the
 signal's raising) to the default. And per run, the red list against the expected number of
 defaults (the sum of the run's PDs).
 """
@@ -28,13 +30,15 @@ class CaseBacktest:
     runs: list[date]  # the matured runs measured
     base_rate: float | None
     defaults: int  # buyer-runs that defaulted within 12 months
-    table: pl.DataFrame  # flag, flagged, hits, precision, lift, recall, recall_at_lead, median_lead_days
+    table: pl.DataFrame  # flag, flagged, hits, precision, lift, recall, recall_at_lead, buyer_recall_at_lead, median_lead_days
     red_list: pl.DataFrame  # as_of, red, red_in_default, expected_defaults, red_over_expected
     lead_days: int
+    defaulted_buyers_at_lead: int = 0  # buyers that defaulted with a run at least lead_days before (the denominator)
 
     def to_json(self) -> dict:
         return {
             "runs": [d.isoformat() for d in self.runs], "base_rate": self.base_rate, "defaults": self.defaults, "lead_days": self.lead_days,
+            "defaulted_buyers_at_lead": self.defaulted_buyers_at_lead,
             "table": self.table.to_dicts(), "red_list": self.red_list.with_columns(pl.col("as_of").cast(pl.String)).to_dicts(),
         }
 
@@ -42,14 +46,16 @@ class CaseBacktest:
         if not self.runs:
             return ["Early warnings: no monitoring run has a matured 12-month window yet."]
         lines = [f"Early warnings on {len(self.runs)} matured run(s) ({', '.join(map(str, self.runs))}): {self.defaults} defaults within "
-                 f"12 months, base rate {self.base_rate:.2%}.",
-                 f"  {'flag':<34}{'flagged':>8}{'hits':>6}{'precision':>10}{'lift':>6}{'recall':>8}{f'recall {self.lead_days}d+':>12}{'lead (days)':>12}"]
+                 f"12 months, base rate {self.base_rate:.2%}; {self.defaulted_buyers_at_lead} buyers defaulted at least {self.lead_days} days after a run.",
+                 f"  {'flag':<34}{'flagged':>8}{'hits':>6}{'precision':>10}{'lift':>6}{'recall':>8}{f'recall {self.lead_days}d+':>12}"
+                 f"{f'buyers {self.lead_days}d+':>12}{'lead (days)':>12}"]
         for r in self.table.iter_rows(named=True):
             lift = "n/a" if r["lift"] is None else f"{r['lift']:.1f}"
             lead = "n/a" if r["median_lead_days"] is None else f"{r['median_lead_days']:.0f}"
             at_lead = "n/a" if r["recall_at_lead"] is None else f"{r['recall_at_lead']:.0%}"
             recall = "n/a" if r["recall"] is None else f"{r['recall']:.0%}"
-            lines.append(f"  {r['flag']:<34}{r['flagged']:>8,}{r['hits']:>6,}{r['precision']:>10.1%}{lift:>6}{recall:>8}{at_lead:>12}{lead:>12}")
+            buyers = "n/a" if r["buyer_recall_at_lead"] is None else f"{r['buyer_recall_at_lead']:.0%}"
+            lines.append(f"  {r['flag']:<34}{r['flagged']:>8,}{r['hits']:>6,}{r['precision']:>10.1%}{lift:>6}{recall:>8}{at_lead:>12}{buyers:>12}{lead:>12}")
         for r in self.red_list.iter_rows(named=True):
             ratio = "n/a" if r["red_over_expected"] is None else f"{r['red_over_expected']:.1f}x"
             lines.append(f"  red list on {r['as_of']}: {r['red']} ({r['red_in_default']} already in default) against "
@@ -100,7 +106,9 @@ def case_backtest(history: pl.DataFrame, snapshots: pl.DataFrame, alerts: pl.Dat
         days_to_default=pl.when("default_12m").then((pl.col("default_on") - pl.col("as_of_date")).dt.total_days()),
     )
     defaults = int(outcomes["default_12m"].sum()) if outcomes.height else 0
-    at_lead = outcomes.filter(pl.col("days_to_default") >= lead_days).height
+    ahead = pl.col("days_to_default") >= lead_days
+    at_lead = outcomes.filter(ahead).height
+    buyers_at_lead = outcomes.filter(ahead)["buyer_id"].n_unique()
     base_rate = defaults / outcomes.height if outcomes.height else None
     flags = pl.concat([case_flags(snapshots), signal_flags(alerts, runs)]).unique(["as_of_date", "buyer_id", "flag"])
     joined = flags.join(outcomes, on=["as_of_date", "buyer_id"], how="inner")
@@ -108,19 +116,22 @@ def case_backtest(history: pl.DataFrame, snapshots: pl.DataFrame, alerts: pl.Dat
         joined.group_by("flag").agg(
             flagged=pl.len(),
             hits=pl.col("default_12m").sum(),
-            hits_at_lead=(pl.col("days_to_default") >= lead_days).sum(),
+            hits_at_lead=ahead.sum(),
+            buyers_hit_at_lead=pl.col("buyer_id").filter(ahead).n_unique(),
             median_lead_days=(pl.col("default_on") - pl.col("first_on")).dt.total_days().filter(pl.col("default_12m")).median(),
         ).with_columns(
             precision=pl.col("hits") / pl.col("flagged"),
             recall=pl.col("hits") / defaults if defaults else pl.lit(None, pl.Float64),
             recall_at_lead=pl.col("hits_at_lead") / at_lead if at_lead else pl.lit(None, pl.Float64),
+            buyer_recall_at_lead=pl.col("buyers_hit_at_lead") / buyers_at_lead if buyers_at_lead else pl.lit(None, pl.Float64),
         ).with_columns(lift=pl.col("precision") / base_rate if base_rate else pl.lit(None, pl.Float64))
         .with_columns(order=pl.when(pl.col("flag").str.starts_with("case")).then(0).otherwise(1))
-        .sort("order", "flag").select("flag", "flagged", "hits", "precision", "lift", "recall", "recall_at_lead", "median_lead_days")
+        .sort("order", "flag").select("flag", "flagged", "hits", "precision", "lift", "recall", "recall_at_lead", "buyer_recall_at_lead", "median_lead_days")
     ) if joined.height else pl.DataFrame(schema={"flag": pl.String, "flagged": pl.UInt32, "hits": pl.UInt32, "precision": pl.Float64, "lift": pl.Float64,
-                                                   "recall": pl.Float64, "recall_at_lead": pl.Float64, "median_lead_days": pl.Float64})
+                                                   "recall": pl.Float64, "recall_at_lead": pl.Float64, "buyer_recall_at_lead": pl.Float64,
+                                                   "median_lead_days": pl.Float64})
     red_list = red_list_sizes(history, snapshots, spells)
-    return CaseBacktest(runs, base_rate, defaults, table, red_list, lead_days)
+    return CaseBacktest(runs, base_rate, defaults, table, red_list, lead_days, buyers_at_lead)
 
 
 def red_list_sizes(history: pl.DataFrame, snapshots: pl.DataFrame, spells: pl.DataFrame) -> pl.DataFrame:

@@ -60,9 +60,12 @@ def test_precision_recall_and_lead_time_by_hand():
     assert red["recall"] == pytest.approx(2 / 6)
     # Defaults 90+ days after the run: B1 (151) and B3 (120) after RUN1, B1 (120) after RUN2 (B3: 89, B2: 59 and 28).
     assert red["recall_at_lead"] == pytest.approx(2 / 3)
+    # Counted by buyer: B1 and B3 defaulted 90+ days after a run (B2 never did); red flagged B1 at both.
+    assert found.defaulted_buyers_at_lead == 2 and red["buyer_recall_at_lead"] == pytest.approx(1 / 2)
     assert red["median_lead_days"] == 151  # from the case's opening, RUN1
     yellow = rows["case yellow"]
     assert (yellow["flagged"], yellow["hits"], yellow["recall_at_lead"], yellow["median_lead_days"]) == (1, 1, 0.0, 28)
+    assert yellow["buyer_recall_at_lead"] == 0.0  # B2's yellow came 28 days before its default
     assert (rows["case (any colour)"]["flagged"], rows["case (any colour)"]["hits"]) == (5, 3)
     lawsuits = rows["signal lawsuits"]  # open at RUN1 only; B3's was raised after both runs
     assert (lawsuits["flagged"], lawsuits["hits"], lawsuits["median_lead_days"]) == (1, 1, (date(2025, 6, 1) - date(2024, 12, 15)).days)
