@@ -1,9 +1,10 @@
 """Ledger positions at a date: each (seller, buyer)'s open balance, usual purchases and terms,
 and each buyer's knock-out facts (an insolvency filing, a credit event, the oldest invoice
-past due). Point in time: nothing dated after the date counts (an invoice issued later, a
+past due, the amount more than 60 days past due). Point in time: nothing dated after the date counts (an invoice issued later, a
 payment received later, a registry or credit event dated later).
 
-A disputed invoice does not count towards "past due beyond the maximum extension": a dispute
+A disputed invoice does not count towards "past due beyond the maximum extension", nor towards
+the amount 60+ days past due that early warnings read: a dispute
 is settled between the parties and is a signal of its own (features and alerts weigh it). Nor
 does a small unpaid remainder (the default label's ``small_balance``): real exports leave cents
 and small items open for years, and one must not hold a buyer for good.
@@ -99,7 +100,9 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance
         )
         for r in per_seller.iter_rows(named=True)
     }
-    overdue = {r["buyer_id"]: r["d"] for r in inv.group_by("buyer_id").agg(d=pl.col("past_due").max()).iter_rows(named=True)}
+    by_buyer = inv.group_by("buyer_id").agg(d=pl.col("past_due").max(), late=pl.col("open").filter(pl.col("past_due") > 60).sum())
+    overdue = {r["buyer_id"]: r["d"] for r in by_buyer.iter_rows(named=True)}
+    past_due_60 = {r["buyer_id"]: float(r["late"] or 0.0) for r in by_buyer.iter_rows(named=True)}
     filings: dict[str, date] = {}
     registry = _dated(tables.get("registry_events"), "event_on", as_of)
     if registry is not None:
@@ -111,7 +114,8 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance
         for r in credit.sort("event_on").group_by("buyer_id", maintain_order=True).first().iter_rows(named=True):
             events[r["buyer_id"]] = (r["event_type"], r["event_on"])
     buyers = {
-        b: CreditFacts(filings.get(b), events.get(b), None if overdue.get(b) is None else int(overdue[b]))
+        b: CreditFacts(filings.get(b), events.get(b), None if overdue.get(b) is None else int(overdue[b]),
+                       past_due_60_plus=past_due_60.get(b, 0.0))
         for b in set(overdue) | set(filings) | set(events)
     }
     return LedgerPositions(as_of, sellers, buyers)

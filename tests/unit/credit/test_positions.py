@@ -91,3 +91,21 @@ def test_a_small_unpaid_remainder_never_counts_as_past_due():
     assert ledger_positions(leftover, AS_OF).buyers["B3"].max_days_past_due > 400  # without the rule: held for good
     assert ledger_positions(leftover, AS_OF, small_balance=5.0).buyers["B3"].max_days_past_due is None
     assert ledger_positions(leftover, AS_OF, small_balance=5.0).buyers["B1"].max_days_past_due == 60  # a real arrear still counts
+
+
+def test_the_amount_60_days_past_due_leaves_disputes_and_small_remainders_out():
+    """What early warnings read as past_due_60_plus: undisputed open amounts more than 60 days
+    past due on the date, small remainders left out, later payments and disputes not seen."""
+    rows = [
+        ("I10", "B9", "S1", "2026-01-01", "2026-02-01", 2_000.0, None),  # 149 days past due: counts
+        ("I11", "B9", "S1", "2026-01-01", "2026-02-01", 5_000.0, "2026-02-10"),  # disputed: left out
+        ("I12", "B9", "S1", "2026-05-01", "2026-06-01", 7_000.0, None),  # 29 days past due: not 60+
+        ("I13", "B9", "S1", "2025-01-01", "2025-02-01", 3.0, None),  # a small remainder
+        ("I14", "B9", "S1", "2026-01-01", "2026-02-01", 4_000.0, "2026-07-15"),  # disputed after the date: counts
+    ]
+    future_payment = [("I10", "2026-07-10", 2_000.0)]  # after the date: I10 is still open on it
+    positions = ledger_positions(ledger(extra_invoices=rows, extra_payments=future_payment), AS_OF, small_balance=5.0)
+    assert positions.buyers["B9"].past_due_60_plus == 6_000.0
+    assert positions.buyers["B1"].past_due_60_plus == 0.0  # I1 is 60 days past due, not more
+    assert positions.buyers["B2"].past_due_60_plus == 0.0  # I4 is disputed
+    assert ledger_positions(ledger(extra_invoices=rows), AS_OF).buyers["B9"].past_due_60_plus == 6_003.0

@@ -95,6 +95,17 @@ def test_derived_metrics_by_hand():
     assert alert_metrics(features, scores, None)["grade_change"].to_list() == [None]
 
 
+def test_past_due_60_plus_is_the_ledgers_undisputed_amount_when_the_ledger_is_read(rules):
+    # The features' aging says 6,000 is 60+ days late; the ledger's facts say it is all disputed.
+    features, scores, prev = frames({"B1": ({"open_61_90": 3_000.0, "open_90_plus": 3_000.0}, 4, 4)})
+    disputed = {"B1": CreditFacts(None, None, None, past_due_60_plus=0.0)}
+    metrics = alert_metrics(features, scores, prev, disputed, AS_OF)
+    assert metrics["past_due_60_plus"].to_list() == [0.0] and evaluate_rules(metrics, rules) == []
+    undisputed = alert_metrics(features, scores, prev, {"B1": CreditFacts(None, None, None, past_due_60_plus=4_000.0)}, AS_OF)
+    assert undisputed["past_due_60_plus"].to_list() == [4_000.0]
+    assert {a.signal for a in evaluate_rules(undisputed, rules)} == {"past_due_60_plus"}
+
+
 @pytest.mark.parametrize(("signal", "colour"), list(PLANTED))
 def test_each_rule_fires_on_its_planted_pattern_and_not_on_a_clean_buyer(rules, signal, colour):
     changes, grade, previous = PLANTED[(signal, colour)]
