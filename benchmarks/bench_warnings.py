@@ -54,8 +54,9 @@ def scratch_workspace(source: Path) -> Path:
 
 def foreign_workspace(kind: str, ws: Path, buyers: int, months: int, seed: int) -> Path:
     """A trained workspace on a foreign ledger: the README's recipe up to ``promote``. Returns its config dir."""
-    shutil.rmtree(ws, ignore_errors=True)
-    ws.mkdir(parents=True)
+    if ws.exists() and any(ws.iterdir()):
+        raise SystemExit(f"--foreign makes {ws} from scratch: give a directory that does not exist or is empty")
+    ws.mkdir(parents=True, exist_ok=True)
     configs = ws.parent / f"{ws.name}-configs"
     shutil.rmtree(configs, ignore_errors=True)
     shutil.copytree(default_config_dir(), configs)
@@ -76,7 +77,8 @@ def foreign_workspace(kind: str, ws: Path, buyers: int, months: int, seed: int) 
     for step in steps:
         done = subprocess.run([*base, *step], capture_output=True, text=True)
         if done.returncode == 1 and step[0] == "promote":  # a small book's refusal, stated and overridden
-            print(f"{' '.join(step)}: refused; promoted with --override\n  {done.stdout.strip().splitlines()[-1]}")
+            said = (done.stdout + done.stderr).strip().splitlines()
+            print(f"{' '.join(step)}: refused; promoted with --override" + (f"\n  {said[-1]}" if said else ""))
             done = subprocess.run([*base, *step, "--override", "benchmark: a foreign ledger's warnings"], capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"tradecredit {' '.join(step)} failed:\n{done.stdout}{done.stderr}")
@@ -106,6 +108,8 @@ def main() -> None:
     args = parser.parse_args()
     source = args.workspace.resolve()
     config_dir = args.config_dir
+    if args.foreign and config_dir:
+        parser.error("--foreign writes its own config dir (the foreign-ledger tests' labels): leave out --config-dir")
     if args.foreign:
         config_dir = foreign_workspace(args.foreign, source, args.buyers, args.months, args.seed)
         source = source / "ws"

@@ -5,7 +5,10 @@ payment received later, a registry or credit event dated later).
 
 A disputed invoice does not count towards "past due beyond the maximum extension", nor towards
 the amount 60+ days past due that early warnings read: a dispute
-is settled between the parties and is a signal of its own (features and alerts weigh it). Nor
+is settled between the parties and is a signal of its own (features and alerts weigh it). With
+the default label's rule (``DisputeRule.of``) only a dispute raised before the invoice reached
+the label's days past due shields it, and only for ``max_dispute_days``: a dispute raised later
+is a failing buyer's stalling tactic, and one that never ends does not hide an arrear for good. Nor
 does a small unpaid remainder (the default label's ``small_balance``): real exports leave cents
 and small items open for years, and one must not hold a buyer for good.
 """
@@ -15,13 +18,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import date, timedelta
+from typing import Any
 
 import polars as pl
 
+from tradecredit.features.config import DefaultDefinition
 from tradecredit.policy import CreditFacts
 from tradecredit.workspace import Workspace
 
 CENT = 0.005  # an invoice paid to within half a cent is settled
+
+
+@dataclass(frozen=True)
+class DisputeRule:
+    """A dispute leaves its invoice out of the arrears when it was raised before the invoice was
+    ``before_days`` past due, for ``lasts_days`` after it was raised."""
+
+    before_days: int
+    lasts_days: int
+
+    @classmethod
+    def of(cls, definition: DefaultDefinition) -> DisputeRule:
+        """The default label's rule (features/labels.py); a label that counts disputes: never."""
+        return cls(definition.days_past_due, definition.max_dispute_days) if definition.exclude_disputed else cls(0, 0)
+
+
+def arrears_rules(definition: DefaultDefinition) -> dict[str, Any]:
+    """``ledger_positions``' keyword arguments that read arrears as the default label does."""
+    return {"small_balance": definition.materiality.small_balance, "disputes": DisputeRule.of(definition)}
 
 
 @dataclass(frozen=True)
@@ -58,10 +82,12 @@ def _dated(frame: pl.DataFrame | None, column: str, as_of: date) -> pl.DataFrame
     return frame.filter(pl.col(column) <= as_of)
 
 
-def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance: float = 0.0) -> LedgerPositions:
+def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance: float = 0.0,
+                     disputes: DisputeRule | None = None) -> LedgerPositions:
     """Positions on ``as_of`` from the loaded ledger's tables (``invoices``; ``payments``,
     ``registry_events`` and ``credit_events`` when present). An invoice with at most
-    ``small_balance`` unpaid is never past due."""
+    ``small_balance`` unpaid is never past due; a disputed one is not while ``disputes`` says so
+    (None: any dispute raised by the date, for good)."""
     invoices = tables["invoices"].filter(pl.col("issued_on") <= as_of)
     payments = _dated(tables.get("payments"), "paid_on", as_of)
     paid = (
@@ -69,7 +95,12 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance
         if payments is not None and payments.height
         else pl.DataFrame(schema={"invoice_id": pl.String, "paid": pl.Float64, "last_paid_on": pl.Date})
     )
-    disputed = pl.col("disputed_on").is_not_null() & (pl.col("disputed_on") <= as_of) if "disputed_on" in invoices.columns else pl.lit(False)
+    disputed = pl.lit(False)
+    if "disputed_on" in invoices.columns:
+        disputed = pl.col("disputed_on").is_not_null() & (pl.col("disputed_on") <= as_of)
+        if disputes is not None:
+            disputed &= (pl.col("disputed_on") < pl.col("due_on") + timedelta(days=disputes.before_days)) & (
+                pl.lit(as_of) < pl.col("disputed_on") + timedelta(days=disputes.lasts_days))
     inv = invoices.join(paid, on="invoice_id", how="left").with_columns(
         open=(pl.col("amount") - pl.col("paid").fill_null(0.0)).clip(lower_bound=0.0),
         recent=pl.col("issued_on") > as_of - timedelta(days=365),
@@ -100,9 +131,11 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance
         )
         for r in per_seller.iter_rows(named=True)
     }
-    by_buyer = inv.group_by("buyer_id").agg(d=pl.col("past_due").max(), late=pl.col("open").filter(pl.col("past_due") > 60).sum())
+    counted = (pl.col("open") > max(CENT, small_balance)) & ~pl.col("disputed")
+    by_buyer = inv.group_by("buyer_id").agg(d=pl.col("past_due").max(), late=pl.col("open").filter(pl.col("past_due") > 60).sum(),
+                                            counted=pl.col("open").filter(counted).sum())
     overdue = {r["buyer_id"]: r["d"] for r in by_buyer.iter_rows(named=True)}
-    past_due_60 = {r["buyer_id"]: float(r["late"] or 0.0) for r in by_buyer.iter_rows(named=True)}
+    arrears = {r["buyer_id"]: (float(r["late"] or 0.0), float(r["counted"] or 0.0)) for r in by_buyer.iter_rows(named=True)}
     filings: dict[str, date] = {}
     registry = _dated(tables.get("registry_events"), "event_on", as_of)
     if registry is not None:
@@ -115,12 +148,12 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance
             events[r["buyer_id"]] = (r["event_type"], r["event_on"])
     buyers = {
         b: CreditFacts(filings.get(b), events.get(b), None if overdue.get(b) is None else int(overdue[b]),
-                       past_due_60_plus=past_due_60.get(b, 0.0))
+                       past_due_60_plus=arrears.get(b, (0.0, 0.0))[0], open_counted=arrears.get(b, (0.0, 0.0))[1])
         for b in set(overdue) | set(filings) | set(events)
     }
     return LedgerPositions(as_of, sellers, buyers)
 
 
-def load_positions(ws: Workspace, as_of: date, small_balance: float = 0.0) -> LedgerPositions:
+def load_positions(ws: Workspace, as_of: date, small_balance: float = 0.0, disputes: DisputeRule | None = None) -> LedgerPositions:
     """Positions from the workspace's loaded ledger."""
-    return ledger_positions(ws.read_ledger().tables, as_of, small_balance)
+    return ledger_positions(ws.read_ledger().tables, as_of, small_balance, disputes)

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from tradecredit.config import PlatformConfig
-from tradecredit.credit.positions import LedgerPositions, ledger_positions
+from tradecredit.credit.positions import LedgerPositions, arrears_rules, ledger_positions
 from tradecredit.credit.register import LimitRegister
 from tradecredit.errors import MissingArtefact, StageError
 from tradecredit.pricing import InsuredBuyer, PolicyQuote, lgd_of, quote_policy, simulate_year, simulated_losses, stressed
@@ -197,7 +197,7 @@ def quote_seller(
     tables = tables if tables is not None else ws.read_ledger().tables
     if seller_id not in set(tables["invoices"]["seller_id"].unique().to_list()):
         raise QuoteError(404, "unknown_seller", f"no seller '{seller_id}' in the loaded ledger")
-    positions = ledger_positions(tables, day, cfg.labels.default.materiality.small_balance)
+    positions = ledger_positions(tables, day, **arrears_rules(cfg.labels.default))
     lines = {b: v for (s, b), v in granted_lines(register, seller_id, day).items() if s == seller_id}
     firms = firm_attributes(tables)
     buyers, excluded = insured_buyers(cfg, seller_id, positions, scores, lines, firms, what_if)
@@ -297,7 +297,7 @@ def pricing_backtest(cfg: PlatformConfig, ws: Workspace, quoted_on: date, tables
     if scored_on != quoted_on:
         raise StageError(f"no monitoring run on {quoted_on} to backtest (the latest before it is {scored_on})")
     window_end = quoted_on + YEAR
-    positions = ledger_positions(tables, quoted_on, cfg.labels.default.materiality.small_balance)
+    positions = ledger_positions(tables, quoted_on, **arrears_rules(cfg.labels.default))
     lines = granted_lines(register, None, quoted_on)
     firms = firm_attributes(tables)
     defaulted = spells.filter((pl.col("default_on") > quoted_on) & (pl.col("default_on") <= window_end)).group_by("buyer_id").agg(on=pl.col("default_on").min())

@@ -72,22 +72,25 @@ def alert_metrics(features: pl.DataFrame, scores: pl.DataFrame, previous_grades:
         previous_grades = pl.DataFrame(schema={"buyer_id": pl.String, "previous_grade": pl.Int64})
     facts = credit_facts or {}
     knock = pl.DataFrame(
-        [(b, f.max_days_past_due, None if f.credit_event is None or as_of is None else (as_of - f.credit_event[1]).days, f.past_due_60_plus)
-         for b, f in facts.items()],
-        schema={"buyer_id": pl.String, "max_days_past_due": pl.Int64, "days_since_credit_event": pl.Int64, "ledger_past_due_60_plus": pl.Float64},
+        [(b, f.max_days_past_due, None if f.credit_event is None or as_of is None else (as_of - f.credit_event[1]).days,
+          f.past_due_60_plus, f.open_counted) for b, f in facts.items()],
+        schema={"buyer_id": pl.String, "max_days_past_due": pl.Int64, "days_since_credit_event": pl.Int64,
+                "ledger_past_due_60_plus": pl.Float64, "ledger_open_counted": pl.Float64},
         orient="row",
     )
-    # The ledger's amount leaves disputed invoices and small remainders out, as the knock-out
-    # does: a ledger of disputes and chronic slow payers otherwise fires this signal at the base
-    # rate (RESULTS.md, Early warnings). The features' aging counts every open invoice.
+    # The ledger's amounts leave disputed invoices and small remainders out, as the knock-out
+    # does: on a ledger of disputes and chronic slow payers the features' aging (every open
+    # invoice) fired this signal at the base rate (RESULTS.md, Early warnings, other books).
+    from_ledger = pl.col("ledger_past_due_60_plus").is_not_null()
     past_due = pl.coalesce(pl.col("ledger_past_due_60_plus"), pl.col("open_61_90").fill_null(0) + pl.col("open_90_plus").fill_null(0))
+    base = pl.when(from_ledger).then(pl.col("ledger_open_counted")).otherwise(pl.col("open_balance"))
     return frame.join(previous_grades.select("buyer_id", "previous_grade"), on="buyer_id", how="left").join(
         knock, on="buyer_id", how="left").with_columns(
         registry_change_excess_90d=pl.col("registry_changes_90d") - (pl.col("registry_changes_365d") - pl.col("registry_changes_90d")) * 90 / 275,
         past_due_60_plus=past_due,
-        past_due_60_plus_share=pl.when(pl.col("open_balance") > 0).then(past_due / pl.col("open_balance")),
+        past_due_60_plus_share=pl.when(base > 0).then(past_due / base),
         grade_change=pl.col("grade") - pl.col("previous_grade"),
-    ).drop("ledger_past_due_60_plus")
+    ).drop("ledger_past_due_60_plus", "ledger_open_counted")
 
 
 def size_factor(metrics: pl.DataFrame, scaling: SizeScalingConfig | None) -> pl.Expr:

@@ -202,7 +202,7 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
     from tradecredit.features.pipeline import open_feature_store
     from tradecredit.features.store import historical_features
     from tradecredit.credit.pipeline import granted_by_buyer
-    from tradecredit.credit.positions import ledger_positions
+    from tradecredit.credit.positions import arrears_rules, ledger_positions
     from tradecredit.monitoring.alerts import AlertOrderError, AlertStore, alert_metrics, run_alerts
     from tradecredit.monitoring.cases import CaseBook, run_cases
     from tradecredit.monitoring.portfolio import active, drift, market_readings, score_portfolio
@@ -242,7 +242,7 @@ def monitor(cfg: PlatformConfig, ws: Workspace, as_of: date) -> MonitorResult:
 
     active_features = features.filter(pl.col("buyer_id").is_in(portfolio.scores["buyer_id"].implode()))
     previous = ws.previous_run_scores(as_of)
-    knock_facts = ledger_positions(tables, as_of, cfg.labels.default.materiality.small_balance).buyers
+    knock_facts = ledger_positions(tables, as_of, **arrears_rules(cfg.labels.default)).buyers
     metrics = alert_metrics(active_features, portfolio.scores, None if previous is None else previous.select("buyer_id", previous_grade="grade"),
                             knock_facts, as_of)
     alert_store = AlertStore(ws.alerts_db)

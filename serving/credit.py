@@ -40,11 +40,11 @@ class OrderLine:
 
 class WorkerCredit:
     def __init__(self, cfg: PlatformConfig, ws: Workspace, assessor: Any) -> None:
-        from tradecredit.credit.positions import load_positions
+        from tradecredit.credit.positions import arrears_rules, load_positions
 
         self.cfg, self.ws, self.assessor = cfg, ws, assessor
         self.register = open_register(cfg, ws)
-        self.positions = load_positions(ws, self.today, cfg.labels.default.materiality.small_balance)
+        self.positions = load_positions(ws, self.today, **arrears_rules(cfg.labels.default))
         # Sellers' saved policy quotes: their orders are priced at the policy's rate.
         self.policy_rates = policy_rates(ws)
         self._red: tuple[float, frozenset[str]] = (float("-inf"), frozenset())

@@ -46,9 +46,10 @@ class CreditFacts:
     credit_event: tuple[str, date] | None  # (type, date): insolvency, payment_default, claim, write_off
     max_days_past_due: int | None  # the oldest open invoice's days past due
     open_red_alert: bool = False  # an open red early-warning case (orders held)
-    # open amount more than 60 days past due, disputed invoices and small remainders left out
-    # as for max_days_past_due (None: not computed from a ledger)
+    # open amount more than 60 days past due, and the open amount it is a share of, disputed
+    # invoices and small remainders left out as for max_days_past_due (None: not from a ledger)
     past_due_60_plus: float | None = None
+    open_counted: float | None = None
 
 
 @dataclass(frozen=True)

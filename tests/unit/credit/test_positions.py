@@ -8,7 +8,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from tradecredit.credit.positions import ledger_positions
+from tradecredit.credit.positions import DisputeRule, ledger_positions
 
 AS_OF = date(2026, 6, 30)
 
@@ -108,4 +108,26 @@ def test_the_amount_60_days_past_due_leaves_disputes_and_small_remainders_out():
     assert positions.buyers["B9"].past_due_60_plus == 6_000.0
     assert positions.buyers["B1"].past_due_60_plus == 0.0  # I1 is 60 days past due, not more
     assert positions.buyers["B2"].past_due_60_plus == 0.0  # I4 is disputed
+    # The share's base: B9's open invoices less the disputed one and the small remainder.
+    assert positions.buyers["B9"].open_counted == 2_000.0 + 7_000.0 + 4_000.0
+    # Without the small-balance rule the 3.00 remainder, 545 days late, counts.
     assert ledger_positions(ledger(extra_invoices=rows), AS_OF).buyers["B9"].past_due_60_plus == 6_003.0
+
+
+def test_the_labels_dispute_rule_shields_only_an_early_and_recent_dispute():
+    """With the default label's rule (disputed before 90 days past due, for 270 days) a dispute
+    raised late, or one older than 270 days, no longer hides an arrear; without a rule, any does."""
+    rows = [
+        ("I20", "B7", "S1", "2026-01-01", "2026-02-01", 8_000.0, "2026-06-03"),  # disputed 122 days past due: stalling
+        ("I21", "B8", "S1", "2024-12-01", "2025-01-01", 8_000.0, "2025-01-20"),  # disputed early, 526 days ago
+        ("I22", "B6", "S1", "2026-01-01", "2026-02-01", 8_000.0, "2026-02-20"),  # disputed early, 130 days ago
+    ]
+    rule = DisputeRule(before_days=90, lasts_days=270)
+    ruled = ledger_positions(ledger(extra_invoices=rows), AS_OF, disputes=rule).buyers
+    assert (ruled["B7"].past_due_60_plus, ruled["B8"].past_due_60_plus, ruled["B6"].past_due_60_plus) == (8_000.0, 8_000.0, 0.0)
+    assert ruled["B8"].max_days_past_due == (AS_OF - d("2025-01-01")).days and ruled["B6"].max_days_past_due is None
+    assert ruled["B2"].max_days_past_due is None  # I4: disputed 8 days after its due date, 112 days ago
+    anyone = ledger_positions(ledger(extra_invoices=rows), AS_OF).buyers
+    assert all(anyone[b].past_due_60_plus == 0.0 for b in ("B6", "B7", "B8"))
+    never = ledger_positions(ledger(extra_invoices=rows), AS_OF, disputes=DisputeRule(0, 0)).buyers
+    assert never["B6"].past_due_60_plus == 8_000.0 and never["B2"].max_days_past_due == 120

@@ -65,9 +65,11 @@ def knock_facts(buyers: dict[str, tuple[dict[str, float], int, int | None]]) -> 
     """The CreditFacts ``credit/positions.py`` would give the planted buyers on ``AS_OF``."""
     out = {}
     for b, (changes, _, _) in buyers.items():
-        if any(k in changes for k in FACT_KEYS):
-            event = ("payment_default", AS_OF - timedelta(days=int(changes["credit_event_days_ago"]))) if "credit_event_days_ago" in changes else None
-            out[b] = CreditFacts(None, event, changes.get("max_days_past_due"))
+        event = ("payment_default", AS_OF - timedelta(days=int(changes["credit_event_days_ago"]))) if "credit_event_days_ago" in changes else None
+        # The ledger's undisputed amounts, planted as the features' aging plants them.
+        late = changes.get("open_61_90", CLEAN["open_61_90"]) + changes.get("open_90_plus", CLEAN["open_90_plus"])
+        out[b] = CreditFacts(None, event, changes.get("max_days_past_due"), past_due_60_plus=late,
+                             open_counted=changes.get("open_balance", CLEAN["open_balance"]))
     return out
 
 
@@ -98,11 +100,12 @@ def test_derived_metrics_by_hand():
 def test_past_due_60_plus_is_the_ledgers_undisputed_amount_when_the_ledger_is_read(rules):
     # The features' aging says 6,000 is 60+ days late; the ledger's facts say it is all disputed.
     features, scores, prev = frames({"B1": ({"open_61_90": 3_000.0, "open_90_plus": 3_000.0}, 4, 4)})
-    disputed = {"B1": CreditFacts(None, None, None, past_due_60_plus=0.0)}
+    disputed = {"B1": CreditFacts(None, None, None, past_due_60_plus=0.0, open_counted=4_000.0)}
     metrics = alert_metrics(features, scores, prev, disputed, AS_OF)
     assert metrics["past_due_60_plus"].to_list() == [0.0] and evaluate_rules(metrics, rules) == []
-    undisputed = alert_metrics(features, scores, prev, {"B1": CreditFacts(None, None, None, past_due_60_plus=4_000.0)}, AS_OF)
+    undisputed = alert_metrics(features, scores, prev, {"B1": CreditFacts(None, None, None, past_due_60_plus=4_000.0, open_counted=16_000.0)}, AS_OF)
     assert undisputed["past_due_60_plus"].to_list() == [4_000.0]
+    assert undisputed["past_due_60_plus_share"].to_list() == [0.25]  # of the ledger's counted open amount, not the features' 10,000
     assert {a.signal for a in evaluate_rules(undisputed, rules)} == {"past_due_60_plus"}
 
 
