@@ -51,10 +51,14 @@ def test_monotone_sweep_catches_a_model_trained_without_constraints():
 
 
 def test_worse_payment_history_never_lowers_the_pd(trained_default):
+    # Worse on every payment feature the default model holds a direction for. Days beyond terms
+    # have none in the default model (decision 0016: a chronic slow payer does not default).
+    worse_payment = {f: delta for f, delta in WORSE_PAYMENT.items() if f in trained_default.model.monotone}
+    assert {"late_share_90d", "late_share_365d"} <= set(worse_payment)
     rows = trained_default.data.rows(TEST, holdout=True).head(400)
     worse = rows.with_columns([
         (pl.col(f) + delta).clip(0, 1) if f.startswith("late_share") else (pl.col(f) + delta).clip(lower_bound=0)
-        for f, delta in WORSE_PAYMENT.items()
+        for f, delta in worse_payment.items()
     ])
     before, after = trained_default.model.predict_proba(rows), trained_default.model.predict_proba(worse)
     assert np.all(after >= before - 1e-12)

@@ -112,8 +112,10 @@ def test_the_gate_refuses_a_worse_challenger_and_says_why(workspace, config):
 
 
 def _backwards(config: PlatformConfig) -> PlatformConfig:
-    """Payment history read backwards: every declared direction reversed."""
-    return _platform(config, monotone={f: -d for f, d in config.training.default.monotone.items()})
+    """Payment history read backwards: every declared direction reversed, days beyond terms too
+    (the late model's directions; the default model leaves them free, decision 0016)."""
+    directions = config.training.late.monotone | config.training.default.monotone
+    return _platform(config, monotone={f: -d for f, d in directions.items()})
 
 
 def test_a_fixed_ece_cap_alone_refuses_nothing_and_a_significant_miss_is_refused(workspace, config):
