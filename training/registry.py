@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
@@ -65,7 +66,27 @@ def connect(ws: Workspace, backends: BackendsConfig | None = None) -> MlflowClie
     uri = tracking_uri(ws, backends)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    _create_tables(client)
+    return client
+
+
+def _create_tables(client: MlflowClient, attempts: int = 8) -> None:
+    """Have MLflow create or check its tables now. Two commands that start at once on a new
+    database (a scheduler training both models side by side) both find the tables missing and
+    both create them; the loser's CREATE fails on a duplicate key, or it finds the schema half
+    migrated. Retried, it finds the tables made (MLflow caches no store that failed to open)."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+            return
+        except (sqlalchemy.exc.SQLAlchemyError, MlflowException):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def experiment_id(client: MlflowClient, name: str, ws: Workspace) -> str:
