@@ -11,8 +11,10 @@ free (e.g. ``--free dbt_ paydex_ worst_seller_dbt_``: the days-beyond-terms fami
 
 The constraints are an analyst's sign-off (configs/training.yaml ``monotone``), not a tuning
 knob; this says what they cost on one ledger, so that a data scientist can decide with numbers.
-The refits leave out calibration (AUC does not need it), so "all" can differ from the model
-card's walk-forward AUC by the calibration's ties.
+The refits leave out calibration (AUC does not need it) and ``max_train_rows`` sampling, so
+"all" can differ from the model card's walk-forward AUC by an isotonic calibration's ties.
+The constraints it varies are the configured ones: on a workspace trained before a change to
+``monotone:``, pass the config it was trained with.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def main() -> None:
     origins = []
     for origin in summary["walk_forward"]:
         trained_to, start, end = (date.fromisoformat(origin[k]) for k in ("trained_to", "test_from", "test_to"))
-        train = rows.filter((pl.col("_day") < trained_to) & ~pl.col(HOLDOUT))
+        train = rows.filter((pl.col("_day") <= trained_to) & ~pl.col(HOLDOUT))  # as training/walk_forward.py
         test = rows.filter(pl.col("_day").is_between(start, end) & pl.col(HOLDOUT))
         origins.append((model_matrix(train, data.features, data.categories, args.model), train[label].to_numpy(),
                         model_matrix(test, data.features, data.categories, args.model), test[label].to_numpy(),

@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from tradecredit.features.config import DefaultDefinition
+from tradecredit.features.labels import dispute_shield_until
 from tradecredit.policy import CreditFacts
 from tradecredit.workspace import Workspace
 
@@ -99,8 +100,7 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance
     if "disputed_on" in invoices.columns:
         disputed = pl.col("disputed_on").is_not_null() & (pl.col("disputed_on") <= as_of)
         if disputes is not None:
-            disputed &= (pl.col("disputed_on") < pl.col("due_on") + timedelta(days=disputes.before_days)) & (
-                pl.lit(as_of) < pl.col("disputed_on") + timedelta(days=disputes.lasts_days))
+            disputed &= (pl.lit(as_of) < dispute_shield_until(disputes.before_days, disputes.lasts_days)).fill_null(False)
     inv = invoices.join(paid, on="invoice_id", how="left").with_columns(
         open=(pl.col("amount") - pl.col("paid").fill_null(0.0)).clip(lower_bound=0.0),
         recent=pl.col("issued_on") > as_of - timedelta(days=365),
@@ -110,7 +110,10 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance
         settled_late=pl.when((pl.col("open") <= CENT) & (pl.col("last_paid_on") > as_of - timedelta(days=365)))
         .then((pl.col("last_paid_on") - pl.col("due_on")).dt.total_days().clip(lower_bound=0))
         .otherwise(None),
-        past_due=pl.when((pl.col("open") > max(CENT, small_balance)) & (pl.col("due_on") < as_of) & ~pl.col("disputed"))
+        # counts towards the arrears: neither a small remainder nor shielded by a dispute
+        counted=(pl.col("open") > max(CENT, small_balance)) & ~pl.col("disputed"),
+    ).with_columns(
+        past_due=pl.when(pl.col("counted") & (pl.col("due_on") < as_of))
         .then((pl.lit(as_of) - pl.col("due_on")).dt.total_days())
         .otherwise(None),
     )
@@ -131,9 +134,8 @@ def ledger_positions(tables: dict[str, pl.DataFrame], as_of: date, small_balance
         )
         for r in per_seller.iter_rows(named=True)
     }
-    counted = (pl.col("open") > max(CENT, small_balance)) & ~pl.col("disputed")
     by_buyer = inv.group_by("buyer_id").agg(d=pl.col("past_due").max(), late=pl.col("open").filter(pl.col("past_due") > 60).sum(),
-                                            counted=pl.col("open").filter(counted).sum())
+                                            counted=pl.col("open").filter(pl.col("counted")).sum())
     overdue = {r["buyer_id"]: r["d"] for r in by_buyer.iter_rows(named=True)}
     arrears = {r["buyer_id"]: (float(r["late"] or 0.0), float(r["counted"] or 0.0)) for r in by_buyer.iter_rows(named=True)}
     filings: dict[str, date] = {}

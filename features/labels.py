@@ -139,6 +139,15 @@ def _cure_day(quiet_runs: list[tuple[date, date]], issue_days: list[date], last_
     return None
 
 
+def dispute_shield_until(before_days: int, lasts_days: int) -> pl.Expr:
+    """The day (exclusive) until which an invoice's dispute keeps it out of the arrears: a dispute
+    raised before the invoice is ``before_days`` past due shields it for ``lasts_days``; a later
+    one (a failing buyer's stalling tactic), or none, gives null. The default label and the
+    ledger positions (the knock-out, early warnings) read disputes with this one rule."""
+    early = pl.col("disputed_on").is_not_null() & (pl.col("disputed_on") < pl.col("due_on") + pl.duration(days=before_days))
+    return pl.when(early).then(pl.col("disputed_on") + pl.duration(days=lasts_days))
+
+
 def _arrears(tables: dict[str, pl.DataFrame], definition: DefaultDefinition, data_end: date) -> pl.DataFrame:
     """Per buyer and day on which anything changed (to ``data_end``): ``material``, whether its
     amount at least ``days_past_due`` days past due is material (above the absolute amount and
@@ -153,10 +162,8 @@ def _arrears(tables: dict[str, pl.DataFrame], definition: DefaultDefinition, dat
     payments = tables.get("payments", pl.DataFrame(schema={"invoice_id": pl.String, "paid_on": pl.Date, "amount": pl.Float64}))
     threshold = pl.col("due_on") + pl.duration(days=definition.days_past_due)
     count_from = threshold
-    if definition.exclude_disputed:
-        early_dispute = pl.col("disputed_on").is_not_null() & (pl.col("disputed_on") < threshold)
-        resumes = pl.col("disputed_on") + pl.duration(days=definition.max_dispute_days)
-        count_from = pl.when(early_dispute).then(pl.max_horizontal(threshold, resumes)).otherwise(threshold)
+    if definition.exclude_disputed:  # max_horizontal skips the null of an invoice no dispute shields
+        count_from = pl.max_horizontal(threshold, dispute_shield_until(definition.days_past_due, definition.max_dispute_days))
     inv = invoices.select("invoice_id", "buyer_id", "issued_on", invoice_amount="amount", count_from=count_from)
     # Payments capped at the invoice's amount (an overpayment never makes arrears negative),
     # and a short payment's residue or a small balance forgiven.
