@@ -26,7 +26,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 BOOSTER_FILE = "model.txt"
 META_FILE = "model.json"
-# Isotonic steps can reach 0 or 1; a PD of exactly 0 is never true and breaks log loss.
+# An isotonic block's event rate can be 0 or 1; a PD of exactly 0 is never true and breaks log loss.
 PROBABILITY_FLOOR = 1e-6
 
 
@@ -36,8 +36,8 @@ class ModelInputError(ValueError):
 
 @dataclass(frozen=True)
 class Calibrator:
-    """Raw LightGBM score (log-odds) to probability. Platt: a sigmoid; isotonic: a monotone step
-    curve interpolated between its knots. Both increase, so calibration never reorders buyers."""
+    """Raw LightGBM score (log-odds) to probability. Platt: a sigmoid; isotonic: straight lines
+    between its knots (flat beyond them). Both increase, so calibration never reorders buyers."""
 
     method: Literal["platt", "isotonic"]
     slope: float = 1.0
@@ -82,8 +82,17 @@ def fit_platt(raw: np.ndarray, label: np.ndarray) -> Calibrator:
 
 
 def fit_isotonic(raw: np.ndarray, label: np.ndarray) -> Calibrator:
-    fitted = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(raw, label)
-    return Calibrator("isotonic", knots_x=tuple(map(float, fitted.X_thresholds_)), knots_y=tuple(map(float, fitted.y_thresholds_)))
+    """Centred isotonic regression (Oron and Flournoy, 2017): the pooled-adjacent-violators fit,
+    with one knot at the centre of each pooled block and straight lines between. The plain step
+    curve gives every buyer of a block the same PD, so it tied buyers the booster told apart: on
+    a 100-buyer book that cost up to 0.05 of the late model's AUC. Between the first and last
+    centre this curve keeps the booster's order; beyond them it is flat."""
+    order = np.argsort(raw, kind="stable")
+    x = np.asarray(raw, dtype=float)[order]
+    pooled = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x, label[order]).predict(x)
+    starts = np.r_[0, np.flatnonzero(np.diff(pooled) > 0) + 1]
+    centres = np.add.reduceat(x, starts) / np.diff(np.r_[starts, len(x)])
+    return Calibrator("isotonic", knots_x=tuple(map(float, centres)), knots_y=tuple(map(float, pooled[starts])))
 
 
 CALIBRATION_METHODS = {"platt": fit_platt, "isotonic": fit_isotonic}

@@ -83,3 +83,23 @@ def test_a_score_that_ranks_backwards_gets_a_flat_isotonic_curve_not_an_error():
     assert choice.method == "isotonic" and choice.cv_log_loss["platt"] == float("inf")
     curve = choice.chosen(np.sort(raw))
     assert np.all(np.diff(curve) >= 0) and curve[-1] - curve[0] < 0.05  # increasing, and flat where it cannot rank
+
+
+def test_isotonic_calibration_keeps_the_order_the_booster_gave():
+    # A plain step curve gives every row of a pooled block one PD; the centred curve ties
+    # no two rows between its first and last knot, so calibrating costs no AUC there.
+    from sklearn.metrics import roc_auc_score
+
+    from tradecredit.training.model import fit_isotonic
+
+    rng = np.random.default_rng(5)
+    raw = rng.normal(size=400)
+    label = (rng.random(400) < 1 / (1 + np.exp(-(raw - 1.5)))).astype(int)
+    calibrator = fit_isotonic(raw, label)
+    assert len(calibrator.knots_x) < 400 // 4  # blocks were pooled: the case the step curve ties
+    inside = (raw > calibrator.knots_x[0]) & (raw < calibrator.knots_x[-1])
+    curve = calibrator(np.sort(raw[inside]))
+    assert np.all(np.diff(curve) > 0)
+    assert roc_auc_score(label[inside], calibrator(raw[inside])) == pytest.approx(roc_auc_score(label[inside], raw[inside]))
+    # Still a calibration: the mean PD of each pooled block is its event rate.
+    assert calibrator(raw).mean() == pytest.approx(label.mean(), abs=0.02)
