@@ -212,6 +212,7 @@ def decide_request(
             if grant + taken > capacity:
                 raise RegisterError(409, "over_capacity", f"the buyer's lines across sellers would be {grant + taken:,.0f}, above its capacity {capacity:,.0f}")
     with register.transaction() as con:
+        register.lock_request(con, request_id)
         events = [e for e in register.events(request.seller_id, request.buyer_id, con) if e.request_id == request_id]
         if any(e.event in ("approved", "partially_approved", "declined", "cancelled") for e in events):
             raise RegisterError(409, "already_decided", "this request was already decided: reload it")
@@ -242,6 +243,7 @@ def cancel_request(register: LimitRegister, request_id: str, by: str, reason: st
     if request is None:
         raise RegisterError(404, "unknown_request", "no such limit request")
     with register.transaction() as con:
+        register.lock_request(con, request_id)
         events = [e for e in register.events(request.seller_id, request.buyer_id, con) if e.request_id == request_id]
         if any(e.event in ("approved", "partially_approved", "declined", "cancelled") for e in events):
             raise RegisterError(409, "already_decided", "this request was already decided")

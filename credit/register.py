@@ -4,8 +4,9 @@ approvals and decisions. The current limit is derived from the history, never ov
 SQLite in the workspace (``WORKSPACE/credit/register.db``) by default, PostgreSQL where
 ``backends.register_url`` names one (the production profile): one SQLAlchemy Core schema for
 both. Every change is one transaction: an approval and the decision it completes are written
-together or not at all, so a process killed mid-approval leaves nothing half-written. Two
-approvers racing for the same step collide on a unique key, and one of them wins.
+together or not at all, so a process killed mid-approval leaves nothing half-written. A
+decision holds its request's row until it commits, so decisions on one request queue, and two
+approvers racing for the same step also collide on a unique key: one of them wins.
 """
 
 from __future__ import annotations
@@ -336,6 +337,13 @@ class LimitRegister:
             result = con.execute(events_table.insert().values(**values))
             ids.append(int(result.inserted_primary_key[0]))
         return ids
+
+    def lock_request(self, con: Connection, request_id: str) -> None:
+        """Hold the request's row until ``con`` commits, so its decisions queue. On PostgreSQL
+        (read committed) each read sees the latest commit: without the lock, an approver who read
+        the events before a rival's commit and the approvals after it signed a third step and
+        granted the line twice. SQLite's writers already queue (BEGIN IMMEDIATE)."""
+        con.execute(sa.select(requests_table.c.request_id).where(requests_table.c.request_id == request_id).with_for_update())
 
     def add_approval(self, con: Connection, approval: Approval) -> None:
         try:

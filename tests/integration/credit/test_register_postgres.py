@@ -47,3 +47,40 @@ def test_the_register_on_postgresql_keeps_four_eyes_and_one_winner(production_se
     state = register.state("S-PG", "B-PG", DAY)
     assert state.has_line and state.granted == 20_000.0 and len(register.approvals(rid)) == 2
     register.close()
+
+
+def test_an_approver_whose_rival_commits_between_two_reads_does_not_grant_twice(production_servers):
+    # The interleaving the race above can hit on PostgreSQL's read committed: the second approver
+    # reads the request's events, the rival's whole approval commits, then the second reads the
+    # approvals (now two) and would sign a third step. Planted here, not left to the scheduler.
+    cfg = load_config().credit
+    url = production_servers.environment()["TRADECREDIT_REGISTER_URL"]
+    register = LimitRegister(url)
+    view = PolicyView(0.05, 8, "high", 300_000.0, 400_000.0, "approve", "within_limit", "within the recommended limit")
+    rid = file_request(register, cfg, view, "S-PG2", "B-PG2", 20_000.0, 30, "key:pg2", DAY, client_key="pg-2").request.request_id
+    decide_request(register, cfg, rid, Reviewer("anna", frozenset({"approver"})), "approve", "first pair of eyes", DAY)
+    results: dict[str, object] = {}
+
+    def approve(name: str, own: LimitRegister) -> None:
+        try:
+            results[name] = decide_request(own, cfg, rid, Reviewer(name, frozenset({"approver"})), "approve", "second pair", DAY).status
+        except RegisterError as exc:
+            results[name] = exc.status
+        finally:
+            own.close()
+
+    rival = threading.Thread(target=approve, args=("ben", LimitRegister(url)))
+
+    class ReadsApprovalsAfterTheRival(LimitRegister):
+        def approvals(self, request_id: str, con=None):  # type: ignore[no-untyped-def]
+            if con is not None and not rival.is_alive() and "ben" not in results:
+                rival.start()
+                rival.join(timeout=3)  # it finishes unless this transaction holds the request
+            return super().approvals(request_id, con)
+
+    approve("cat", ReadsApprovalsAfterTheRival(url))
+    rival.join()
+    assert sorted(map(str, results.values())) == ["409", "approved"]
+    assert len(register.approvals(rid)) == 2
+    assert [e.event for e in register.events("S-PG2", "B-PG2")].count("approved") == 1
+    register.close()
