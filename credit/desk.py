@@ -278,17 +278,24 @@ def revoke_override(register: LimitRegister, seller_id: str, buyer_id: str, revi
     if not reviewer.roles & APPROVER_ROLES:
         raise RegisterError(403, "forbidden", "revoking an override needs the approver role")
     with register.transaction() as con:
-        register.append(con, seller_id, buyer_id, on, [NewEvent("override_revoked", reviewer.name, reason, ref_event_id=state.override.event_id)])
+        # Read again under the lock: a rival may have revoked it since.
+        register.lock_event(con, state.override.event_id)
+        now = register.state(seller_id, buyer_id, on, con).override
+        if now is None or now.event_id != state.override.event_id:
+            raise RegisterError(409, "already_decided", "this override was revoked or replaced meanwhile: reload it")
+        register.append(con, seller_id, buyer_id, on, [NewEvent("override_revoked", reviewer.name, reason, ref_event_id=now.event_id)])
 
 
 def settle_reduction(register: LimitRegister, seller_id: str, buyer_id: str, event_id: int, reviewer: Reviewer, confirm: bool, reason: str, on: date) -> None:
     """An approver confirms a proposed reduction (it takes effect today) or rejects it."""
     if not reviewer.roles & APPROVER_ROLES:
         raise RegisterError(403, "forbidden", "deciding a reduction needs the approver role")
-    state = register.state(seller_id, buyer_id, on)
-    if event_id not in {p.event_id for p in state.pending_reductions}:
-        raise RegisterError(409, "not_pending", "this reduction is not pending: it took effect, was decided, or does not exist")
     with register.transaction() as con:
+        # Checked under the lock: of two people deciding one reduction, the later reads the first's decision.
+        register.lock_event(con, event_id)
+        state = register.state(seller_id, buyer_id, on, con)
+        if event_id not in {p.event_id for p in state.pending_reductions}:
+            raise RegisterError(409, "not_pending", "this reduction is not pending: it took effect, was decided, or does not exist")
         register.append(con, seller_id, buyer_id, on, [NewEvent("reduction_confirmed" if confirm else "reduction_rejected", reviewer.name, reason, ref_event_id=event_id)])
 
 

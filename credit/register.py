@@ -345,6 +345,11 @@ class LimitRegister:
         granted the line twice. SQLite's writers already queue (BEGIN IMMEDIATE)."""
         con.execute(sa.select(requests_table.c.request_id).where(requests_table.c.request_id == request_id).with_for_update())
 
+    def lock_event(self, con: Connection, event_id: int) -> None:
+        """Hold an event's row (a proposed reduction, an override) until ``con`` commits, so two
+        people acting on it queue and the later one reads the first one's decision."""
+        con.execute(sa.select(events_table.c.event_id).where(events_table.c.event_id == event_id).with_for_update())
+
     def add_approval(self, con: Connection, approval: Approval) -> None:
         try:
             con.execute(approvals_table.insert().values(**approval.__dict__))

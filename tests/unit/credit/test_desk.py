@@ -231,6 +231,61 @@ def test_a_rejected_reduction_never_applies_and_a_confirmed_one_applies_at_once(
     assert register.state("S1", "B2", later).granted == 40_000.0
 
 
+class RivalAfterFirstRead(LimitRegister):
+    """A register that lets a rival act right after its first read of a line's state: the
+    interleaving two people deciding at once can hit. The rival runs in its own thread and connection; it finishes
+    unless this register's transaction holds the row it needs (then it waits for the commit)."""
+
+    def __init__(self, url: str, rival: threading.Thread) -> None:
+        super().__init__(url)
+        self.rival = rival
+
+    def state(self, seller_id, buyer_id, on, con=None):  # type: ignore[no-untyped-def]
+        read = super().state(seller_id, buyer_id, on, con)
+        if self.rival.ident is None:
+            self.rival.start()
+            self.rival.join(timeout=2)
+        return read
+
+
+def _outcome(results: dict[str, object], name: str, act) -> None:  # type: ignore[no-untyped-def]
+    try:
+        act()
+        results[name] = "done"
+    except RegisterError as exc:
+        results[name] = exc.status
+
+
+def test_two_people_deciding_one_reduction_at_once_record_one_decision(tmp_path, config):
+    cfg = config.credit
+    url = sqlite_url(tmp_path / "register.db")
+    reg = LimitRegister(url)
+    file_request(reg, cfg, view("low", grade=2), "S1", "B1", 40_000.0, 30, "key:k1", DAY)
+    adjust_limits(reg, cfg, {"B1": BuyerRisk(0.2, 9, "high", 0.0, red_alert=True, exposure_by_seller={"S1": 5_000.0})}, DAY)
+    proposal = reg.state("S1", "B1", DAY).pending_reductions[0].event_id
+    results: dict[str, object] = {}
+    rival = threading.Thread(target=_outcome, args=(results, "ben", lambda: settle_reduction(
+        LimitRegister(url), "S1", "B1", proposal, BEN, True, "confirm", DAY)))
+    _outcome(results, "anna", lambda: settle_reduction(RivalAfterFirstRead(url, rival), "S1", "B1", proposal, ANNA, False, "reject", DAY))
+    rival.join()
+    assert sorted(map(str, results.values())) == ["409", "done"]
+    decisions = [e.event for e in reg.events("S1", "B1") if e.ref_event_id == proposal]
+    assert len(decisions) == 1 and decisions[0] in ("reduction_confirmed", "reduction_rejected")
+
+
+def test_two_people_revoking_one_override_at_once_record_one_revocation(tmp_path, config):
+    cfg = config.credit
+    url = sqlite_url(tmp_path / "register.db")
+    reg = LimitRegister(url)
+    record_override(reg, cfg, "S1", "B1", "low", "approve", 30_000.0, ANNA, "customer is fine", DAY)
+    results: dict[str, object] = {}
+    rival = threading.Thread(target=_outcome, args=(results, "ben", lambda: revoke_override(LimitRegister(url), "S1", "B1", BEN, "statements", DAY)))
+    _outcome(results, "anna", lambda: revoke_override(RivalAfterFirstRead(url, rival), "S1", "B1", ANNA, "statements", DAY))
+    rival.join()
+    assert sorted(map(str, results.values())) == ["409", "done"]
+    assert [e.event for e in reg.events("S1", "B1")].count("override_revoked") == 1
+
+
 def test_an_improvement_is_a_request_for_approval_never_a_silent_increase(register, config):
     cfg = config.credit
     file_request(register, cfg, view("low", grade=3), "S1", "B1", 20_000.0, 30, "key:k1", DAY)
