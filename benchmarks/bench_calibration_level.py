@@ -18,7 +18,8 @@ scored. Printed per origin:
   watched (from the complete rows' default dates) give a shift of the log-odds; the test months'
   mean PD and ECE with that shift are printed beside.
 
-A measurement, not a model change: the procedure calibrates on complete windows only.
+A measurement, not a model change: the procedure calibrates on complete windows only. The refits
+use every training row (no ``max_train_rows`` sample), as training does by default.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from scipy.optimize import brentq
 from sklearn.model_selection import StratifiedGroupKFold
 
 from tradecredit.config import default_config_dir, load_config
-from tradecredit.features.labels import default_spells
+from tradecredit.features.labels import DEFAULT_HORIZON_DAYS, default_spells
 from tradecredit.model_specs import model_spec
 from tradecredit.training.evaluate import expected_calibration_error
 from tradecredit.training.pipeline import read_truth
@@ -79,7 +80,7 @@ def main() -> None:
     spells = default_spells(ws.read_ledger().tables, cfg.labels.default, data_end).spells
     rows = data.frame.with_columns(pl.col(spec.date_column).dt.date().alias("_day"))
     starts = (rows.select("buyer_id", "_day").unique().join(spells.select("buyer_id", "default_on"), on="buyer_id")
-              .filter((pl.col("default_on") > pl.col("_day")) & (pl.col("default_on") <= pl.col("_day") + timedelta(days=365)))
+              .filter((pl.col("default_on") > pl.col("_day")) & (pl.col("default_on") <= pl.col("_day") + timedelta(days=DEFAULT_HORIZON_DAYS)))
               .group_by("buyer_id", "_day").agg(pl.col("default_on").min()))
     rows = rows.join(starts, on=["buyer_id", "_day"], how="left").with_columns(
         _days_to_default=(pl.col("default_on") - pl.col("_day")).dt.total_days())
@@ -95,7 +96,8 @@ def main() -> None:
         test = rows.filter(pl.col("_day").is_between(start, end) & pl.col(HOLDOUT))
         y, pd_test = test[label].to_numpy(), fitted.model.predict_proba(test)
         calibration_rate = train.filter(pl.col("_day") >= fitted.calibration_start)[label].mean()
-        # The calibrator on the folds' boosters, as it was fitted: does it carry over?
+        # Boosters that never saw a third of the buyers, like the procedure's cross-fitting folds (three
+        # folds of buyers over the training rows, not its exact folds): does the calibrator carry over?
         x, y_train, buyers = fitted.model.matrix(train), train[label].to_numpy(), train["buyer_id"].to_numpy()
         fold_means = []
         for keep, _ in StratifiedGroupKFold(n_splits=model_cfg.crossfit_folds).split(x, y_train, buyers):
@@ -112,9 +114,13 @@ def main() -> None:
         share_by = np.searchsorted(np.sort(complete_days), watched, side="right") / max(len(complete_days), 1)
         pd_in_flight = fitted.model.predict_proba(in_flight)
         observed, expected = int(seen.sum()), float((share_by * pd_in_flight).sum())
+
+        def excess(s: float) -> float:
+            return float((share_by * _sigmoid(_logit(pd_in_flight) + s)).sum()) - observed
+
         shift = float("nan")
-        if observed > 0 and expected > 0:
-            shift = brentq(lambda s: float((share_by * _sigmoid(_logit(pd_in_flight) + s)).sum()) - observed, -6.0, 6.0)
+        if observed > 0 and expected > 0 and excess(-6.0) < 0 < excess(6.0):
+            shift = brentq(excess, -6.0, 6.0)
         shifted = _sigmoid(_logit(pd_test) + shift) if np.isfinite(shift) else pd_test
         print(f"{start}..{end} | {calibration_rate:.4f} | {y.mean():.4f} | {oracle:.4f} | {pd_test.mean():.4f} / {np.mean(fold_means):.4f} | "
               f"{expected_calibration_error(y, pd_test, model_cfg.ece_bins):.4f} | {in_flight.height:,}, {observed} / {expected:.1f} | "

@@ -19,6 +19,8 @@ import sqlalchemy as sa
 
 from tradecredit.credit.config import CreditConfig, Tier, approvals_needed
 from tradecredit.credit.register import (
+    DECIDED,
+    GRANTS,
     Approval,
     LimitRegister,
     LimitRequest,
@@ -169,11 +171,11 @@ def file_request(
 
 def outcome_of(register: LimitRegister, request: LimitRequest, on: date, created: bool = False) -> RequestOutcome:
     events = [e for e in register.events(request.seller_id, request.buyer_id) if e.request_id == request.request_id]
-    decided = [e for e in events if e.event in ("approved", "partially_approved", "declined", "cancelled")]
+    decided = [e for e in events if e.event in DECIDED]
     last = decided[-1] if decided else next(e for e in reversed(events) if e.event in WAITING | {"requested"})
     approvals = register.approvals(request.request_id)
     return RequestOutcome(
-        request=request, status=last.event, granted=last.granted if last.event in ("approved", "partially_approved") else None,
+        request=request, status=last.event, granted=last.granted if last.event in GRANTS else None,
         approvals=approvals, approvals_needed=request.approvals_needed, state=register.state(request.seller_id, request.buyer_id, on), created=created,
     )
 
@@ -214,7 +216,7 @@ def decide_request(
     with register.transaction() as con:
         register.lock_request(con, request_id)
         events = [e for e in register.events(request.seller_id, request.buyer_id, con) if e.request_id == request_id]
-        if any(e.event in ("approved", "partially_approved", "declined", "cancelled") for e in events):
+        if any(e.event in DECIDED for e in events):
             raise RegisterError(409, "already_decided", "this request was already decided: reload it")
         earlier = register.approvals(request_id, con)
         if any(a.approver == reviewer.name for a in earlier):
@@ -245,7 +247,7 @@ def cancel_request(register: LimitRegister, request_id: str, by: str, reason: st
     with register.transaction() as con:
         register.lock_request(con, request_id)
         events = [e for e in register.events(request.seller_id, request.buyer_id, con) if e.request_id == request_id]
-        if any(e.event in ("approved", "partially_approved", "declined", "cancelled") for e in events):
+        if any(e.event in DECIDED for e in events):
             raise RegisterError(409, "already_decided", "this request was already decided")
         register.append(con, request.seller_id, request.buyer_id, on, [NewEvent("cancelled", by, reason)], request_id)
     return outcome_of(register, request, on)

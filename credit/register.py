@@ -5,8 +5,8 @@ SQLite in the workspace (``WORKSPACE/credit/register.db``) by default, PostgreSQ
 ``backends.register_url`` names one (the production profile): one SQLAlchemy Core schema for
 both. Every change is one transaction: an approval and the decision it completes are written
 together or not at all, so a process killed mid-approval leaves nothing half-written. A
-decision holds its request's row until it commits, so decisions on one request queue, and two
-approvers racing for the same step also collide on a unique key: one of them wins.
+decision holds its request's row until it commits, so decisions on one request queue and each
+reads the one before; a unique key on each approval step is the backstop.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ EventKind = Literal[
     "override", "override_revoked",
 ]
 GRANTS = frozenset({"approved", "partially_approved"})
+# The events that close a request: after one of them it can no longer be decided.
+DECIDED = GRANTS | {"declined", "cancelled"}
 
 metadata = sa.MetaData()
 requests_table = sa.Table(
@@ -247,7 +249,9 @@ def derive_state(seller_id: str, buyer_id: str, events: list[LimitEvent], on: da
     for e in seen:
         if e.event in GRANTS:
             grant, proposals, settled = e, {}, {}
-        elif e.event == "cancelled" and grant is not None and e.ref_event_id in (grant.event_id, None):
+        elif e.event == "cancelled" and grant is not None and (
+                e.ref_event_id == grant.event_id or (e.ref_event_id is None and e.request_id is None)):
+            # A cancelled request closes that request only; the line it would have changed stands.
             grant = None
         elif e.event == "reduction_proposed" and grant is not None and e.ref_event_id == grant.event_id:
             proposals[e.event_id] = e
@@ -260,7 +264,7 @@ def derive_state(seller_id: str, buyer_id: str, events: list[LimitEvent], on: da
         if e.request_id is not None:
             if e.event in ("requested", "pending_approval", "referred"):
                 open_requests[e.request_id] = None
-            elif e.event in (*GRANTS, "declined", "cancelled"):
+            elif e.event in DECIDED:
                 open_requests.pop(e.request_id, None)
         if e.event in ("requested", "approved", "partially_approved", "declined", "referred", "pending_approval", "cancelled"):
             last_status = e.event  # type: ignore[assignment]
@@ -298,6 +302,11 @@ def derive_state(seller_id: str, buyer_id: str, events: list[LimitEvent], on: da
 
 def _wall() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _lock_row(con: Connection, key: sa.Column, value: object) -> None:
+    # FOR UPDATE on PostgreSQL; SQLAlchemy renders nothing on SQLite, whose BEGIN IMMEDIATE locks the file.
+    con.execute(sa.select(key).where(key == value).with_for_update())
 
 
 class LimitRegister:
@@ -343,12 +352,12 @@ class LimitRegister:
         (read committed) each read sees the latest commit: without the lock, an approver who read
         the events before a rival's commit and the approvals after it signed a third step and
         granted the line twice. SQLite's writers already queue (BEGIN IMMEDIATE)."""
-        con.execute(sa.select(requests_table.c.request_id).where(requests_table.c.request_id == request_id).with_for_update())
+        _lock_row(con, requests_table.c.request_id, request_id)
 
     def lock_event(self, con: Connection, event_id: int) -> None:
         """Hold an event's row (a proposed reduction, an override) until ``con`` commits, so two
         people acting on it queue and the later one reads the first one's decision."""
-        con.execute(sa.select(events_table.c.event_id).where(events_table.c.event_id == event_id).with_for_update())
+        _lock_row(con, events_table.c.event_id, event_id)
 
     def add_approval(self, con: Connection, approval: Approval) -> None:
         try:
@@ -399,7 +408,7 @@ class LimitRegister:
     def pending_requests(self, con: Connection | None = None) -> list[LimitRequest]:
         """Requests waiting for an approver: asked for, and neither decided nor cancelled."""
         r, e = requests_table, events_table
-        closed = sa.select(e.c.request_id).where(e.c.event.in_([*GRANTS, "declined", "cancelled"]), e.c.request_id.is_not(None))
+        closed = sa.select(e.c.request_id).where(e.c.event.in_(sorted(DECIDED)), e.c.request_id.is_not(None))
         waiting = sa.select(e.c.request_id).where(e.c.event.in_(["pending_approval", "referred"]))
         query = sa.select(r).where(r.c.request_id.in_(waiting), r.c.request_id.not_in(closed)).order_by(r.c.recorded_at)
         with self._reading(con) as c:

@@ -84,12 +84,12 @@ def fit_platt(raw: np.ndarray, label: np.ndarray) -> Calibrator:
 def fit_isotonic(raw: np.ndarray, label: np.ndarray) -> Calibrator:
     """Centred isotonic regression (Oron and Flournoy, 2017): the pooled-adjacent-violators fit,
     with one knot at the centre of each pooled block and straight lines between. The plain step
-    curve gives every buyer of a block the same PD, so it tied buyers the booster told apart: on
-    a 100-buyer book that cost up to 0.05 of the late model's AUC. Between the first and last
-    centre this curve keeps the booster's order; beyond them it is flat."""
+    curve gives every buyer of a block the same PD, so it tied buyers the booster told apart
+    (decision 0008). Between the first and last centre this curve keeps the booster's order;
+    beyond them it is flat."""
     order = np.argsort(raw, kind="stable")
     x = np.asarray(raw, dtype=float)[order]
-    pooled = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x, label[order]).predict(x)
+    pooled = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x, np.asarray(label)[order]).predict(x)
     starts = np.r_[0, np.flatnonzero(np.diff(pooled) > 0) + 1]
     centres = np.add.reduceat(x, starts) / np.diff(np.r_[starts, len(x)])
     return Calibrator("isotonic", knots_x=tuple(map(float, centres)), knots_y=tuple(map(float, pooled[starts])))

@@ -20,6 +20,7 @@ from tradecredit.credit.desk import (
     Reviewer,
     adjust_limits,
     add_months,
+    cancel_request,
     decide_request,
     file_request,
     record_override,
@@ -186,6 +187,17 @@ def test_a_key_buyer_is_reviewed_at_least_quarterly(register, config):
     assert state.next_review_on == add_months(DAY, cfg.review.key_buyer_months).isoformat()
 
 
+def test_cancelling_a_request_for_more_leaves_the_line_standing(register, config):
+    cfg = config.credit
+    assert file_request(register, cfg, view("low", grade=2), "S1", "B1", 10_000.0, 30, "key:k1", DAY).state.granted == 10_000.0
+    more = file_request(register, cfg, view("high", grade=8), "S1", "B1", 390_000.0, 30, "key:k1", DAY)
+    assert more.status == "pending_approval"
+    cancelled = cancel_request(register, more.request.request_id, "sam", "the order fell through", DAY)
+    assert cancelled.status == "cancelled"
+    state = register.state("S1", "B1", DAY)
+    assert state.has_line and state.granted == 10_000.0 and not state.pending_request_ids
+
+
 def test_an_override_holds_until_it_expires_or_is_revoked(register, config):
     cfg = config.credit
     with pytest.raises(RegisterError):
@@ -267,7 +279,8 @@ def test_two_people_deciding_one_reduction_at_once_record_one_decision(tmp_path,
     rival = threading.Thread(target=_outcome, args=(results, "ben", lambda: settle_reduction(
         LimitRegister(url), "S1", "B1", proposal, BEN, True, "confirm", DAY)))
     _outcome(results, "anna", lambda: settle_reduction(RivalAfterFirstRead(url, rival), "S1", "B1", proposal, ANNA, False, "reject", DAY))
-    rival.join()
+    rival.join(timeout=30)
+    assert not rival.is_alive()
     assert sorted(map(str, results.values())) == ["409", "done"]
     decisions = [e.event for e in reg.events("S1", "B1") if e.ref_event_id == proposal]
     assert len(decisions) == 1 and decisions[0] in ("reduction_confirmed", "reduction_rejected")
@@ -281,7 +294,8 @@ def test_two_people_revoking_one_override_at_once_record_one_revocation(tmp_path
     results: dict[str, object] = {}
     rival = threading.Thread(target=_outcome, args=(results, "ben", lambda: revoke_override(LimitRegister(url), "S1", "B1", BEN, "statements", DAY)))
     _outcome(results, "anna", lambda: revoke_override(RivalAfterFirstRead(url, rival), "S1", "B1", ANNA, "statements", DAY))
-    rival.join()
+    rival.join(timeout=30)
+    assert not rival.is_alive()
     assert sorted(map(str, results.values())) == ["409", "done"]
     assert [e.event for e in reg.events("S1", "B1")].count("override_revoked") == 1
 

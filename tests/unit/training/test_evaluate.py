@@ -101,5 +101,5 @@ def test_isotonic_calibration_keeps_the_order_the_booster_gave():
     curve = calibrator(np.sort(raw[inside]))
     assert np.all(np.diff(curve) > 0)
     assert roc_auc_score(label[inside], calibrator(raw[inside])) == pytest.approx(roc_auc_score(label[inside], raw[inside]))
-    # Still a calibration: the mean PD of each pooled block is its event rate.
-    assert calibrator(raw).mean() == pytest.approx(label.mean(), abs=0.02)
+    # Still a calibration: each knot is its block's event rate, so the mean PD stays near the event rate.
+    assert calibrator(raw).mean() == pytest.approx(label.mean(), abs=0.005)
