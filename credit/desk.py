@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from tradecredit.credit.config import CreditConfig, Tier, approvals_needed
 from tradecredit.credit.register import (
@@ -98,36 +99,16 @@ def _grant(kind: str, amount: float, view_tier: Tier, grade: int, terms: int, on
     )
 
 
-def other_sellers_lines(register: LimitRegister, seller_id: str, buyer_id: str, on: date) -> float:
+def other_sellers_lines(register: LimitRegister, seller_id: str, buyer_id: str, on: date, con: Connection | None = None) -> float:
     """What the buyer's other sellers already hold: its lines must fit one capacity together."""
-    return sum(s.granted for s in register.states(on, buyer_id=buyer_id) if s.seller_id != seller_id and s.has_line)
+    return sum(s.granted for s in register.states(on, buyer_id=buyer_id, con=con) if s.seller_id != seller_id and s.has_line)
 
 
-def file_request(
-    register: LimitRegister,
-    cfg: CreditConfig,
-    view: PolicyView,
-    seller_id: str,
-    buyer_id: str,
-    amount: float,
-    terms_days: int,
-    requested_by: str,
-    on: date,
-    client_key: str | None = None,
-    accept_partial: bool = True,
-) -> RequestOutcome:
-    """File a request and decide it within delegated authority, or leave it pending approval.
-
-    The same ``client_key`` from the same seller returns the first request's outcome (an ERP
-    retrying after a timeout files nothing twice); reused with a different body it is a 409.
-    """
-    if client_key is not None:
-        earlier = register.request_by_client_key(seller_id, client_key)
-        if earlier is not None:
-            if (earlier.buyer_id, earlier.requested_amount, earlier.terms_days) != (buyer_id, amount, terms_days):
-                raise RegisterError(409, "client_key_reused", "this client_key was used for a different request: use a new key")
-            return outcome_of(register, earlier, on, created=False)
-    taken = other_sellers_lines(register, seller_id, buyer_id, on) if cfg.aggregate_capacity else 0.0
+def _filing(
+    cfg: CreditConfig, view: PolicyView, seller_id: str, buyer_id: str, amount: float, terms_days: int, requested_by: str,
+    on: date, client_key: str | None, accept_partial: bool, taken: float,
+) -> tuple[LimitRequest, list[NewEvent]]:
+    """The request and its first events: decided within delegated authority, or left to approvers."""
     room = max(0.0, view.recommended - taken)
     proposed = 0.0 if view.knocked_out or view.decision == "decline" else min(amount, room)
     reason = view.reason
@@ -157,8 +138,42 @@ def file_request(
         approvals_needed=needed, policy_decision=view.decision, decision_code=view.decision_code, reason=reason,
         details={"limit_reasons": view.limit_reasons, "pd_reasons": view.pd_reasons, "conditions": view.conditions, "capacity": view.capacity, "other_sellers_lines": taken},
     )
+    return request, events
+
+
+def file_request(
+    register: LimitRegister,
+    cfg: CreditConfig,
+    view: PolicyView,
+    seller_id: str,
+    buyer_id: str,
+    amount: float,
+    terms_days: int,
+    requested_by: str,
+    on: date,
+    client_key: str | None = None,
+    accept_partial: bool = True,
+) -> RequestOutcome:
+    """File a request and decide it within delegated authority, or leave it pending approval.
+
+    The same ``client_key`` from the same seller returns the first request's outcome (an ERP
+    retrying after a timeout files nothing twice); reused with a different body it is a 409.
+    """
+    if client_key is not None:
+        earlier = register.request_by_client_key(seller_id, client_key)
+        if earlier is not None:
+            if (earlier.buyer_id, earlier.requested_amount, earlier.terms_days) != (buyer_id, amount, terms_days):
+                raise RegisterError(409, "client_key_reused", "this client_key was used for a different request: use a new key")
+            return outcome_of(register, earlier, on, created=False)
     try:
         with register.transaction() as con:
+            # The capacity is read and taken under the buyer's lock: two sellers filing at once
+            # queue, and the later one sees the first one's line (first come, first served).
+            taken = 0.0
+            if cfg.aggregate_capacity:
+                register.lock_buyer(con, buyer_id)
+                taken = other_sellers_lines(register, seller_id, buyer_id, on, con)
+            request, events = _filing(cfg, view, seller_id, buyer_id, amount, terms_days, requested_by, on, client_key, accept_partial, taken)
             register.add_request(con, request)
             register.append(con, seller_id, buyer_id, on, events, request.request_id)
     except sa.exc.IntegrityError:  # a concurrent retry with the same client key got there first
@@ -208,12 +223,14 @@ def decide_request(
             raise RegisterError(409, "knocked_out", f"this buyer cannot be approved: {knock_out}")
         if not 0 < grant <= request.requested_amount:
             raise RegisterError(400, "invalid_field", f"the amount granted is above 0 and at most the {request.requested_amount:,.0f} requested")
-        if cfg.aggregate_capacity:
-            taken = other_sellers_lines(register, request.seller_id, request.buyer_id, on)
+    with register.transaction() as con:
+        # Locks in one order everywhere (the buyer, then the request), so two decisions cannot deadlock.
+        if verdict == "approve" and cfg.aggregate_capacity:
+            register.lock_buyer(con, request.buyer_id)
+            taken = other_sellers_lines(register, request.seller_id, request.buyer_id, on, con)
             capacity = float(request.details.get("capacity", request.recommended))
             if grant + taken > capacity:
                 raise RegisterError(409, "over_capacity", f"the buyer's lines across sellers would be {grant + taken:,.0f}, above its capacity {capacity:,.0f}")
-    with register.transaction() as con:
         register.lock_request(con, request_id)
         events = [e for e in register.events(request.seller_id, request.buyer_id, con) if e.request_id == request_id]
         if any(e.event in DECIDED for e in events):

@@ -354,6 +354,13 @@ class LimitRegister:
         granted the line twice. SQLite's writers already queue (BEGIN IMMEDIATE)."""
         _lock_row(con, requests_table.c.request_id, request_id)
 
+    def lock_buyer(self, con: Connection, buyer_id: str) -> None:
+        """Hold the buyer until ``con`` commits, so filings and approvals that share its capacity
+        across sellers queue. No row stands for a buyer: on PostgreSQL a transaction-scoped advisory
+        lock on the buyer's key; SQLite's BEGIN IMMEDIATE already holds the whole file."""
+        if con.dialect.name == "postgresql":
+            con.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"limit-buyer:{buyer_id}"})
+
     def lock_event(self, con: Connection, event_id: int) -> None:
         """Hold an event's row (a proposed reduction, an override) until ``con`` commits, so two
         people acting on it queue and the later one reads the first one's decision."""

@@ -85,3 +85,36 @@ def test_an_approver_whose_rival_commits_between_two_reads_does_not_grant_twice(
     assert len(register.approvals(rid)) == 2
     assert [e.event for e in register.events("S-PG2", "B-PG2")].count("approved") == 1
     register.close()
+
+
+def test_two_sellers_filing_for_one_buyer_at_once_share_its_capacity_on_postgresql(production_servers):
+    # On read committed nothing row-level stands for a buyer's capacity: the advisory lock on the
+    # buyer makes the second filing wait and read the first one's line.
+    cfg = load_config().credit
+    url = production_servers.environment()["TRADECREDIT_REGISTER_URL"]
+    register = LimitRegister(url)
+    capped = PolicyView(0.001, 2, "low", 50_000.0, 50_000.0, "approve", "within_limit", "within the recommended limit")
+    results: dict[str, object] = {}
+
+    def file(seller: str, own: LimitRegister) -> None:
+        try:
+            results[seller] = file_request(own, cfg, capped, seller, "B-CAP", 40_000.0, 30, f"key:{seller}", DAY).status
+        finally:
+            own.close()
+
+    rival = threading.Thread(target=file, args=("S-CAP2", LimitRegister(url)))
+
+    class ReadsCapacityBeforeTheRival(LimitRegister):
+        def states(self, on, seller_id=None, buyer_id=None, con=None):  # type: ignore[no-untyped-def]
+            read = super().states(on, seller_id, buyer_id, con)
+            if con is not None and rival.ident is None:
+                rival.start()
+                rival.join(timeout=3)  # it finishes unless this transaction holds the buyer
+            return read
+
+    file("S-CAP1", ReadsCapacityBeforeTheRival(url))
+    rival.join(timeout=30)
+    assert not rival.is_alive()
+    assert sorted(map(str, results.values())) == ["approved", "partially_approved"]
+    assert sum(s.granted for s in register.states(DAY, buyer_id="B-CAP")) == 50_000.0
+    register.close()

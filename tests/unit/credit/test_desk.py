@@ -259,6 +259,13 @@ class RivalAfterFirstRead(LimitRegister):
             self.rival.join(timeout=2)
         return read
 
+    def states(self, on, seller_id=None, buyer_id=None, con=None):  # type: ignore[no-untyped-def]
+        read = super().states(on, seller_id, buyer_id, con)
+        if self.rival.ident is None:
+            self.rival.start()
+            self.rival.join(timeout=2)
+        return read
+
 
 def _outcome(results: dict[str, object], name: str, act) -> None:  # type: ignore[no-untyped-def]
     try:
@@ -284,6 +291,21 @@ def test_two_people_deciding_one_reduction_at_once_record_one_decision(tmp_path,
     assert sorted(map(str, results.values())) == ["409", "done"]
     decisions = [e.event for e in reg.events("S1", "B1") if e.ref_event_id == proposal]
     assert len(decisions) == 1 and decisions[0] in ("reduction_confirmed", "reduction_rejected")
+
+
+def test_two_sellers_filing_for_one_buyer_at_once_share_its_capacity(tmp_path, config):
+    cfg = config.credit
+    url = sqlite_url(tmp_path / "register.db")
+    reg = LimitRegister(url)
+    results: dict[str, object] = {}
+    capped = view("low", recommended=50_000.0)
+    rival = threading.Thread(target=lambda: results.setdefault("S2", file_request(
+        LimitRegister(url), cfg, capped, "S2", "B1", 40_000.0, 30, "key:k2", DAY).status))
+    results["S1"] = file_request(RivalAfterFirstRead(url, rival), cfg, capped, "S1", "B1", 40_000.0, 30, "key:k1", DAY).status
+    rival.join(timeout=30)
+    assert not rival.is_alive()
+    assert sorted(map(str, results.values())) == ["approved", "partially_approved"]
+    assert sum(st.granted for st in reg.states(DAY, buyer_id="B1")) == 50_000.0
 
 
 def test_two_people_revoking_one_override_at_once_record_one_revocation(tmp_path, config):
