@@ -350,43 +350,25 @@ def adjust_limits(register: LimitRegister, cfg: CreditConfig, risks: dict[str, B
     limit files an increase request for approval (never a silent increase); lines past their
     validity are marked expired; reviews falling due, and the lines of buyers with a yellow case,
     are listed. Rerunning a date adds nothing."""
-    a = cfg.adjustments
-    proposed = increases = expired = 0
-    states = register.states(on)
-    earlier = {(e.seller_id, e.buyer_id, e.ref_event_id, e.granted) for s in states for e in s.events if e.event == "reduction_proposed"}
-    for s in states:
-        grant = next((e for e in reversed(s.events) if e.event_id == s.grant_event_id), None)
-        if grant is None:
+    done: dict[str, int] = {"expired": 0, "proposed": 0, "increase": 0}
+    for seen in register.states(on):
+        risk = risks.get(seen.buyer_id)
+        if _line_action(cfg, seen, risk, on) is None:
             continue
-        if s.status == "expired":
-            if not any(e.event == "expired" and e.ref_event_id == grant.event_id for e in s.events):
-                with register.transaction() as con:
-                    register.append(con, s.seller_id, s.buyer_id, on, [NewEvent("expired", "policy", f"valid to {s.valid_to}", ref_event_id=grant.event_id)])
-                expired += 1
-            continue
-        risk = risks.get(s.buyer_id)
-        if risk is None or not s.has_line:
-            continue
-        targets: list[tuple[float, str]] = []
-        if a.reduce_on_red_alert and risk.red_alert:
-            exposure = risk.exposure_by_seller.get(s.seller_id, 0.0)
-            targets.append((exposure, f"a red early-warning case: no new headroom above the exposure {exposure:,.0f}"))
-        if s.grade_at_decision is not None and risk.grade >= s.grade_at_decision + a.grade_steps:
-            targets.append((risk.recommended, f"grade {risk.grade}, {risk.grade - s.grade_at_decision} steps worse than at the decision (grade {s.grade_at_decision}): the recommended limit is {risk.recommended:,.0f}"))
-        floor = min(s.pending_reductions, key=lambda p: p.to).to if s.pending_reductions else s.granted
-        for target, why in sorted(targets):
-            target = max(0.0, float(target))
-            if target < floor and (s.seller_id, s.buyer_id, grant.event_id, target) not in earlier:
-                with register.transaction() as con:
-                    register.append(con, s.seller_id, s.buyer_id, on, [
-                        NewEvent("reduction_proposed", "policy:monitoring", why, granted=target, effective_on=on + timedelta(days=a.notice_days), ref_event_id=grant.event_id, grade=risk.grade, tier=risk.tier)
-                    ])
-                proposed += 1
-                break
-        else:
-            if a.propose_increase_share > 0 and not targets and not s.pending_request_ids and risk.recommended >= s.granted * (1 + a.propose_increase_share) and s.granted > 0:
-                _file_increase(register, cfg, s, risk, on)
-                increases += 1
+        with register.transaction() as con:
+            # Decided again on the line read under the buyer's lock: a second run or an approval
+            # may have changed it since the list was read, and nothing is proposed twice.
+            register.lock_buyer(con, seen.buyer_id)
+            line = register.state(seen.seller_id, seen.buyer_id, on, con)
+            action = _line_action(cfg, line, risk, on)
+            if action is not None:
+                kind, events = action
+                if kind == "increase":
+                    _file_increase(register, cfg, line, risk, on, con)  # type: ignore[arg-type]
+                else:
+                    register.append(con, line.seller_id, line.buyer_id, on, events)
+                done[kind] += 1
+    proposed, increases, expired = done["proposed"], done["increase"], done["expired"]
     states = register.states(on)
     return AdjustmentOutcome(
         on=on, reductions_proposed=proposed, increases_requested=increases, expired=expired,
@@ -395,7 +377,39 @@ def adjust_limits(register: LimitRegister, cfg: CreditConfig, risks: dict[str, B
     )
 
 
-def _file_increase(register: LimitRegister, cfg: CreditConfig, s: LimitState, risk: BuyerRisk, on: date) -> None:
+def _line_action(cfg: CreditConfig, s: LimitState, risk: BuyerRisk | None, on: date) -> tuple[str, list[NewEvent]] | None:
+    """What a run does to one line: ("expired" or "proposed", the events to append), ("increase",
+    []) for an increase request, or None."""
+    a = cfg.adjustments
+    grant = next((e for e in reversed(s.events) if e.event_id == s.grant_event_id), None)
+    if grant is None:
+        return None
+    if s.status == "expired":
+        if any(e.event == "expired" and e.ref_event_id == grant.event_id for e in s.events):
+            return None
+        return "expired", [NewEvent("expired", "policy", f"valid to {s.valid_to}", ref_event_id=grant.event_id)]
+    if risk is None or not s.has_line:
+        return None
+    targets: list[tuple[float, str]] = []
+    if a.reduce_on_red_alert and risk.red_alert:
+        exposure = risk.exposure_by_seller.get(s.seller_id, 0.0)
+        targets.append((exposure, f"a red early-warning case: no new headroom above the exposure {exposure:,.0f}"))
+    if s.grade_at_decision is not None and risk.grade >= s.grade_at_decision + a.grade_steps:
+        targets.append((risk.recommended, f"grade {risk.grade}, {risk.grade - s.grade_at_decision} steps worse than at the decision (grade {s.grade_at_decision}): the recommended limit is {risk.recommended:,.0f}"))
+    earlier = {(e.ref_event_id, e.granted) for e in s.events if e.event == "reduction_proposed"}
+    floor = min(s.pending_reductions, key=lambda p: p.to).to if s.pending_reductions else s.granted
+    for target, why in sorted(targets):
+        target = max(0.0, float(target))
+        if target < floor and (grant.event_id, target) not in earlier:
+            return "proposed", [
+                NewEvent("reduction_proposed", "policy:monitoring", why, granted=target, effective_on=on + timedelta(days=a.notice_days), ref_event_id=grant.event_id, grade=risk.grade, tier=risk.tier)
+            ]
+    if a.propose_increase_share > 0 and not targets and not s.pending_request_ids and risk.recommended >= s.granted * (1 + a.propose_increase_share) and s.granted > 0:
+        return "increase", []
+    return None
+
+
+def _file_increase(register: LimitRegister, cfg: CreditConfig, s: LimitState, risk: BuyerRisk, on: date, con: Connection) -> None:
     needed = max(1, approvals_needed(risk.tier, risk.recommended, cfg))
     request = LimitRequest(
         request_id=new_request_id(), seller_id=s.seller_id, buyer_id=s.buyer_id, client_key=None, requested_amount=risk.recommended,
@@ -405,9 +419,8 @@ def _file_increase(register: LimitRegister, cfg: CreditConfig, s: LimitState, ri
         reason=f"the recommended limit {risk.recommended:,.0f} is well above the line {s.granted:,.0f} (grade {risk.grade})",
         details={"capacity": risk.recommended, "conditions": s.conditions},
     )
-    with register.transaction() as con:
-        register.add_request(con, request)
-        register.append(con, s.seller_id, s.buyer_id, on, [
-            NewEvent("requested", "policy:monitoring", request.reason, granted=risk.recommended, grade=risk.grade, tier=risk.tier),
-            NewEvent("pending_approval", "policy", f"an increase is never silent: {needed} approver(s)", grade=risk.grade, tier=risk.tier),
-        ], request.request_id)
+    register.add_request(con, request)
+    register.append(con, s.seller_id, s.buyer_id, on, [
+        NewEvent("requested", "policy:monitoring", request.reason, granted=risk.recommended, grade=risk.grade, tier=risk.tier),
+        NewEvent("pending_approval", "policy", f"an increase is never silent: {needed} approver(s)", grade=risk.grade, tier=risk.tier),
+    ], request.request_id)

@@ -308,6 +308,21 @@ def test_two_sellers_filing_for_one_buyer_at_once_share_its_capacity(tmp_path, c
     assert sum(st.granted for st in reg.states(DAY, buyer_id="B1")) == 50_000.0
 
 
+def test_two_monitoring_runs_at_once_propose_one_reduction(tmp_path, config):
+    cfg = config.credit
+    url = sqlite_url(tmp_path / "register.db")
+    reg = LimitRegister(url)
+    file_request(reg, cfg, view("low", grade=2), "S1", "B1", 40_000.0, 30, "key:k1", DAY)
+    red = {"B1": BuyerRisk(0.2, 9, "high", 0.0, red_alert=True, exposure_by_seller={"S1": 5_000.0})}
+    results: dict[str, object] = {}
+    rival = threading.Thread(target=lambda: results.setdefault("second", adjust_limits(LimitRegister(url), cfg, red, DAY).reductions_proposed))
+    results["first"] = adjust_limits(RivalAfterFirstRead(url, rival), cfg, red, DAY).reductions_proposed
+    rival.join(timeout=30)
+    assert not rival.is_alive()
+    assert sorted(results.values()) == [0, 1]
+    assert [e.event for e in reg.events("S1", "B1")].count("reduction_proposed") == 1
+
+
 def test_two_people_revoking_one_override_at_once_record_one_revocation(tmp_path, config):
     cfg = config.credit
     url = sqlite_url(tmp_path / "register.db")
