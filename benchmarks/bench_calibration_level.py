@@ -39,9 +39,9 @@ from tradecredit.features.labels import DEFAULT_HORIZON_DAYS, default_spells
 from tradecredit.model_specs import model_spec
 from tradecredit.training.evaluate import expected_calibration_error
 from tradecredit.training.pipeline import read_truth
-from tradecredit.training.procedure import ProcedureSpec, fit_booster, fit_procedure, scaled_rounds
+from tradecredit.training.procedure import fit_booster, fit_procedure, scaled_rounds
 from tradecredit.training.splits import HOLDOUT
-from tradecredit.training.train import _rounds_cap, prepare, truth_column
+from tradecredit.training.train import prepare, procedure_spec, truth_column
 from tradecredit.workspace import Workspace
 
 
@@ -69,13 +69,9 @@ def main() -> None:
     label = spec.label(cfg.labels.late_days)
     tuned = dict(summary["params"])
     rounds = int(tuned.pop("rounds"))
-    procedure = ProcedureSpec(
-        model=model, label=label, date_column=spec.date_column, features=data.features, categories=data.categories,
-        monotone={f: d for f, d in model_cfg.monotone.items() if f in data.features},
-        params=tuned | {"monotone_constraints": [model_cfg.monotone.get(f, 0) for f in data.features]},
-        tuned_rounds=rounds, tuned_rows=int(summary["slice_rows"]["tuning_train"]),
-        rounds_cap=_rounds_cap(model_cfg.tuning, int(tuned["num_leaves"]), int(tuned["max_depth"])),
-    )
+    procedure = procedure_spec(data, model, cfg.labels.late_days, model_cfg,
+                               tuned | {"monotone_constraints": [model_cfg.monotone.get(f, 0) for f in data.features]},
+                               rounds, int(summary["slice_rows"]["tuning_train"]))
     # The first default start in each row's 12-month window, from the label's own spells.
     spells = default_spells(ws.read_ledger().tables, cfg.labels.default, data_end).spells
     rows = data.frame.with_columns(pl.col(spec.date_column).dt.date().alias("_day"))

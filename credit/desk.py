@@ -363,15 +363,14 @@ def adjust_limits(register: LimitRegister, cfg: CreditConfig, risks: dict[str, B
             action = _line_action(cfg, line, risk, on)
             if action is not None:
                 kind, events = action
-                if kind == "increase":
-                    _file_increase(register, cfg, line, risk, on, con)  # type: ignore[arg-type]
+                if kind == "increase" and risk is not None:  # an increase is only ever proposed on a known risk
+                    _file_increase(register, cfg, line, risk, on, con)
                 else:
                     register.append(con, line.seller_id, line.buyer_id, on, events)
                 done[kind] += 1
-    proposed, increases, expired = done["proposed"], done["increase"], done["expired"]
     states = register.states(on)
     return AdjustmentOutcome(
-        on=on, reductions_proposed=proposed, increases_requested=increases, expired=expired,
+        on=on, reductions_proposed=done["proposed"], increases_requested=done["increase"], expired=done["expired"],
         reviews_due=[s for s in states if s.review_due(on) or (s.has_line and s.buyer_id in risks and risks[s.buyer_id].review_case)],
         pending_reductions=[(s, p) for s in states for p in s.pending_reductions],
     )

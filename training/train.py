@@ -317,6 +317,19 @@ def tuning_inputs(
     return TuningInputs(data, base, train_rows, cal_rows, x_train, y_train, x_cal, y_cal, train_set, valid_set)
 
 
+def procedure_spec(data: PreparedData, model: str, late_days: int, cfg: ModelTrainingConfig, params: dict[str, object],
+                   tuned_rounds: int, tuned_rows: int) -> ProcedureSpec:
+    """The procedure every origin and the served model run, from the prepared data and the tuned
+    booster (``params`` with its monotone constraints, the rounds early stopping chose on ``tuned_rows``)."""
+    spec = model_spec(model)
+    return ProcedureSpec(
+        model=model, label=spec.label(late_days), date_column=spec.date_column, features=data.features,
+        categories=data.categories, monotone={f: d for f, d in cfg.monotone.items() if f in data.features},
+        params=params, tuned_rounds=tuned_rounds, tuned_rows=tuned_rows,
+        rounds_cap=_rounds_cap(cfg.tuning, int(params["num_leaves"]), int(params["max_depth"])),  # type: ignore[call-overload]
+    )
+
+
 def train(
     training_set: pl.DataFrame,
     model: str,
@@ -341,12 +354,7 @@ def train(
     spec = model_spec(model)
     tuning = tune(inputs.train_set, inputs.valid_set, cfg.tuning, base, shared, tuning_callbacks)
     params = final_params(tuning.params, base)
-    procedure = ProcedureSpec(
-        model=model, label=spec.label(late_days), date_column=spec.date_column, features=data.features,
-        categories=data.categories, monotone={f: d for f, d in cfg.monotone.items() if f in data.features},
-        params=params, tuned_rounds=tuning.rounds, tuned_rows=inputs.train_rows.height,
-        rounds_cap=_rounds_cap(cfg.tuning, int(params["num_leaves"]), int(params["max_depth"])),  # type: ignore[call-overload]
-    )
+    procedure = procedure_spec(data, model, late_days, cfg, params, tuning.rounds, inputs.train_rows.height)
 
     def sample(rows: pl.DataFrame) -> pl.DataFrame:
         return training_rows(rows, model, cfg, lightgbm_cfg.seed)

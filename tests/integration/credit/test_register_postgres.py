@@ -4,6 +4,7 @@ same schema and the same guarantees as on SQLite, racing approvers included."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import date
 
 from tradecredit.config import load_config
@@ -12,6 +13,23 @@ from tradecredit.credit.register import LimitRegister, RegisterError
 from tradecredit.local_servers import postgres_url
 
 DAY = date(2026, 3, 31)
+
+
+def _record(results: dict[str, object], key: str, own: LimitRegister, act: Callable[[LimitRegister], str]) -> None:
+    """One party's outcome on its own connection: the status it got, or the refusal's."""
+    try:
+        results[key] = act(own)
+    except RegisterError as exc:
+        results[key] = exc.status
+    finally:
+        own.close()
+
+
+def _let_run(rival: threading.Thread) -> None:
+    # Once: the rival finishes within 3 s unless the caller's transaction holds what it needs.
+    if rival.ident is None:
+        rival.start()
+        rival.join(timeout=3)
 
 
 def test_the_register_on_postgresql_keeps_four_eyes_and_one_winner(production_servers):
@@ -62,20 +80,14 @@ def test_an_approver_whose_rival_commits_between_two_reads_does_not_grant_twice(
     results: dict[str, object] = {}
 
     def approve(name: str, own: LimitRegister) -> None:
-        try:
-            results[name] = decide_request(own, cfg, rid, Reviewer(name, frozenset({"approver"})), "approve", "second pair", DAY).status
-        except RegisterError as exc:
-            results[name] = exc.status
-        finally:
-            own.close()
+        _record(results, name, own, lambda reg: decide_request(reg, cfg, rid, Reviewer(name, frozenset({"approver"})), "approve", "second pair", DAY).status)
 
     rival = threading.Thread(target=approve, args=("ben", LimitRegister(url)))
 
     class ReadsApprovalsAfterTheRival(LimitRegister):
         def approvals(self, request_id: str, con=None):  # type: ignore[no-untyped-def]
-            if con is not None and rival.ident is None:
-                rival.start()
-                rival.join(timeout=3)  # it finishes unless this transaction holds the request
+            if con is not None:
+                _let_run(rival)
             return super().approvals(request_id, con)
 
     approve("cat", ReadsApprovalsAfterTheRival(url))
@@ -97,19 +109,15 @@ def test_two_sellers_filing_for_one_buyer_at_once_share_its_capacity_on_postgres
     results: dict[str, object] = {}
 
     def file(seller: str, own: LimitRegister) -> None:
-        try:
-            results[seller] = file_request(own, cfg, capped, seller, "B-CAP", 40_000.0, 30, f"key:{seller}", DAY).status
-        finally:
-            own.close()
+        _record(results, seller, own, lambda reg: file_request(reg, cfg, capped, seller, "B-CAP", 40_000.0, 30, f"key:{seller}", DAY).status)
 
     rival = threading.Thread(target=file, args=("S-CAP2", LimitRegister(url)))
 
     class ReadsCapacityBeforeTheRival(LimitRegister):
         def states(self, on, seller_id=None, buyer_id=None, con=None):  # type: ignore[no-untyped-def]
             read = super().states(on, seller_id, buyer_id, con)
-            if con is not None and rival.ident is None:
-                rival.start()
-                rival.join(timeout=3)  # it finishes unless this transaction holds the buyer
+            if con is not None:
+                _let_run(rival)
             return read
 
     file("S-CAP1", ReadsCapacityBeforeTheRival(url))
